@@ -1,0 +1,19 @@
+# `make test` is the one command that installs what the tests need and runs them (CI calls it).
+PYTHON ?= python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: test install test-deps data
+
+install:
+	$(PYTHON) -m pip install -q -e '.[test]'
+
+# BLAST+ writes the small BLAST databases our reader is checked against.
+test-deps:
+	@command -v makeblastdb >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq ncbi-blast+ >/dev/null; }
+
+# Real data for the tests, fetched by the project's own command (idempotent, seconds when cached).
+data: install
+	instructprotein data fetch --group data --group test --group tools
+
+test: install test-deps data
+	$(PYTHON) -m pytest -q

@@ -1,0 +1,286 @@
+"""``instructprotein``: one sub-command per pipeline stage.
+
+Each command reads and writes files, so any stage can be rerun or moved to another
+machine; ``run`` chains them for the embedded default and skips what is already done.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from instructprotein.errors import InstructProteinError, SkipLog
+from instructprotein.paths import cache_dir, default_kg_path, work_dir
+
+app = typer.Typer(help="Align human and protein language: data, knowledge graph, instructions, model.", no_args_is_help=True)
+data_app = typer.Typer(help="Fetch and inspect the raw data releases.", no_args_is_help=True)
+kg_app = typer.Typer(help="Build and query the protein knowledge graph.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(kg_app, name="kg")
+
+out = Console()
+err = Console(stderr=True)
+
+CacheOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Data cache (default: $INSTRUCTPROTEIN_CACHE or the user cache dir).")]
+WorkOpt = Annotated[Optional[Path], typer.Option("--workdir", help="Outputs of this run (default: $INSTRUCTPROTEIN_WORKDIR or ./instructprotein-work).")]
+KgOpt = Annotated[Optional[Path], typer.Option("--kg", help="Knowledge graph file (default: WORKDIR/kg.sqlite).")]
+
+
+def _progress():
+    from instructprotein.progress import RichProgress
+
+    return RichProgress()
+
+
+# ----------------------------------------------------------------------------- data
+@data_app.command("fetch")
+def data_fetch(
+    cache: CacheOpt = None,
+    group: Annotated[list[str], typer.Option(help="Package groups: data (default), test, tools.")] = ["data"],  # noqa: B006
+    package: Annotated[list[str], typer.Option(help="Also fetch this package by name.")] = [],  # noqa: B006
+    deb_dir: Annotated[Optional[Path], typer.Option(help="Take NAME_*.deb files from this folder instead of apt-get.")] = None,
+    force: Annotated[bool, typer.Option(help="Fetch again even if the cache is intact.")] = False,
+    keep_debs: Annotated[bool, typer.Option(help="Keep the downloaded .deb files.")] = False,
+) -> None:
+    """Download the Debian packages holding real protein data and unpack what is used."""
+    from instructprotein.sources.debian import fetch, packages_for
+
+    pkgs = packages_for(group, package)
+    results = fetch(pkgs, cache, deb_dir=deb_dir, force=force, keep_debs=keep_debs, say=lambda m: err.log(m))
+    table = Table(title=f"data cache: {cache_dir(cache)}")
+    for col in ("package", "version", ".deb MB", "sha256", "kept files", "kept MB", "status"):
+        table.add_column(col)
+    for rec, fetched in results:
+        table.add_row(rec.package, rec.version, f"{rec.deb_size / 1e6:.1f}", rec.deb_sha256[:16] + "...",
+                      str(rec.kept_files), f"{rec.kept_bytes / 1e6:.1f}", "fetched" if fetched else "cached, checked")
+    out.print(table)
+
+
+@data_app.command("status")
+def data_status(cache: CacheOpt = None) -> None:
+    """What is in the cache, and whether each named resource is present."""
+    from instructprotein.sources.debian import load_manifest
+    from instructprotein.sources.registry import RESOURCES, resource_path
+
+    root = cache_dir(cache)
+    manifest = load_manifest(root)
+    table = Table(title=f"resources in {root}")
+    for col in ("resource", "package", "version", "present", "description"):
+        table.add_column(col)
+    for name, res in RESOURCES.items():
+        present = resource_path(name, cache, must_exist=False).exists()
+        rec = manifest.get(res.package)
+        table.add_row(name, res.package, rec.version if rec else "-", "yes" if present else "no", res.description)
+    out.print(table)
+
+
+# ----------------------------------------------------------------------------- kg
+@kg_app.command("build")
+def kg_build(
+    source: Annotated[str, typer.Option(help="debian: Swiss-Prot 2014 from metastudent-data; uniprot: your .dat files + --obo.")] = "debian",
+    uniprot: Annotated[list[Path], typer.Option(help="UniProt flat file(s), .dat or .dat.gz (with --source uniprot).")] = [],  # noqa: B006
+    obo: Annotated[Optional[Path], typer.Option(help="GO .obo file (required with --source uniprot).")] = None,
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="Output file (default: WORKDIR/kg.sqlite).")] = None,
+    sample: Annotated[Optional[float], typer.Option(help="Keep this fraction of proteins (deterministic by accession).")] = None,
+    skip_bad: Annotated[bool, typer.Option(help="Skip and count bad records instead of stopping at the first.")] = False,
+    cache: CacheOpt = None,
+    workdir: WorkOpt = None,
+) -> None:
+    """Build the knowledge graph (SQLite) from either source."""
+    from instructprotein.kg.inputs import build_from_metastudent, build_from_uniprot
+
+    target = out_path or default_kg_path(workdir)
+    skip = SkipLog() if skip_bad else None
+    progress = _progress()
+    start = time.perf_counter()
+    try:
+        if source == "debian":
+            from instructprotein.formats.go_sqlite import read_go_sqlite
+            from instructprotein.formats.obo import read_obo
+            from instructprotein.sources.registry import resource_path
+
+            folder = resource_path("swissprot-2014", cache)
+            text = [read_obo(resource_path("go-obo-2013", cache)), read_go_sqlite(resource_path("go-sqlite", cache))]
+            build_from_metastudent(folder, target, text_sources=text, sample=sample, skip=skip, progress=progress)
+        elif source == "uniprot":
+            if not uniprot or obo is None:
+                raise typer.BadParameter("--source uniprot needs --uniprot FILE (one or more) and --obo FILE")
+            from instructprotein.formats.obo import read_obo
+
+            build_from_uniprot(uniprot, read_obo(obo), target, sample=sample, skip=skip, progress=progress)
+        else:
+            raise typer.BadParameter(f"unknown source {source!r}: use debian or uniprot")
+    finally:
+        progress.stop()
+    if skip is not None:
+        err.print(skip.summary())
+    err.print(f"[green]knowledge graph written to {target}[/] in {time.perf_counter() - start:.1f} s")
+
+
+@kg_app.command("stats")
+def kg_stats(
+    kg: KgOpt = None,
+    workdir: WorkOpt = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Plot file (default: beside the graph, kg-frequencies.png).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
+) -> None:
+    """Entity and relation counts, the annotation frequency distribution, and its plot."""
+    from instructprotein.kg.stats import graph_stats, plot_frequencies
+    from instructprotein.kg.store import KnowledgeGraph
+
+    path = kg or default_kg_path(workdir)
+    with KnowledgeGraph(path) as graph:
+        stats = graph_stats(graph)
+        plot_path = plot_frequencies(graph, plot or path.with_name("kg-frequencies.png"))
+    stats["plot"] = str(plot_path)
+    if as_json:
+        out.print_json(json.dumps(stats))
+        return
+    print_stats(stats)
+
+
+def print_stats(stats: dict) -> None:
+    out.print(f"[bold]{stats['path']}[/]  source: {stats['source']}  ontology: {stats['ontology']}")
+    t = Table(title="entities")
+    t.add_column("kind")
+    t.add_column("count", justify="right")
+    t.add_row("protein", f"{stats['proteins']:,}")
+    for k, n in stats["entities"].items():
+        t.add_row(k, f"{n:,}")
+    out.print(t)
+    t = Table(title="relations (direct triples)")
+    t.add_column("relation")
+    t.add_column("count", justify="right")
+    for k, n in stats["relations"].items():
+        t.add_row(k, f"{n:,}")
+    out.print(t)
+    b = stats["build"]
+    if b:
+        out.print(
+            f"input annotations {b['annotations_in']:,}: kept {b['annotations_kept']:,}, root-only dropped {b['root_dropped']:,}, "
+            f"alt/obsolete ids resolved {b['resolved_alt_or_obsolete']:,}, unresolved dropped {b['unresolved_dropped']:,}, "
+            f"duplicates {b['duplicate_dropped']:,}; proteins without GO {b['proteins_without_go']:,}; "
+            f"proteins with GO per aspect {b['by_aspect_proteins']}"
+        )
+    t = Table(title="proteins per GO term (direct | propagated over is_a + part_of)")
+    for col in ("aspect", "terms", "median", "p90", "p99", "max", "<10", "<100", ">=1000", "Gini", "most frequent (propagated)"):
+        t.add_column(col, justify="right" if col not in ("aspect", "most frequent (propagated)") else "left")
+    for aspect, d in stats["frequency"].items():
+        di, pr = d["direct"], d["propagated"]
+        if not di.get("terms"):
+            continue
+        top = pr["top"][0] if pr.get("top") else {"name": "", "proteins": 0}
+        t.add_row(
+            aspect,
+            f"{di['terms']:,} | {pr['terms']:,}",
+            f"{di['median']:g} | {pr['median']:g}",
+            f"{di['p90']:g} | {pr['p90']:g}",
+            f"{di['p99']:g} | {pr['p99']:g}",
+            f"{di['max']:,} | {pr['max']:,}",
+            f"{di['terms_under_10']:,} | {pr['terms_under_10']:,}",
+            f"{di['terms_under_100']:,} | {pr['terms_under_100']:,}",
+            f"{di['terms_1000_or_more']:,} | {pr['terms_1000_or_more']:,}",
+            f"{di['gini']:.3f} | {pr['gini']:.3f}",
+            f"{top['name']} ({top['proteins']:,})",
+        )
+    out.print(t)
+    out.print(f"plot: {stats['plot']}")
+
+
+@kg_app.command("show")
+def kg_show(
+    protein: Annotated[str, typer.Argument(help="Accession, e.g. P04637.")],
+    kg: KgOpt = None,
+    workdir: WorkOpt = None,
+    propagated: Annotated[bool, typer.Option(help="Also list the propagated GO terms.")] = False,
+) -> None:
+    """A protein's direct (and optionally propagated) annotations."""
+    from instructprotein.kg.store import KnowledgeGraph
+
+    with KnowledgeGraph(kg or default_kg_path(workdir)) as graph:
+        p = graph.protein(protein)
+        out.print(f"[bold]{p.accession}[/] {p.entry_name} {p.name} {p.organism} length {p.length}")
+        t = Table(title="direct annotations")
+        for col in ("relation", "id", "name", "evidence"):
+            t.add_column(col)
+        for a in graph.direct_annotations(protein):
+            t.add_row(a.entity.relation, a.entity.id, a.entity.name, a.evidence or "")
+        out.print(t)
+        if propagated:
+            t = Table(title="propagated GO terms (is_a + part_of)")
+            for col in ("aspect", "id", "name", "distance"):
+                t.add_column(col)
+            for a in graph.propagated_annotations(protein):
+                t.add_row(a.entity.aspect or "", a.entity.id, a.entity.name, str(a.distance))
+            out.print(t)
+
+
+@kg_app.command("term")
+def kg_term(
+    term: Annotated[str, typer.Argument(help="Term id, e.g. GO:0008270 (alternative ids resolve).")],
+    kg: KgOpt = None,
+    workdir: WorkOpt = None,
+) -> None:
+    """A term: definition, ancestor chain to the root, and how many proteins carry it."""
+    from instructprotein.kg.store import KnowledgeGraph
+
+    with KnowledgeGraph(kg or default_kg_path(workdir)) as graph:
+        e = graph.entity(term)
+        out.print(f"[bold]{e.id}[/] {e.name} ({e.kind} {e.aspect or ''})")
+        if e.definition:
+            out.print(e.definition)
+        chain = graph.ancestor_chain(e.id)
+        out.print("chain: " + "".join(f"{x.name} --{rel}--> " if rel else x.name for x, rel in chain))
+        direct = len(graph.proteins_with(e.id, descendants=False))
+        total = len(graph.proteins_with(e.id))
+        out.print(f"proteins: {direct:,} direct, {total:,} with descendants")
+
+
+# ----------------------------------------------------------------------------- run
+@app.command("run")
+def run(cache: CacheOpt = None, workdir: WorkOpt = None) -> None:
+    """The main job on the embedded default: fetch the data, build the knowledge graph, print its statistics.
+
+    Finished stages are skipped after their outputs are checked (the cache against its
+    manifest, the graph by opening it).
+    """
+    from instructprotein.kg.store import KnowledgeGraph
+
+    start = time.perf_counter()
+    err.rule("1/3 data fetch")
+    data_fetch(cache=cache, group=["data"], package=[], deb_dir=None, force=False, keep_debs=False)
+    err.rule("2/3 knowledge graph")
+    kg_path = default_kg_path(workdir)
+    try:
+        KnowledgeGraph(kg_path).close()
+        err.print(f"{kg_path} exists and opens: skipped (delete it to rebuild)")
+    except InstructProteinError:
+        kg_build(source="debian", uniprot=[], obo=None, out_path=kg_path, sample=None, skip_bad=False, cache=cache, workdir=workdir)
+    err.rule("3/3 statistics")
+    kg_stats(kg=kg_path, workdir=workdir, plot=None, as_json=False)
+    err.print(
+        f"\n[green]done in {time.perf_counter() - start:.0f} s.[/] knowledge graph: {kg_path}\n"
+        f"next: instructprotein kg show P04637 --propagated --kg {kg_path}"
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except InstructProteinError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+    except KeyError as exc:
+        err.print(f"[red]error:[/] {exc.args[0] if exc.args else exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
