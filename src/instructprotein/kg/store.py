@@ -146,15 +146,11 @@ class KnowledgeGraph:
         """Accessions annotated with the term, or (default) with it or any descendant."""
         eid = self._eid(entity_id)
         if descendants:
-            pids = np.fromiter(
-                (r[0] for r in self.con.execute(
-                    "SELECT a.pid FROM closure c JOIN annotation a ON a.eid = c.eid WHERE c.ancestor = ?", (eid,)
-                )),
-                dtype=np.int64,
-            )
-            pids = np.unique(pids)
+            sql = "SELECT p.pids FROM closure c JOIN entity_pids p ON p.eid = c.eid WHERE c.ancestor = ?"
         else:
-            pids = np.array([r[0] for r in self.con.execute("SELECT pid FROM annotation WHERE eid = ?", (eid,))])
+            sql = "SELECT pids FROM entity_pids WHERE eid = ?"
+        blobs = [np.frombuffer(b, dtype="<i4") for (b,) in self.con.execute(sql, (eid,))]
+        pids = np.unique(np.concatenate(blobs)) if blobs else np.array([], dtype=np.int32)
         if len(pids) == 0:
             return []
         accessions = self.accessions()
