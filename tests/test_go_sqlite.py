@@ -79,6 +79,14 @@ def test_not_sqlite(tmp_path):
     assert info.value.path == str(path)
 
 
+def test_corrupt_sqlite(tmp_path):
+    path = tmp_path / "GO.sqlite"
+    path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+    with pytest.raises(InputError) as info:
+        read_go_sqlite(path)
+    assert info.value.path == str(path)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         read_go_sqlite(tmp_path / "nope.sqlite")

@@ -128,7 +128,7 @@ def test_small_file_features(tmp_path):
         'synonym: "kid" NARROW [ref:2]\n'
         'synonym: "kiddo" []\n'
         'exact_synonym: "child term" []\n'
-        "is_a: X:1 {source=\"x\"} ! root\n"
+        'is_a: X:1 {source="x"} ! root\n'
         "relationship: part_of X:1 ! root\n"
         "relationship: has_part X:1\n"
         "intersection_of: X:1\n"
@@ -195,7 +195,9 @@ def test_duplicate_id(tmp_path):
 
 
 def test_undefined_parent(tmp_path):
-    path = write(tmp_path, "[Term]\nid: X:1\nname: a\n\n[Term]\nid: X:2\nname: b\nis_a: X:1\nrelationship: part_of X:9\n")
+    path = write(
+        tmp_path, "[Term]\nid: X:1\nname: a\n\n[Term]\nid: X:2\nname: b\nis_a: X:1\nrelationship: part_of X:9\n"
+    )
     with pytest.raises(InputError, match="X:9 is not defined") as info:
         read_obo(path)
     assert info.value.line == 13
@@ -227,7 +229,8 @@ def test_cycle(tmp_path):
 def test_regulates_cycle_is_not_a_propagation_cycle(tmp_path):
     path = write(
         tmp_path,
-        "[Term]\nid: X:1\nname: a\nrelationship: regulates X:2\n\n[Term]\nid: X:2\nname: b\nrelationship: regulates X:1\n",
+        "[Term]\nid: X:1\nname: a\nrelationship: regulates X:2\n\n"
+        "[Term]\nid: X:2\nname: b\nrelationship: regulates X:1\n",
     )
     onto = read_obo(path)
     assert find_cycle(onto) is None

@@ -59,20 +59,30 @@ class RichProgress(Progress):
         from rich.console import Console
         from rich.progress import (
             BarColumn,
-            MofNCompleteColumn,
+            ProgressColumn,
             SpinnerColumn,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
         from rich.progress import Progress as RichBar
+        from rich.text import Text
+
+        class CountColumn(ProgressColumn):
+            """``done/total`` for counted steps; nothing for steps that only have a duration."""
+
+            def render(self, task):  # type: ignore[no-untyped-def]
+                if task.fields.get("uncounted"):
+                    return Text("")
+                total = f"{task.total:,.0f}" if task.total is not None else "?"
+                return Text(f"{task.completed:,.0f}/{total}", style="progress.download")
 
         self.console = Console(stderr=True)
         self._bar = RichBar(
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            CountColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=self.console,
@@ -82,7 +92,7 @@ class RichProgress(Progress):
 
     def _open(self, description: str, total: float | None) -> StepHandle:
         bar = self._bar
-        task = bar.add_task(description, total=total)
+        task = bar.add_task(description, total=total, uncounted=total is None)
 
         class _Handle(StepHandle):
             def advance(self, amount: float = 1) -> None:
@@ -90,7 +100,10 @@ class RichProgress(Progress):
 
             def close(self) -> None:
                 t = bar.tasks[task]
-                bar.update(task, total=t.completed if t.total is None else t.total, completed=t.total or t.completed)
+                if t.total is None:  # finished: show a full bar and the final count, if any
+                    bar.update(task, total=max(t.completed, 1), completed=max(t.completed, 1), uncounted=t.completed == 0)
+                else:
+                    bar.update(task, completed=t.total)
 
         return _Handle()
 

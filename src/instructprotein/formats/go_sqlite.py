@@ -118,15 +118,15 @@ def read_go_sqlite(path: str | Path) -> Ontology:
         for rowid, synonym, secondary, like_go_id in con.execute(
             "SELECT _id, synonym, secondary, like_go_id FROM go_synonym ORDER BY rowid"
         ):
-            rec = by_rowid.get(rowid)
-            if rec is None:
+            owner = by_rowid.get(rowid)
+            if owner is None:
                 continue
             if like_go_id:
                 alt = secondary or synonym
-                if alt not in rec.alt_ids and alt not in terms:
-                    rec.alt_ids.append(alt)
+                if alt not in owner.alt_ids and alt not in terms:
+                    owner.alt_ids.append(alt)
             else:
-                rec.synonyms.append((synonym, ""))
+                owner.synonyms.append((synonym, ""))
 
         for table in ("go_bp_parents", "go_mf_parents", "go_cc_parents"):
             for child, parent, kind in con.execute(

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from instructprotein.errors import InputError, SkipLog, report
 from instructprotein.formats.obo import check_cycles
-from instructprotein.formats.records import GO_ROOTS, TERM_RELATIONS, Ontology, TermRecord
+from instructprotein.formats.records import ASPECT_NAMESPACE, GO_ROOTS, TERM_RELATIONS, Ontology, TermRecord
 from instructprotein.formats.textio import numbered_lines, open_binary
 
 __all__ = [
@@ -55,11 +55,7 @@ BLAST_SUFFIXES = ("pin", "phr", "psq")
 GRAPH_VERSION = "2014-01"  # the set is "dataset_201401"; goGraph.txt carries no date itself
 
 _GO_ID = re.compile(r"GO:[0-9]{7}")
-_ROOT_NAMESPACE = {
-    "GO:0003674": "molecular_function",
-    "GO:0008150": "biological_process",
-    "GO:0005575": "cellular_component",
-}
+_ROOT_NAMESPACE = {root: ASPECT_NAMESPACE[aspect] for root, aspect in GO_ROOTS.items()}
 _OBSOLETE_PREFIX = "obsolete_"
 _ALIASES = {
     **{code: code for code in ASPECT_FOLDERS},
@@ -68,7 +64,6 @@ _ALIASES = {
     "biological_process": "P",
     "cellular_component": "C",
 }
-assert set(_ROOT_NAMESPACE) == set(GO_ROOTS)
 
 
 def aspect_folder(aspect: str) -> str:
@@ -124,9 +119,10 @@ def _annotations(path: Path, folder_name: str, skip: SkipLog | None) -> Iterator
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(f"not UTF-8 text ({exc.reason})", path, line) from None
+        at = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"not UTF-8 text ({exc.reason})", path, at) from None
     del data
+    text = text.lstrip("\ufeff")  # a byte-order mark left by some Windows editors
     if not text.strip():
         raise InputError(f"empty file: no {folder_name} annotations", path, 1)
     if "\r" in text:
@@ -140,8 +136,10 @@ def _annotations(path: Path, folder_name: str, skip: SkipLog | None) -> Iterator
         if not accession or " " in accession:
             if not line.strip():
                 continue
-            why = "no accession before the GO ids" if not accession.strip() else (
-                f"expected 'accession TAB GO ids', got {line[:60]!r}"
+            why = (
+                "no accession before the GO ids"
+                if not accession.strip()
+                else (f"expected 'accession TAB GO ids', got {line[:60]!r}")
             )
             report(InputError(f"{folder_name}: {why}", path, number), skip)
             continue
@@ -290,9 +288,9 @@ def _assign_namespaces(terms: dict[str, TermRecord]) -> None:
                 queue.append(root)
         while queue:
             node = queue.popleft()
-            namespace = terms[node].namespace
+            inherited = terms[node].namespace
             for child in children[rel].get(node, ()):
                 rec = terms[child]
                 if rec.namespace is None:
-                    rec.namespace = namespace
+                    rec.namespace = inherited
                     queue.append(child)

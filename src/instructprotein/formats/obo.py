@@ -51,8 +51,20 @@ _ESCAPES = {"n": "\n", "t": "\t", "W": " "}
 # Tags of a [Term] stanza that _read_tag uses; the rest (xref, subset, comment, ...) are
 # passed over before the call, which is most of what makes reading GO fast.
 _TERM_TAGS = frozenset(
-    {"id", "name", "namespace", "def", "synonym", "is_obsolete", "alt_id", "replaced_by", "consider", "is_a",
-     "relationship", *_LEGACY_SYNONYM_TAGS}
+    {
+        "id",
+        "name",
+        "namespace",
+        "def",
+        "synonym",
+        "is_obsolete",
+        "alt_id",
+        "replaced_by",
+        "consider",
+        "is_a",
+        "relationship",
+        *_LEGACY_SYNONYM_TAGS,
+    }
 )
 
 
@@ -134,6 +146,8 @@ def read_obo(
 
     for number, raw in numbered_lines(path):
         line = raw.strip()
+        if number == 1:
+            line = line.lstrip("\ufeff")  # a byte-order mark left by some Windows editors
         if not line or line.startswith("!"):
             continue
         seen_anything = True
@@ -190,8 +204,8 @@ def read_obo(
         kept: list[tuple[str, str]] = []
         for rel, parent in rec.parents:
             if parent not in terms:
-                line = lines_of[term_id][(rel, parent)]
-                report(InputError(f"{term_id} {rel} {parent}: {parent} is not defined in this file", path, line), skip)
+                at = lines_of[term_id][(rel, parent)]
+                report(InputError(f"{term_id} {rel} {parent}: {parent} is not defined in this file", path, at), skip)
                 continue
             kept.append((rel, parent))
         rec.parents = kept

@@ -135,7 +135,7 @@ class KnowledgeGraph:
         rows = self.con.execute(
             "SELECT e.id, e.kind, e.aspect, e.name, e.definition, MIN(c.distance) FROM annotation a"
             " JOIN closure c ON c.eid = a.eid JOIN entity e ON e.eid = c.ancestor"
-            " WHERE a.pid = ? AND e.id NOT IN ('GO:0003674','GO:0008150','GO:0005575')"
+            " WHERE a.pid = ? AND e.kind = 'go' AND e.id NOT IN ('GO:0003674','GO:0008150','GO:0005575')"
             " GROUP BY c.ancestor ORDER BY e.aspect, MIN(c.distance), e.id",
             (self._pid(accession),),
         ).fetchall()

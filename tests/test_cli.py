@@ -1,0 +1,86 @@
+"""The console command as a user runs it: exit codes, messages naming file and line, outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data"
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "instructprotein.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def build_tiny(out: Path, dat: Path = DATA / "tiny.dat", *extra: str) -> subprocess.CompletedProcess[str]:
+    return cli("kg", "build", "--source", "uniprot", "--uniprot", str(dat), "--obo", str(DATA / "tiny.obo"),
+               "--out", str(out), *extra)
+
+
+def test_build_stats_show_term(tmp_path):
+    kg = tmp_path / "kg.sqlite"
+    result = build_tiny(kg)
+    assert result.returncode == 0, result.stderr
+    assert kg.exists()
+
+    stats = cli("kg", "stats", "--kg", str(kg), "--json")
+    assert stats.returncode == 0, stats.stderr
+    data = json.loads(stats.stdout)
+    assert data["proteins"] == 3
+    assert data["relations"]["protein enables go"] == 3
+    assert data["relations"]["term part_of term"] == 1
+    assert Path(data["plot"]).stat().st_size > 10_000  # a real PNG was drawn
+    assert Path(data["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    show = cli("kg", "show", "Q00001", "--kg", str(kg), "--propagated")
+    assert show.returncode == 0, show.stderr
+    assert "zinc ion binding" in show.stdout and "transition metal ion binding" in show.stdout
+
+    term = cli("kg", "term", "GO:0099901", "--kg", str(kg))  # an alt id
+    assert term.returncode == 0, term.stderr
+    assert "metal ion binding" in term.stdout and "1 direct, 2 with descendants" in term.stdout
+
+
+def test_bad_residue_names_file_and_line_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.dat"
+    lines = (DATA / "tiny.dat").read_text().splitlines(keepends=True)
+    line_no = next(i for i, line in enumerate(lines, 1) if "MACDEFGHIK" in line)
+    lines[line_no - 1] = lines[line_no - 1].replace("MACDEFGHIK", "MACDE1GHIK")
+    bad.write_text("".join(lines))
+    result = build_tiny(tmp_path / "kg.sqlite", bad)
+    assert result.returncode == 1
+    assert f"bad.dat:{line_no}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.dat"]
+
+    skipped = build_tiny(tmp_path / "kg.sqlite", bad, "--skip-bad")
+    assert skipped.returncode == 0, skipped.stderr
+    assert "skipped 1 bad record" in skipped.stderr
+
+
+def test_gzip_that_is_not_gzip(tmp_path):
+    fake = tmp_path / "fake.dat.gz"
+    fake.write_bytes(b"\x1f\x8b\x08\x00garbage that is not deflate")
+    result = build_tiny(tmp_path / "kg.sqlite", fake)
+    assert result.returncode == 1
+    assert "fake.dat.gz" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_graph_and_unknown_protein(tmp_path):
+    result = cli("kg", "stats", "--kg", str(tmp_path / "none.sqlite"))
+    assert result.returncode == 1 and "kg build" in result.stderr
+    kg = tmp_path / "kg.sqlite"
+    build_tiny(kg)
+    result = cli("kg", "show", "P99999", "--kg", str(kg))
+    assert result.returncode == 1 and "P99999" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_not_a_graph_file(tmp_path):
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("hello")
+    result = cli("kg", "stats", "--kg", str(junk))
+    assert result.returncode == 1 and "junk.sqlite" in result.stderr and "Traceback" not in result.stderr
