@@ -55,11 +55,11 @@ def data_fetch(
     pkgs = packages_for(group, package)
     results = fetch(pkgs, cache, deb_dir=deb_dir, force=force, keep_debs=keep_debs, say=lambda m: err.log(m))
     table = Table(title=f"data cache: {cache_dir(cache)}")
-    for col in ("package", "version", ".deb MB", "sha256", "kept files", "kept MB", "status"):
-        table.add_column(col)
+    for col in ("package", "version", ".deb MB", "sha256", "files", "MB", "status"):
+        table.add_column(col, no_wrap=col in ("package", "status"))
     for rec, fetched in results:
-        table.add_row(rec.package, rec.version, f"{rec.deb_size / 1e6:.1f}", rec.deb_sha256[:16] + "...",
-                      str(rec.kept_files), f"{rec.kept_bytes / 1e6:.1f}", "fetched" if fetched else "cached, checked")
+        table.add_row(rec.package, rec.version, f"{rec.deb_size / 1e6:.1f}", rec.deb_sha256[:10] + "…",
+                      str(rec.kept_files), f"{rec.kept_bytes / 1e6:.1f}", "fetched" if fetched else "cached")
     out.print(table)
 
 

@@ -1,0 +1,25 @@
+"""Data files shipped inside the package (the paper's benchmark test sets).
+
+They are small (6 MB compressed) and needed offline by two stages: decontamination of the
+training data and zero-shot evaluation.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+
+def packaged_benchmarks() -> list[Path]:
+    """Every packaged benchmark file, sorted by name."""
+    folder = resources.files("instructprotein") / "data" / "benchmarks"
+    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith((".jsonl.gz", ".tsv.gz")))
+
+
+def packaged_benchmark(stem: str) -> Path:
+    """One packaged file by its stem, e.g. ``deeploc_subcellular_test``."""
+    for path in packaged_benchmarks():
+        if path.name.split(".")[0] == stem:
+            return path
+    known = ", ".join(p.name.split(".")[0] for p in packaged_benchmarks())
+    raise KeyError(f"no packaged benchmark {stem!r}; known: {known}")
