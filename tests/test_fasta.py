@@ -18,7 +18,7 @@ from instructprotein.formats.textio import numbered_lines, open_text
 @pytest.fixture(scope="module")
 def emboss_data(resource) -> Path:
     """EMBOSS's test/data folder (same Debian package as the Swiss-Prot sample)."""
-    return resource("swiss-sample").parents[1] / "data"
+    return resource("fasta-samples")
 
 
 def write(path: Path, text: str) -> Path:

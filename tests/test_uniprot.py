@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from instructprotein.sources.registry import resource_path
+
 from instructprotein.errors import InputError, SkipLog
 from instructprotein.formats.records import CrossRef, GoAnnotation
 from instructprotein.formats.uniprot import parse_locations, read_uniprot
@@ -90,7 +92,7 @@ def test_sample_matches_biopython(sample, entries):
 
 
 def test_trembl_entries_use_subname(sample):
-    trembl = sample.parents[1] / "swnew" / "trembl.dat"  # 9 real TrEMBL entries, same package
+    trembl = resource_path("trembl-sample")  # 9 real TrEMBL entries, same package
     entries = list(read_uniprot(trembl))
     assert len(entries) == 9
     assert (entries[0].accession, entries[0].protein_name, len(entries[0].sequence)) == ("O42495", "SkmBOP", 433)

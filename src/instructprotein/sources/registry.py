@@ -51,8 +51,17 @@ PACKAGES: dict[str, Package] = {
         ),
         Package(
             "emboss-test",
-            ("usr/share/EMBOSS/test/swiss/seq.dat", "usr/share/doc/emboss-test/copyright"),
-            "100 real Swiss-Prot flat-file entries (test fixtures)",
+            (
+                "usr/share/EMBOSS/test/swiss/seq.dat",
+                "usr/share/EMBOSS/test/swnew/trembl.dat",
+                "usr/share/EMBOSS/test/data/globins.fasta",
+                "usr/share/EMBOSS/test/data/noid.fa",
+                "usr/share/EMBOSS/test/data/ambigprot.fasta",
+                "usr/share/EMBOSS/test/data/protgap.fasta",
+                "usr/share/EMBOSS/test/data/prot.m-fasta",
+                "usr/share/doc/emboss-test/copyright",
+            ),
+            "real Swiss-Prot, TrEMBL and FASTA files, good and bad (test fixtures)",
             group="test",
             licence="GPL-2+",
         ),
@@ -91,6 +100,8 @@ RESOURCES: dict[str, Resource] = {
     "go-obo-2013": Resource("emboss-data", "usr/share/EMBOSS/data/OBO/go.obo", "GO 2013-07-13, OBO 1.2"),
     "chebi-obo": Resource("emboss-data", "usr/share/EMBOSS/data/OBO/chebi.obo", "ChEBI, OBO"),
     "swiss-sample": Resource("emboss-test", "usr/share/EMBOSS/test/swiss/seq.dat", "100 Swiss-Prot entries"),
+    "trembl-sample": Resource("emboss-test", "usr/share/EMBOSS/test/swnew/trembl.dat", "9 TrEMBL entries"),
+    "fasta-samples": Resource("emboss-test", "usr/share/EMBOSS/test/data", "folder: real FASTA files, good and bad"),
     "mmseqs-bin": Resource("mmseqs2", "usr/bin", "folder with the mmseqs binaries"),
     "mmseqs-lib": Resource("libgzstream0", "usr/lib", "folder with libgzstream"),
 }
