@@ -377,6 +377,7 @@ def assemble_hf(out_dir: Path) -> dict[str, dict[str, int]]:
     """Join the Parquet shards into a ``DatasetDict`` saved with ``save_to_disk``."""
     import datasets
 
+    datasets.disable_progress_bars()
     parts: dict[str, list[pa.Table]] = {s: [] for s in SPLITS}
     for path in sorted((out_dir / "parquet").glob("*.parquet")):
         parts[path.name.split("-")[0]].append(pq.read_table(path))
@@ -390,7 +391,9 @@ def assemble_hf(out_dir: Path) -> dict[str, dict[str, int]]:
     if sum(v["total"] for v in per_split.values()) == 0:
         raise InputError("no instruction was generated (no annotated protein in any split?)", out_dir)
     with atomic_dir(out_dir / "hf") as tmp:
-        dd.save_to_disk(str(tmp))
+        # one shard per 500 MB, and one even for an empty split (zero shards would not load)
+        shards = {name: max(1, int(ds.data.nbytes // 500_000_000) + 1) for name, ds in dd.items()}
+        dd.save_to_disk(str(tmp), num_shards=shards)
     return per_split
 
 
