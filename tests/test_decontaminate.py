@@ -100,7 +100,7 @@ def test_outputs_and_summary(at70, benchmarks, kg):
     assert counts["empty_benchmark_files"] == 1
     assert counts["benchmark_sequences"] == 4 and counts["benchmark_files"] == 2
     assert counts["kg_proteins"] == 100 and counts["kg_distinct_sequences"] == 88
-    assert counts["removed"] == 2
+    assert counts["removed"] == 2 and counts["distinct_benchmark_sequences_matched"] == 2
     assert summary["mmseqs_version"]
     assert sorted(p.name for p in out.iterdir()) == ["decontamination.json", "removed.tsv"]  # no scratch left
 

@@ -171,6 +171,7 @@ def decontaminate(
         yield from groups.records(rows())
 
     tool: MMseqs | None = None  # stays None when there is nothing to search
+    matched: set[str] = set()  # distinct benchmark sequences (first ids) with a removal
     hits_per_query: Counter[str] = Counter()
     if queries:
         tool = mmseqs or MMseqs.locate()
@@ -182,6 +183,7 @@ def decontaminate(
             hits_per_query[hit.query] += 1
             if hit.fident < min_identity or hit.shorter_coverage < min_coverage:
                 continue
+            matched.add(hit.query)
             for acc in groups.members(hit.target):
                 old = removed.get(acc)
                 if old is None or (old[2] != "exact" and hit.fident > old[1]):
@@ -205,7 +207,7 @@ def decontaminate(
         "removed": len(removed),
         "removed_exact": reasons.get("exact", 0),
         "removed_search": reasons.get("search", 0),
-        "benchmark_sequences_with_removals": len({bench for bench, _, _ in removed.values()}),
+        "distinct_benchmark_sequences_matched": len(matched | {b for b, _, r in removed.values() if r == "exact"}),
         "queries_at_max_seqs": sum(1 for n in hits_per_query.values() if n >= max_seqs),
     }
     summary = {

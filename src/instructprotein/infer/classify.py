@@ -1,0 +1,352 @@
+"""Zero-shot choice among options by the model's likelihood, with the shared prefix run once.
+
+Three rules, computed together from one pass (``rule`` only picks which one decides):
+
+- ``first_token``, the paper's rule: log p(first token of the option | prompt), argmax.
+  Options that start with the same token get the same score (``Choice.tied`` says so);
+- ``sum``: log p(option | prompt), the sum over the option's tokens: the probability the
+  model gives that exact continuation. **The default** (:data:`DEFAULT_RULE`): it is a
+  proper likelihood, comparable across options of any length, and never ties on a shared
+  first token. It leans toward options of fewer tokens;
+- ``mean``: the sum divided by the number of tokens, which removes that lean but favours
+  options whose later tokens are easy (the tail of a multi-token word).
+
+How the batching works (:func:`score_options`): per prompt, one forward pass over the
+prompt gives the next-token distribution (every option's first-token score) and the
+key-value cache of the prefix; the cache is repeated once per option that has more tokens
+and all those options run as one right-padded batch on top of it, each at positions
+``L, L+1, ...``. Against :func:`score_naive`, one forward pass over prompt + option per
+(prompt, option), the prefix is computed once instead of once per option:
+``benchmarks/classify_speed.py`` measures the ratio. Both give the same numbers up to float
+rounding (the test checks it).
+
+Long proteins: prompts are built by :func:`~instructprotein.infer.prompts.build_prompt`,
+which applies the paper's cut (above 1,024 residues keep the last 1,000; parameters
+``cut_above`` / ``keep``); a prompt plus its longest option that still exceeds the model's
+context is an :class:`~instructprotein.errors.InputError` naming the item.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+
+from instructprotein.errors import InputError
+from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, Query, check_fits
+from instructprotein.infer.prompts import build_prompt, option_text
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from instructprotein.model.tokenizer import ProteinTokenizer
+
+Rule = Literal["first_token", "sum", "mean"]
+RULES: tuple[str, ...] = ("first_token", "sum", "mean")
+DEFAULT_RULE: Rule = "sum"
+
+
+def cache_argument(model: PreTrainedModel) -> str:
+    """The keyword a model's ``forward`` takes its key-value cache by: ``cache`` (transformers
+    >= 5.2x) or ``past_key_values`` (older releases; newer ones still take it, with a warning)."""
+    return _cache_argument(type(model))
+
+
+@functools.cache
+def _cache_argument(cls: type) -> str:
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
+
+
+def returned_cache(output: Any) -> Any:
+    """The key-value cache of a forward pass's output, under either name."""
+    cache = output.get("cache") if hasattr(output, "get") else None
+    return cache if cache is not None else output["past_key_values"]
+
+
+def context_length(model: PreTrainedModel) -> int:
+    """Positions the model reads (OPT: ``max_position_embeddings``); a very large number if unknown."""
+    for key in ("max_position_embeddings", "n_positions", "n_ctx"):
+        value = getattr(model.config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 1 << 30
+
+
+@dataclass
+class OptionScores:
+    """Log-likelihoods of every option after one prompt."""
+
+    id: str
+    options: list[str]
+    token_counts: list[int]
+    first_token: list[float]
+    total: list[float]
+    first_token_ids: list[int] = field(default_factory=list)
+
+    @property
+    def mean(self) -> list[float]:
+        return [t / n for t, n in zip(self.total, self.token_counts)]
+
+    def scores(self, rule: Rule = DEFAULT_RULE) -> list[float]:
+        _check_rule(rule)
+        return {"first_token": self.first_token, "sum": self.total, "mean": self.mean}[rule]
+
+    def best(self, rule: Rule = DEFAULT_RULE) -> int:
+        s = self.scores(rule)
+        return max(range(len(s)), key=s.__getitem__)
+
+    def probabilities(self, rule: Rule = DEFAULT_RULE) -> list[float]:
+        """The scores turned into a distribution over the options (softmax).
+
+        For ``first_token`` and ``sum`` this is the model's probability of each option
+        renormalised over the options given; for ``mean`` it is a normalised geometric mean
+        per token (a ranking weight rather than a probability).
+        """
+        s = self.scores(rule)
+        top = max(s)
+        w = [math.exp(x - top) for x in s]
+        z = sum(w)
+        return [x / z for x in w]
+
+
+@dataclass
+class Choice:
+    """The option a rule picks for one item, with everything behind the decision."""
+
+    id: str
+    rule: str
+    index: int
+    answer: str
+    probabilities: list[float]
+    options: list[str]
+    scores: OptionScores
+    tied: bool = False  # the winner shares its score with another option (first_token on a shared first token)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "answer": self.answer,
+            "index": self.index,
+            "rule": self.rule,
+            "tied": self.tied,
+            "options": [
+                {
+                    "option": o,
+                    "probability": round(p, 6),
+                    "first_token": round(f, 6),
+                    "sum": round(t, 6),
+                    "mean": round(m, 6),
+                    "tokens": n,
+                }
+                for o, p, f, t, m, n in zip(
+                    self.options, self.probabilities, self.scores.first_token, self.scores.total,
+                    self.scores.mean, self.scores.token_counts,
+                )
+            ],
+        }  # fmt: skip
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise InputError(f"unknown scoring rule {rule!r}; use one of {', '.join(RULES)}")
+
+
+def _per_prompt_options(options: Sequence[str] | Sequence[Sequence[str]], n: int) -> list[list[str]]:
+    if not options:
+        raise InputError("no options given")
+    if all(isinstance(o, str) for o in options):
+        shared = list(options)  # type: ignore[arg-type]
+        per = [shared] * n
+    else:
+        per = [list(o) for o in options]  # type: ignore[arg-type]
+        if len(per) != n:
+            raise InputError(f"{len(per)} option lists for {n} prompts")
+    for opts in per:
+        if len(opts) < 2:
+            raise InputError(f"at least two options are needed to choose among, got {opts!r}")
+        for o in opts:
+            if not isinstance(o, str) or not o.strip():
+                raise InputError(f"an option must be non-empty text, got {o!r}")
+        if len({o.strip() for o in opts}) != len(opts):
+            raise InputError(f"options repeat: {opts!r}")
+    return per
+
+
+def _prepare(
+    model: PreTrainedModel,
+    tokenizer: ProteinTokenizer,
+    prompts: Sequence[str],
+    options: Sequence[str] | Sequence[Sequence[str]],
+    ids: Sequence[str] | None,
+) -> tuple[list[str], list[list[int]], list[list[str]], dict[str, list[int]]]:
+    if isinstance(prompts, str):
+        raise TypeError("prompts must be a sequence of strings, not one string")
+    names = list(ids) if ids is not None else [f"item {i + 1}" for i in range(len(prompts))]
+    if len(names) != len(prompts):
+        raise ValueError(f"{len(names)} ids for {len(prompts)} prompts")
+    per = _per_prompt_options(options, len(prompts))
+    distinct = sorted({o for opts in per for o in opts})
+    encoded = tokenizer.encode_batch([option_text(o) for o in distinct], add_bos=False) if distinct else []
+    option_ids = {o: e.input_ids for o, e in zip(distinct, encoded)}
+    for o, t in option_ids.items():
+        if not t:
+            raise InputError(f"option {o!r} encodes to no tokens")
+    try:
+        prompt_ids = [e.input_ids for e in tokenizer.encode_batch(list(prompts), add_bos=True)]
+    except ValueError as exc:
+        raise InputError(f"cannot encode a prompt: {exc}") from None
+    ctx = context_length(model)
+    for name, p, opts in zip(names, prompt_ids, per):
+        check_fits(name, len(p), ctx, reserve=max(len(option_ids[o]) for o in opts))
+    return names, prompt_ids, per, option_ids
+
+
+@torch.inference_mode()
+def score_options(
+    model: PreTrainedModel,
+    tokenizer: ProteinTokenizer,
+    prompts: Sequence[str],
+    options: Sequence[str] | Sequence[Sequence[str]],
+    ids: Sequence[str] | None = None,
+) -> list[OptionScores]:
+    """Log-likelihood of every option after every prompt; the prompt's cache is shared by its options.
+
+    ``options``: one list shared by all prompts, or one list per prompt. Options are
+    written after the prompt with one leading space (:func:`~instructprotein.infer.prompts.option_text`).
+    """
+    names, prompt_ids, per, option_ids = _prepare(model, tokenizer, prompts, options, ids)
+    model.eval()
+    device = model.device
+    pad = tokenizer.pad_token_id
+    out: list[OptionScores] = []
+    for name, p, opts in zip(names, prompt_ids, per):
+        toks = [option_ids[o] for o in opts]
+        ids_t = torch.tensor([p], device=device)
+        res = model(input_ids=ids_t, use_cache=True)
+        last = torch.log_softmax(res.logits[0, -1].float(), dim=-1)
+        first = [float(last[t[0]]) for t in toks]
+        total = list(first)
+        longer = [k for k, t in enumerate(toks) if len(t) > 1]
+        if longer:
+            cache = returned_cache(res)
+            if len(longer) > 1:
+                cache.batch_repeat_interleave(len(longer))
+            width = max(len(toks[k]) for k in longer) - 1
+            n_prefix = len(p)
+            inputs = torch.full((len(longer), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(longer), n_prefix + width), dtype=torch.long)
+            mask[:, :n_prefix] = 1
+            targets = torch.zeros((len(longer), width), dtype=torch.long)
+            valid = torch.zeros((len(longer), width), dtype=torch.bool)
+            for row, k in enumerate(longer):
+                t = toks[k]
+                m = len(t) - 1
+                inputs[row, :m] = torch.tensor(t[:-1])
+                mask[row, n_prefix : n_prefix + m] = 1
+                targets[row, :m] = torch.tensor(t[1:])
+                valid[row, :m] = True
+            positions = torch.arange(n_prefix, n_prefix + width).expand(len(longer), width)
+            res2 = model(
+                input_ids=inputs.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                use_cache=True,
+                **{cache_argument(model): cache},
+            )
+            logp = torch.log_softmax(res2.logits.float(), dim=-1)
+            picked = logp.gather(-1, targets.to(device).unsqueeze(-1)).squeeze(-1)
+            sums = (picked * valid.to(device)).sum(dim=1).tolist()
+            for row, k in enumerate(longer):
+                total[k] += sums[row]
+        out.append(
+            OptionScores(name, [o.strip() for o in opts], [len(t) for t in toks], first, total, [t[0] for t in toks])
+        )
+    return out
+
+
+@torch.inference_mode()
+def score_naive(
+    model: PreTrainedModel,
+    tokenizer: ProteinTokenizer,
+    prompts: Sequence[str],
+    options: Sequence[str] | Sequence[Sequence[str]],
+    ids: Sequence[str] | None = None,
+) -> list[OptionScores]:
+    """The reference: one forward pass over prompt + option for every (prompt, option), no cache.
+
+    Same tokens and the same numbers as :func:`score_options` (up to float rounding); kept
+    for tests and for ``benchmarks/classify_speed.py``.
+    """
+    names, prompt_ids, per, option_ids = _prepare(model, tokenizer, prompts, options, ids)
+    model.eval()
+    device = model.device
+    out: list[OptionScores] = []
+    for name, p, opts in zip(names, prompt_ids, per):
+        first, total, counts = [], [], []
+        for o in opts:
+            t = option_ids[o]
+            ids_t = torch.tensor([p + t], device=device)
+            logits = model(input_ids=ids_t, use_cache=False).logits[0, len(p) - 1 : len(p) - 1 + len(t)]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            picked = logp.gather(-1, torch.tensor(t, device=device).unsqueeze(-1)).squeeze(-1)
+            first.append(float(picked[0]))
+            total.append(float(picked.sum()))
+            counts.append(len(t))
+        out.append(OptionScores(name, [o.strip() for o in opts], counts, first, total, [option_ids[o][0] for o in opts]))
+    return out
+
+
+def decide(scores: OptionScores, rule: Rule = DEFAULT_RULE) -> Choice:
+    """The option ``rule`` picks, with its probabilities among the options."""
+    s = scores.scores(rule)
+    best = scores.best(rule)
+    tied = sum(1 for x in s if x == s[best]) > 1
+    return Choice(scores.id, rule, best, scores.options[best], scores.probabilities(rule), scores.options, scores, tied)
+
+
+def classify(
+    model: PreTrainedModel,
+    tokenizer: ProteinTokenizer,
+    sequences: Sequence[str | Query],
+    question: str | Sequence[str],
+    options: Sequence[str] | Sequence[Sequence[str]],
+    *,
+    prefix: str = "",
+    rule: Rule = DEFAULT_RULE,
+    contexts: Sequence[str | None] | None = None,
+    cut_above: int | None = CUT_ABOVE,
+    keep: int = KEEP_LAST,
+    naive: bool = False,
+) -> list[Choice]:
+    """Pick one option per sequence: ``{protein}Instruction: {question}\\n\\nOutput: {prefix} {option}``.
+
+    ``sequences``: normalised residue strings or :class:`~instructprotein.infer.inputs.Query`
+    (whose ids name the items in errors); ``question``: one for all, or one per sequence;
+    ``contexts``: an optional retrieval block per sequence (``Homologs: ...``, see
+    :mod:`~instructprotein.infer.retrieval`), written before the question. ``naive`` scores
+    one prompt at a time (the reference, for checking and timing).
+    """
+    _check_rule(rule)
+    if isinstance(sequences, str):
+        sequences = [sequences]
+    queries = [q if isinstance(q, Query) else Query(f"item {i + 1}", q) for i, q in enumerate(sequences)]
+    questions = [question] * len(queries) if isinstance(question, str) else list(question)
+    if len(questions) != len(queries):
+        raise InputError(f"{len(questions)} questions for {len(queries)} sequences")
+    if any(not q.strip() for q in questions):
+        raise InputError("empty question")
+    ctxs = list(contexts) if contexts is not None else [None] * len(queries)
+    if len(ctxs) != len(queries):
+        raise InputError(f"{len(ctxs)} retrieval contexts for {len(queries)} sequences")
+    prompts = [
+        build_prompt(q.sequence, qu, prefix, context=c, cut_above=cut_above, keep=keep)
+        for q, qu, c in zip(queries, questions, ctxs)
+    ]
+    scorer = score_naive if naive else score_options
+    scored = scorer(model, tokenizer, prompts, options, ids=[q.id for q in queries])
+    return [decide(s, rule) for s in scored]

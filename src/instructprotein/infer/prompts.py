@@ -1,0 +1,105 @@
+"""Every prompt inference writes, built from the templates the model was instruction-tuned on.
+
+A prompt is the paper's format cut after ``Output:`` (plus an answer prefix where a task
+scores options), ``{protein}Instruction: {question}\\n\\nOutput: {prefix}``, with the
+question taken from :data:`instructprotein.instruct.templates.TASKS` (phrasing 0: for
+``location`` and ``yes_no`` the paper's benchmark wording verbatim), so inference prompts
+are in the training distribution.
+
+Whitespace at the seam: training text reads ``Output: The protein ...``, which the BPE
+splits as ``Output``, ``:``, `` The``. A prompt therefore ends *without* its trailing space
+(``...Output:`` or ``...located in``) and what follows (an option, a generated answer)
+starts with the space, exactly as in training. Design prompts end in ``Output: <protein>``:
+there the space stays, because in training the BPE sees ``Output: `` before the protein tag.
+"""
+
+from __future__ import annotations
+
+from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, cut_sequence
+from instructprotein.instruct.render import PROTEIN_OPEN, render_paper
+from instructprotein.instruct.templates import ASPECT_NAMES, TASKS
+
+
+def answer_prefix(task: str, index: int = 0) -> str:
+    """The fixed start of a phrasing's answer, up to its first slot (``The protein is located in``)."""
+    answer = TASKS[task].phrasings[index].answer
+    return answer.split("{", 1)[0].rstrip()
+
+
+def question(task: str, index: int = 0, **slots: str) -> str:
+    """Phrasing ``index`` of ``task``'s question with ``slots`` filled."""
+    return TASKS[task].phrasings[index].question.format(**slots)
+
+
+# -- the paper's zero-shot prompts (shared/benchmarks/README.md) -------------------------------------
+
+LOCATION_LABELS: tuple[str, ...] = (
+    "plasma membrane",
+    "cytoplasm",
+    "endoplasmic reticulum",
+    "golgi",
+    "vacuole",
+    "mitochondrion",
+    "nucleus",
+    "peroxisome",
+    "chloroplast",
+    "extracellular",
+)
+"""DeepLoc's 10 classes in label order (0..9), as the paper's candidates (a leading space is added)."""
+MEMBRANE_BOUND = frozenset({"plasma membrane", "golgi", "vacuole", "endoplasmic reticulum"})
+"""The paper's binary mapping: these four count as membrane-bound, the other six as soluble."""
+
+LOCATION_QUESTION = question("location")  # "What cellular components is the protein located in?"
+LOCATION_PREFIX = answer_prefix("location")  # "The protein is located in"
+YES_NO_QUESTION = TASKS["yes_no"].phrasings[0].question  # "Does the protein associate with {term}?"
+YES_NO_PREFIX = answer_prefix("yes_no")  # "Based on the record, the answer is"
+YES_NO_OPTIONS = ("no", "yes")
+
+# -- describe ------------------------------------------------------------------------------------------
+
+FUNCTION_QUESTION = question("function")  # "What is the function of this protein?"
+
+
+def go_question(aspect: str) -> str:
+    """"List the molecular function GO terms of this protein." (answers are ``GO:id name`` lines)."""
+    return question("go_terms", aspect_name=ASPECT_NAMES[aspect])
+
+
+# -- assembling ----------------------------------------------------------------------------------------
+
+HOMOLOGS_HEADER = "Homologs:"
+
+
+def with_context(question_text: str, context: str | None) -> str:
+    """A question with a retrieval block (``Homologs: ...``) on the line before it."""
+    return f"{context}\n{question_text}" if context else question_text
+
+
+def build_prompt(
+    sequence: str | None,
+    question_text: str,
+    prefix: str = "",
+    *,
+    context: str | None = None,
+    cut_above: int | None = CUT_ABOVE,
+    keep: int = KEEP_LAST,
+) -> str:
+    """``{protein}Instruction: {context}\\n{question}\\n\\nOutput: {prefix}`` without a trailing space.
+
+    ``sequence`` is a normalised residue string (cut by :func:`cut_sequence` here, so every
+    caller applies the same rule) or ``None`` for a text-only prompt.
+    """
+    protein = cut_sequence(sequence, cut_above, keep) if sequence else None
+    text, _ = render_paper(protein, with_context(question_text, context), prefix)
+    return text.rstrip(" ")
+
+
+def design_prompt(question_text: str) -> str:
+    """``Instruction: {question}\\n\\nOutput: <protein>``: decoding starts at the first residue."""
+    text, _ = render_paper(None, question_text, PROTEIN_OPEN)
+    return text
+
+
+def option_text(option: str) -> str:
+    """An option as it continues a prompt: with exactly one leading space."""
+    return " " + option.strip()

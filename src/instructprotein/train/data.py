@@ -1,0 +1,742 @@
+"""Training data: tokenised once, packed into rows of the context length, cached in the run folder.
+
+Pre-training (:func:`prepare_pretrain_data`)
+    Every corpus document becomes ``bos + document + eos``; documents are concatenated and
+    the stream is cut into rows of ``context_length`` tokens: no padding (only the very last
+    row of a split is padded), and a long document simply continues in the next row.
+    Attention runs over the whole row (positions ``0..T-1``), across document boundaries,
+    as OPT, GPT-2/3 and Llama were pre-trained: the ``eos``/``bos`` pair tells the model a
+    new document began, and the plain causal mask keeps the fastest attention kernels.
+    Labels: every token except each document's ``bos`` (nothing predicts where a document
+    begins) and padding. A held-out slice of *documents* (``val_fraction``, at least one)
+    is packed the same way for the validation loss, so no validation text is ever trained on.
+
+Instruction tuning (:func:`prepare_instruction_data`)
+    Every example is ``bos + text + eos`` with the character offsets of its tokens; labels
+    are the tokens that overlap the answer span (:func:`~instructprotein.model.tokenizer.answer_token_mask`,
+    the closing ``eos`` included, so the model learns to stop) or, with ``loss_on="all"``
+    (the paper's whole-sequence loss), every token but ``bos``. Examples are packed
+    several per row (first fit over a window of open rows, in a seeded order) and each
+    keeps its own positions ``0..L-1``; the loop turns the positions into a block-diagonal
+    causal mask, so attention never crosses from one example into another and a packed
+    row trains exactly as its examples would one by one (a test checks it). ``pack=False``
+    gives one example per padded row instead. An example longer than the context is an
+    error listing how many and the longest, before any training step, unless
+    ``drop_long`` (then they are left out and counted): cutting an example would cut its
+    answer, and teach a wrong one.
+
+Cache layout (``run_dir/data/<stage>/``): ``meta.json`` (format, fingerprint of the
+inputs, tokenizer and settings; row counts; statistics) and per split raw little-endian
+arrays ``<split>.ids`` (uint16 when the vocabulary fits, else int32), ``<split>.mask``
+(uint8 label mask) and, for instruction data, ``<split>.pos`` (uint16 positions), each
+``rows x context_length``, opened with ``numpy.memmap``. The folder is written aside and
+renamed, so it is complete or absent; a changed input, tokenizer or setting changes the
+fingerprint and the data are rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from instructprotein.atomic import atomic_dir
+from instructprotein.errors import InputError
+from instructprotein.model.tokenizer import ProteinTokenizer, answer_token_mask
+from instructprotein.progress import Progress
+
+if TYPE_CHECKING:
+    import torch
+
+FORMAT = "instructprotein-packed"
+VERSION = 1
+CHUNK = 2048
+"""Documents / examples tokenised per batch call (the Rust BPE parallelises inside a call)."""
+OPEN_ROWS = 64
+"""Rows kept open by the instruction packer; a larger window packs tighter, a smaller one keeps the order closer."""
+
+
+# --------------------------------------------------------------------------- packed rows
+
+
+@dataclass
+class PackedRows:
+    """Rows of ``context_length`` tokens: ids, label mask and (instruction data) per-example positions."""
+
+    input_ids: np.ndarray
+    loss_mask: np.ndarray
+    position_ids: np.ndarray | None = None
+
+    @property
+    def rows(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def context_length(self) -> int:
+        return int(self.input_ids.shape[1])
+
+    def label_count(self, rows: np.ndarray) -> int:
+        """Tokens of ``rows`` that carry a label after the causal shift (position 0 never does)."""
+        return int(self.loss_mask[np.sort(rows), 1:].sum())
+
+    def batch(self, rows: np.ndarray) -> dict[str, torch.Tensor | None]:
+        """``input_ids``, ``labels`` (-100 where no loss) and ``position_ids`` (None: one causal row)."""
+        import torch
+
+        ids = torch.from_numpy(np.asarray(self.input_ids[rows], dtype=np.int64))
+        mask = torch.from_numpy(np.asarray(self.loss_mask[rows], dtype=bool))
+        labels = ids.masked_fill(~mask, -100)
+        pos = None
+        if self.position_ids is not None:
+            pos = torch.from_numpy(np.asarray(self.position_ids[rows], dtype=np.int64))
+        return {"input_ids": ids, "labels": labels, "position_ids": pos}
+
+
+@dataclass
+class StageData:
+    """What one training stage reads: packed train and validation rows and how they were made."""
+
+    train: PackedRows
+    valid: PackedRows
+    stats: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def attention(self) -> str:
+        """``causal`` (one causal sequence per row) or ``document`` (examples do not see each other)."""
+        return "document" if self.train.position_ids is not None else "causal"
+
+
+def block_causal_mask(position_ids: torch.Tensor) -> torch.Tensor:
+    """``[B, 1, T, T]`` boolean mask (True = may attend): causal, and only inside one example.
+
+    An example starts where its position restarts at 0; padding at the end of a row forms
+    its own segment. ``transformers`` passes a 4-D mask to the attention unchanged.
+    """
+    import torch
+
+    segment = torch.cumsum((position_ids == 0).to(torch.int32), dim=1)
+    same = segment[:, :, None] == segment[:, None, :]
+    t = position_ids.shape[1]
+    causal = torch.ones(t, t, dtype=torch.bool, device=position_ids.device).tril()
+    return (same & causal)[:, None, :, :]
+
+
+# --------------------------------------------------------------------------- cache files
+
+
+def _id_dtype(tokenizer: ProteinTokenizer) -> np.dtype:
+    return np.dtype("<u2") if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.dtype("<i4")
+
+
+class _RowWriter:
+    """Appends rows of one split to raw files in a folder."""
+
+    def __init__(self, folder: Path, split: str, context: int, id_dtype: np.dtype, positions: bool):
+        self.context = context
+        self.id_dtype = id_dtype
+        self.rows = 0
+        self.files = {
+            "ids": open(folder / f"{split}.ids", "wb"),
+            "mask": open(folder / f"{split}.mask", "wb"),
+        }
+        if positions:
+            self.files["pos"] = open(folder / f"{split}.pos", "wb")
+
+    def add(self, ids: np.ndarray, mask: np.ndarray, pos: np.ndarray | None = None) -> None:
+        if not len(ids):
+            return
+        assert ids.shape[1] == self.context
+        self.files["ids"].write(np.ascontiguousarray(ids, dtype=self.id_dtype).tobytes())
+        self.files["mask"].write(np.ascontiguousarray(mask, dtype=np.uint8).tobytes())
+        if "pos" in self.files:
+            assert pos is not None
+            self.files["pos"].write(np.ascontiguousarray(pos, dtype="<u2").tobytes())
+        self.rows += len(ids)
+
+    def close(self) -> int:
+        for fh in self.files.values():
+            fh.close()
+        return self.rows
+
+
+def load_packed(folder: str | Path) -> StageData:
+    """Open a cache folder written by :func:`prepare_pretrain_data` / :func:`prepare_instruction_data`."""
+    folder = Path(folder)
+    meta = _read_meta(folder)
+    if meta is None:
+        raise InputError("no packed training data here", folder)
+    context = int(meta["context_length"])
+    dtype = np.dtype(meta["id_dtype"])
+
+    def split(name: str) -> PackedRows:
+        rows = int(meta["rows"][name])
+        shape = (rows, context)
+        if rows == 0:
+            return PackedRows(np.zeros(shape, dtype), np.zeros(shape, bool), np.zeros(shape, "<u2") if meta["positions"] else None)
+        ids = np.memmap(folder / f"{name}.ids", dtype=dtype, mode="r", shape=shape)
+        mask = np.memmap(folder / f"{name}.mask", dtype=np.bool_, mode="r", shape=shape)
+        pos = np.memmap(folder / f"{name}.pos", dtype="<u2", mode="r", shape=shape) if meta["positions"] else None
+        return PackedRows(ids, mask, pos)
+
+    return StageData(split("train"), split("valid"), meta.get("stats", {}), folder)
+
+
+def _read_meta(folder: Path) -> dict[str, Any] | None:
+    path = folder / "meta.json"
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        return None
+    return meta
+
+
+def _cached(folder: Path, fingerprint: str) -> StageData | None:
+    meta = _read_meta(folder)
+    if meta is None or meta.get("fingerprint") != fingerprint:
+        return None
+    return load_packed(folder)
+
+
+def tokenizer_fingerprint(tokenizer: ProteinTokenizer) -> str:
+    """Hash of the complete tokenizer definition (vocabulary, merges, added and special tokens)."""
+    h = hashlib.sha256(tokenizer.backend.backend_tokenizer.to_str().encode("utf-8"))
+    h.update(f"{tokenizer.bos_token_id},{tokenizer.eos_token_id},{tokenizer.pad_token_id}".encode())
+    return h.hexdigest()
+
+
+def _files_fingerprint(paths: Sequence[Path]) -> list[list[Any]]:
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+
+
+def _fingerprint(**parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _write_meta(folder: Path, fingerprint: str, context: int, id_dtype: np.dtype, positions: bool,
+                rows: dict[str, int], stats: dict[str, Any]) -> None:
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "fingerprint": fingerprint,
+        "context_length": context,
+        "id_dtype": id_dtype.str,
+        "positions": positions,
+        "rows": rows,
+        "stats": stats,
+    }
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- pre-training corpus
+
+
+def corpus_shards(corpus_dir: str | Path) -> list[Path]:
+    folder = Path(corpus_dir)
+    if not folder.is_dir():
+        raise InputError("corpus folder not found; build it with `instructprotein corpus build`", folder)
+    shards = sorted(folder.glob("shard-*.jsonl"))
+    if not shards:
+        raise InputError("no shard-*.jsonl files: not a corpus folder (build it with `instructprotein corpus build`)", folder)
+    return shards
+
+
+def count_documents(shards: Sequence[Path]) -> int:
+    """Non-blank lines of the shards (one document each), counted without parsing."""
+    n = 0
+    for shard in shards:
+        with open(shard, "rb") as fh:
+            for line in fh:
+                if line.strip():
+                    n += 1
+    return n
+
+
+def first_document(shards: Sequence[Path]) -> str | None:
+    """The first non-blank line of the shards (cheap emptiness check), or None."""
+    for shard in shards:
+        with open(shard, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    return line
+    return None
+
+
+def iter_documents(shards: Sequence[Path]) -> Iterator[tuple[str, str | None]]:
+    """``(text, source)`` of every corpus record, in shard order."""
+    for shard in shards:
+        with open(shard, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    text = record["text"]
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise InputError(f"expected a JSON object with 'text' ({exc})", shard, number) from exc
+                if not isinstance(text, str):
+                    raise InputError("'text' must be a string", shard, number)
+                yield text, record.get("source")
+
+
+class _StreamPacker:
+    """Concatenates token runs and emits full rows; the remainder becomes one padded row at the end."""
+
+    def __init__(self, writer: _RowWriter, pad_id: int):
+        self.writer = writer
+        self.pad_id = pad_id
+        self.ids: list[np.ndarray] = []
+        self.mask: list[np.ndarray] = []
+        self.pending = 0
+        self.tokens = 0
+        self.labels = 0
+
+    def add(self, ids: np.ndarray, mask: np.ndarray) -> None:
+        self.ids.append(ids)
+        self.mask.append(mask)
+        self.pending += len(ids)
+        self.tokens += len(ids)
+        if self.pending >= 64 * self.writer.context:
+            self._emit(final=False)
+
+    def _emit(self, final: bool) -> None:
+        if not self.ids:
+            return
+        t = self.writer.context
+        ids = np.concatenate(self.ids)
+        mask = np.concatenate(self.mask)
+        full = len(ids) // t
+        self.writer.add(ids[: full * t].reshape(full, t), mask[: full * t].reshape(full, t))
+        self.labels += int(mask[: full * t].reshape(full, t)[:, 1:].sum())
+        rest_ids, rest_mask = ids[full * t :], mask[full * t :]
+        self.ids, self.mask, self.pending = [rest_ids], [rest_mask], len(rest_ids)
+        if final and len(rest_ids):
+            row = np.full((1, t), self.pad_id, dtype=np.int64)
+            row_mask = np.zeros((1, t), dtype=bool)
+            row[0, : len(rest_ids)] = rest_ids
+            row_mask[0, : len(rest_mask)] = rest_mask
+            self.writer.add(row, row_mask)
+            self.labels += int(row_mask[:, 1:].sum())
+            self.ids, self.mask, self.pending = [], [], 0
+
+    def close(self) -> int:
+        self._emit(final=True)
+        return self.writer.close()
+
+
+def prepare_pretrain_data(
+    corpus_dir: str | Path,
+    tokenizer: ProteinTokenizer,
+    context_length: int,
+    cache_dir: str | Path,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.01,
+    progress: Progress | None = None,
+) -> StageData:
+    """Tokenise and pack a corpus folder (``shard-*.jsonl``), or reuse the cache in ``cache_dir``.
+
+    ``val_fraction`` of the documents (at least one; chosen by ``seed``) are held out for the
+    validation loss. Raises :class:`InputError` for a missing, unreadable or empty corpus.
+    """
+    progress = progress or Progress()
+    cache = Path(cache_dir)
+    shards = corpus_shards(corpus_dir)
+    fingerprint = _fingerprint(
+        kind="pretrain", files=_files_fingerprint(shards), tokenizer=tokenizer_fingerprint(tokenizer),
+        context=context_length, seed=seed, val_fraction=val_fraction, version=VERSION,
+    )
+    hit = _cached(cache, fingerprint)
+    if hit is not None:
+        return hit
+    n_docs = count_documents(shards)
+    if n_docs == 0:
+        raise InputError("the corpus is empty (no documents in its shards)", corpus_dir)
+    if n_docs < 2:
+        raise InputError("the corpus has one document: nothing to hold out for the validation loss", corpus_dir)
+    n_val = min(n_docs - 1, max(1, round(n_docs * val_fraction)))
+    is_val = np.zeros(n_docs, dtype=bool)
+    is_val[np.random.default_rng(seed).choice(n_docs, size=n_val, replace=False)] = True
+
+    id_dtype = _id_dtype(tokenizer)
+    bos, eos, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+    stats: dict[str, Any] = {"documents": {"train": 0, "valid": 0}, "empty_documents": 0, "by_source": {}}
+    with atomic_dir(cache) as tmp:
+        packers = {
+            split: _StreamPacker(_RowWriter(tmp, split, context_length, id_dtype, positions=False), pad)
+            for split in ("train", "valid")
+        }
+
+        def flush(texts: list[str], splits: list[str]) -> None:
+            for enc, split in zip(tokenizer.encode_batch(texts, add_bos=False, add_eos=False), splits):
+                ids = np.empty(len(enc.input_ids) + 2, dtype=np.int64)
+                ids[0], ids[-1] = bos, eos
+                ids[1:-1] = enc.input_ids
+                mask = np.ones(len(ids), dtype=bool)
+                mask[0] = False  # nothing predicts where a document begins
+                packers[split].add(ids, mask)
+
+        with progress.step("tokenising and packing the corpus", total=n_docs) as bar:
+            texts: list[str] = []
+            splits: list[str] = []
+            for number, (text, source) in enumerate(iter_documents(shards)):
+                if number >= n_docs:  # a shard grew while we read it
+                    break
+                if not text.strip():
+                    stats["empty_documents"] += 1
+                    bar.advance()
+                    continue
+                split = "valid" if is_val[number] else "train"
+                stats["documents"][split] += 1
+                key = source or "text"
+                stats["by_source"][key] = stats["by_source"].get(key, 0) + 1
+                texts.append(text)
+                splits.append(split)
+                if len(texts) >= CHUNK:
+                    try:
+                        flush(texts, splits)
+                    except ValueError as exc:  # an invalid residue inside <protein>
+                        raise InputError(f"cannot tokenise a document ({exc})", corpus_dir) from exc
+                    bar.advance(len(texts))
+                    texts, splits = [], []
+            if texts:
+                try:
+                    flush(texts, splits)
+                except ValueError as exc:
+                    raise InputError(f"cannot tokenise a document ({exc})", corpus_dir) from exc
+                bar.advance(len(texts))
+        for split in ("train", "valid"):
+            if stats["documents"][split] == 0:
+                raise InputError(f"the corpus has no non-empty document for the {split} split", corpus_dir)
+        rows = {split: p.close() for split, p in packers.items()}
+        stats["tokens"] = {split: p.tokens for split, p in packers.items()}
+        stats["label_tokens"] = {split: p.labels for split, p in packers.items()}
+        stats["rows"] = rows
+        stats["padding_fraction"] = {
+            split: round(1 - packers[split].tokens / max(1, rows[split] * context_length), 6) for split in rows
+        }
+        stats["attention"] = "causal over the row (documents separated by eos + bos)"
+        _write_meta(tmp, fingerprint, context_length, id_dtype, False, rows, stats)
+    return load_packed(cache)
+
+
+# --------------------------------------------------------------------------- instructions
+
+
+REQUIRED_COLUMNS = ("text", "answer_start", "answer_end")
+
+
+@dataclass
+class _Example:
+    ids: np.ndarray
+    mask: np.ndarray
+
+
+class _RowPacker:
+    """First fit over a window of open rows; each example keeps positions ``0..L-1``."""
+
+    def __init__(self, writer: _RowWriter, pad_id: int, pack: bool):
+        self.writer = writer
+        self.pad_id = pad_id
+        self.window = OPEN_ROWS if pack else 1
+        t = writer.context
+        self.ids = np.full((self.window, t), pad_id, dtype=np.int64)
+        self.mask = np.zeros((self.window, t), dtype=bool)
+        self.pos = np.zeros((self.window, t), dtype=np.int64)
+        self.fill = np.zeros(self.window, dtype=np.int64)
+        self.used = np.zeros(self.window, dtype=bool)
+        self.pack = pack
+        self.out_ids: list[np.ndarray] = []
+        self.out_mask: list[np.ndarray] = []
+        self.out_pos: list[np.ndarray] = []
+        self.tokens = 0
+        self.labels = 0
+        self.examples = 0
+
+    def add(self, ex: _Example) -> None:
+        n = len(ex.ids)
+        t = self.writer.context
+        free = np.where(self.used, t - self.fill, -1)
+        fits = np.flatnonzero(free >= n) if self.pack else np.empty(0, dtype=np.int64)
+        if fits.size:
+            r = int(fits[0])
+        else:
+            empty = np.flatnonzero(~self.used)
+            if empty.size:
+                r = int(empty[0])
+            else:  # window full: emit the fullest row, reuse its slot
+                r = int(np.argmax(self.fill))
+                self._emit(r)
+        f = int(self.fill[r])
+        self.ids[r, f : f + n] = ex.ids
+        self.mask[r, f : f + n] = ex.mask
+        self.pos[r, f : f + n] = np.arange(n)
+        self.fill[r] += n
+        self.used[r] = True
+        self.tokens += n
+        self.labels += int(ex.mask.sum())  # mask[0] is bos, never a label
+        self.examples += 1
+        if not self.pack:
+            self._emit(r)
+
+    def _emit(self, r: int) -> None:
+        t = self.writer.context
+        f = int(self.fill[r])
+        pos = self.pos[r].copy()
+        pos[f:] = np.arange(t - f)  # padding: a segment of its own, never a label
+        self.out_ids.append(self.ids[r].copy())
+        self.out_mask.append(self.mask[r].copy())
+        self.out_pos.append(pos)
+        self.ids[r] = self.pad_id
+        self.mask[r] = False
+        self.pos[r] = 0
+        self.fill[r] = 0
+        self.used[r] = False
+        if len(self.out_ids) >= 1024:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.out_ids:
+            self.writer.add(np.stack(self.out_ids), np.stack(self.out_mask), np.stack(self.out_pos))
+            self.out_ids, self.out_mask, self.out_pos = [], [], []
+
+    def close(self) -> int:
+        for r in np.flatnonzero(self.used):
+            self._emit(int(r))
+        self._flush()
+        return self.writer.close()
+
+
+def encode_examples(
+    tokenizer: ProteinTokenizer,
+    texts: Sequence[str],
+    spans: Sequence[tuple[int, int]],
+    loss_on: str,
+) -> list[_Example]:
+    """``bos + text + eos`` with the label mask: answer tokens (and eos) or every token but bos."""
+    if loss_on not in ("answer", "all"):
+        raise ValueError(f"loss_on must be 'answer' or 'all', not {loss_on!r}")
+    out = []
+    for enc, span in zip(tokenizer.encode_batch(texts, add_bos=True, add_eos=True), spans):
+        ids = np.asarray(enc.input_ids, dtype=np.int64)
+        if loss_on == "answer":
+            mask = np.asarray(answer_token_mask(enc.offsets, span), dtype=bool)
+        else:
+            mask = np.ones(len(ids), dtype=bool)
+        mask[0] = False  # bos
+        out.append(_Example(ids, mask))
+    return out
+
+
+def load_instruction_splits(instructions_dir: str | Path) -> dict[str, Any]:
+    """The ``train`` and ``valid`` splits of a built instruction dataset (``hf/``), columns checked."""
+    from instructprotein.instruct.dataset import load_instructions
+
+    folder = Path(instructions_dir)
+    if not folder.is_dir():
+        raise InputError("instruction dataset folder not found; build it with `instructprotein instructions build`", folder)
+    try:
+        dd = load_instructions(folder)
+    except InputError:
+        raise
+    except (OSError, ValueError, FileNotFoundError) as exc:
+        raise InputError(f"cannot open the instruction dataset ({type(exc).__name__}: {exc})", folder / "hf") from exc
+    if "train" not in dd:
+        raise InputError(f"the dataset has no train split (splits: {', '.join(dd)})", folder / "hf")
+    for name, ds in dd.items():
+        if name not in ("train", "valid"):
+            continue
+        missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
+        if missing:
+            raise InputError(f"split {name!r} lacks the column(s) {', '.join(missing)}", folder / "hf")
+    return {name: dd[name] for name in ("train", "valid") if name in dd}
+
+
+def prepare_instruction_data(
+    instructions_dir: str | Path,
+    tokenizer: ProteinTokenizer,
+    context_length: int,
+    cache_dir: str | Path,
+    *,
+    loss_on: str = "answer",
+    pack: bool = True,
+    drop_long: bool = False,
+    seed: int = 0,
+    val_fraction: float = 0.02,
+    progress: Progress | None = None,
+) -> StageData:
+    """Tokenise, label and pack the instruction dataset's train and valid splits (or reuse the cache).
+
+    Raises :class:`InputError` before anything is trained: an empty train split, missing
+    columns, an answer span outside its text, and examples longer than ``context_length``
+    (how many, and the longest) unless ``drop_long``. A dataset without a valid split
+    holds out ``val_fraction`` of the train examples instead.
+    """
+    progress = progress or Progress()
+    cache = Path(cache_dir)
+    splits = load_instruction_splits(instructions_dir)
+    hf = Path(instructions_dir) / "hf"
+    data_files = sorted(p for p in hf.rglob("*") if p.is_file())
+    fingerprint = _fingerprint(
+        kind="instructions", files=[[str(p.relative_to(hf)), *_files_fingerprint([p])[0][1:]] for p in data_files],
+        tokenizer=tokenizer_fingerprint(tokenizer), context=context_length, loss_on=loss_on, pack=pack,
+        drop_long=drop_long, seed=seed, val_fraction=val_fraction, version=VERSION,
+    )
+    hit = _cached(cache, fingerprint)
+    if hit is not None:
+        return hit
+    train = splits["train"]
+    if len(train) == 0:
+        raise InputError("the instruction dataset's train split is empty", hf)
+    rng = np.random.default_rng(seed)
+    order = {"train": rng.permutation(len(train))}
+    sources = {"train": train}
+    valid = splits.get("valid")
+    held_out = valid is None or len(valid) == 0
+    if held_out:
+        if len(train) < 2:
+            raise InputError("the train split has one example and there is no valid split to validate on", hf)
+        n_val = max(1, round(len(train) * val_fraction))
+        order = {"train": order["train"][n_val:], "valid": order["train"][:n_val]}
+        sources["valid"] = train
+    else:
+        order["valid"] = np.arange(len(valid))
+        sources["valid"] = valid
+
+    id_dtype = _id_dtype(tokenizer)
+    stats: dict[str, Any] = {
+        "loss_on": loss_on, "pack": pack, "valid_from_train": held_out,
+        "examples": {}, "too_long": {}, "longest": {}, "dropped_long": {}, "without_answer_tokens": {},
+        "tokens": {}, "label_tokens": {}, "rows": {}, "padding_fraction": {}, "examples_per_row": {},
+    }
+    too_long_examples: dict[str, list[tuple[int, int, str]]] = {}
+    with atomic_dir(cache) as tmp:
+        rows: dict[str, int] = {}
+        for split in ("train", "valid"):
+            ds, idx = sources[split], order[split]
+            packer = _RowPacker(_RowWriter(tmp, split, context_length, id_dtype, positions=True), tokenizer.pad_token_id, pack)
+            long: list[tuple[int, int, str]] = []
+            no_answer = 0
+            longest = 0
+            with progress.step(f"tokenising and packing {split} instructions", total=len(idx)) as bar:
+                for start in range(0, len(idx), CHUNK):
+                    chunk = [int(i) for i in idx[start : start + CHUNK]]
+                    part = ds.select(chunk)
+                    texts = list(part["text"])
+                    spans = list(zip(part["answer_start"], part["answer_end"]))
+                    accessions = list(part["accession"]) if "accession" in part.column_names else [""] * len(chunk)
+                    for k, (text, (a, b)) in enumerate(zip(texts, spans)):
+                        if not isinstance(text, str) or a is None or b is None or not 0 <= a <= b <= len(text):
+                            raise InputError(
+                                f"{split} example {chunk[k]}: answer span ({a}, {b}) is not inside its text "
+                                f"of {len(text) if isinstance(text, str) else 0} characters", hf,
+                            )
+                    try:
+                        examples = encode_examples(tokenizer, texts, [(int(a), int(b)) for a, b in spans], loss_on)
+                    except ValueError as exc:
+                        raise InputError(f"cannot tokenise a {split} example ({exc})", hf) from exc
+                    for k, ex in enumerate(examples):
+                        n = len(ex.ids)
+                        longest = max(longest, n)
+                        if n > context_length:
+                            long.append((n, chunk[k], accessions[k] or ""))
+                            continue
+                        if not ex.mask.any():
+                            no_answer += 1
+                        packer.add(ex)
+                    bar.advance(len(chunk))
+            rows[split] = packer.close()
+            stats["examples"][split] = packer.examples
+            stats["too_long"][split] = len(long)
+            stats["dropped_long"][split] = len(long) if drop_long else 0
+            stats["longest"][split] = longest
+            stats["without_answer_tokens"][split] = no_answer
+            stats["tokens"][split] = packer.tokens
+            stats["label_tokens"][split] = packer.labels
+            stats["rows"][split] = rows[split]
+            stats["padding_fraction"][split] = round(1 - packer.tokens / max(1, rows[split] * context_length), 6)
+            stats["examples_per_row"][split] = round(packer.examples / max(1, rows[split]), 3)
+            too_long_examples[split] = long
+        total_long = sum(len(v) for v in too_long_examples.values())
+        if total_long and not drop_long:
+            parts = []
+            for split, items in too_long_examples.items():
+                if items:
+                    n, index, acc = max(items)
+                    parts.append(
+                        f"{len(items):,} of {len(order[split]):,} {split} examples (longest: {n:,} tokens, "
+                        f"example {index}{' ' + acc if acc else ''})"
+                    )
+            raise InputError(
+                f"examples longer than the context of {context_length} tokens: {'; '.join(parts)}. "
+                "Cutting them would cut their answers. Pass --drop-long to leave them out (they are counted), "
+                "raise model.context_length, or build the instructions with a lower --max-residues",
+                hf,
+            )
+        for split in ("train", "valid"):
+            if stats["examples"][split] == 0:
+                why = " (every example is longer than the context)" if too_long_examples[split] else ""
+                raise InputError(f"no {split} instruction left to train on{why}", hf)
+        stats["attention"] = "block-diagonal: examples packed in one row do not attend to each other"
+        _write_meta(tmp, fingerprint, context_length, id_dtype, True, rows, stats)
+    return load_packed(cache)
+
+
+# --------------------------------------------------------------------------- data order
+
+
+def epoch_order(rows: int, epoch: int, seed: int) -> np.ndarray:
+    """The permutation of the rows in ``epoch``: a pure function of (rows, epoch, seed)."""
+    return np.random.default_rng([seed, epoch]).permutation(rows)
+
+
+class RowSchedule:
+    """Which rows each optimiser step reads: global row ``i`` is ``epoch_order(i // rows)[i % rows]``.
+
+    A run's data position is the number of rows it has read: a resumed run reads exactly
+    what the killed one would have read next, and the same global batch is read whatever
+    the number of processes (process ``p`` of ``P`` takes the ``p``-th of ``P`` equal
+    slices of the batch and cuts it into micro-batches).
+    """
+
+    def __init__(self, rows: int, rows_per_batch: int, seed: int):
+        if rows <= 0:
+            raise InputError("no training rows")
+        self.rows = rows
+        self.rows_per_batch = rows_per_batch
+        self.seed = seed
+        self._epoch = -1
+        self._order = np.empty(0, dtype=np.int64)
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch != self._epoch:
+            self._order = epoch_order(self.rows, epoch, self.seed)
+            self._epoch = epoch
+        return self._order
+
+    def rows_at(self, rows_seen: int) -> np.ndarray:
+        """The global batch that starts after ``rows_seen`` rows."""
+        out = np.empty(self.rows_per_batch, dtype=np.int64)
+        for k in range(self.rows_per_batch):
+            i = rows_seen + k
+            out[k] = self._perm(i // self.rows)[i % self.rows]
+        return out
+
+    def epoch(self, rows_seen: int) -> float:
+        return rows_seen / self.rows
+
+    @staticmethod
+    def split(global_rows: np.ndarray, process: int, processes: int, micro_rows: int) -> list[np.ndarray]:
+        """This process's micro-batches of a global batch."""
+        per = len(global_rows) // processes
+        mine = global_rows[process * per : (process + 1) * per]
+        return [mine[i : i + micro_rows] for i in range(0, len(mine), micro_rows)]

@@ -1,0 +1,925 @@
+"""One training loop for pre-training and instruction tuning, through ``accelerate``.
+
+:func:`train_loop` is the recipe, readable top to bottom (nanoGPT / torchtune style):
+sizes -> optimiser -> ``accelerator.prepare`` -> resume -> (evaluate, train a step, log,
+evaluate, checkpoint, stop?) -> final evaluation, checkpoint, summary and plot.
+:func:`pretrain` and :func:`finetune` only set up what differs between the stages
+(tokenizer and model, data) and check every input first, so that a bad input is an
+:class:`~instructprotein.errors.InputError` before any step and before anything in the run
+folder is touched.
+
+Running on several processes, GPUs or nodes::
+
+    accelerate launch [--num_processes N] [--config_file fsdp.yaml] -m instructprotein.cli train pretrain --preset small
+
+``accelerate``'s own configuration picks DDP, FSDP or DeepSpeed; the loop only uses the
+``Accelerator`` API (``prepare``, ``accumulate``, ``backward``, ``clip_grad_norm_``,
+``save_state`` / ``load_state``, ``get_state_dict``).
+
+Batches count tokens (see :class:`~instructprotein.model.presets.TrainSpec`): an optimiser
+step reads ``batch_tokens / context`` packed rows, all processes together; each process
+reads its slice in micro-batches of ``micro_batch_tokens`` and accumulates gradients.
+The loss of a step is the mean over every label token of the global batch (the sum on
+each process is divided by the global count), so one process and many give the same
+loss and gradients for the same global batch, whatever the number of label tokens per
+row (answer-only labels vary a lot). The data position is the number of rows read
+(:class:`~instructprotein.train.data.RowSchedule`), so ``--resume`` reads exactly the
+rows the killed run would have read next, on any number of processes.
+
+Run folder::
+
+    run_dir/
+      model/                 best validation loss so far (save_model: weights, tokenizer, preset.yaml, metrics.json);
+                             the folder the next stage (or inference) uses
+      checkpoints/step-NNNNN/  the last two resumable states (accelerate save_state: model, optimiser,
+                             RNG of every process; state.json: step, rows read, best loss, patience, time),
+                             each written into a temporary folder and renamed
+      tokenizer/             (pre-training from scratch) the BPE + protein tokenizer trained on the corpus
+      data/<stage>/          the tokenised, packed data (see instructprotein.train.data)
+      log.csv                step, epoch, tokens, train_loss, val_loss, lr, grad_norm, tokens_per_s, elapsed_s
+      tensorboard/           the same scalars for TensorBoard
+      loss.png               train and validation loss curves
+      training.json          the summary, written when the run ends (its presence marks a finished run)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from instructprotein.atomic import write_text
+from instructprotein.errors import InputError
+from instructprotein.model.presets import Preset, TrainSpec, load_preset
+from instructprotein.progress import Progress
+from instructprotein.train.data import RowSchedule, StageData, block_causal_mask, corpus_shards, first_document
+
+if TYPE_CHECKING:
+    import torch
+    from accelerate import Accelerator
+
+log = logging.getLogger("instructprotein.train")
+
+LOG_COLUMNS = ("step", "epoch", "tokens", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s")
+KEEP_CHECKPOINTS = 2
+RUN_OUTPUTS = ("model", "checkpoints", "tokenizer", "data", "log.csv", "tensorboard", "loss.png", "training.json")
+"""What a run writes into its folder; ``--force`` removes exactly these, nothing else."""
+
+
+@dataclass
+class TrainState:
+    """Everything besides model/optimiser/RNG that a resumed run needs (``state.json``)."""
+
+    step: int = 0
+    rows_seen: int = 0
+    tokens: int = 0
+    elapsed_s: float = 0.0
+    best_val: float = math.inf
+    best_step: int = -1
+    bad_evals: int = 0
+    last_eval_step: int = -1
+    initial_val: float | None = None
+    last_val: float | None = None
+    data_fingerprint: str = ""
+    stage: str = ""
+
+
+@dataclass
+class TrainResult:
+    stage: str
+    run_dir: str
+    model_dir: str
+    stop_reason: str
+    steps: int
+    tokens: int
+    epochs: float
+    wall_seconds: float
+    tokens_per_second: float
+    first_train_loss: float | None
+    last_train_loss: float | None
+    initial_val_loss: float | None
+    best_val_loss: float | None
+    best_step: int
+    final_val_loss: float | None
+    processes: int
+    accumulation_steps: int
+    precision: str
+    parameters: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+# =========================================================================== the stages
+
+
+def pretrain(
+    preset: Preset | str,
+    corpus_dir: str | Path,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    tokenizer: str | Path | None = None,
+    val_fraction: float = 0.01,
+    progress: bool = False,
+    deterministic: bool = False,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Pre-train on a corpus folder (``shard-*.jsonl``) into ``run_dir``; the model lands in ``run_dir/model``.
+
+    The tokenizer is ``tokenizer`` (a folder) if given, else the one in ``run_dir/tokenizer``
+    if that exists, else trained on the corpus's text documents (``preset.tokenizer``).
+    ``preset.model.init_from`` starts from a local causal-LM folder instead of random weights
+    (its tokenizer, with the protein tokens added if it lacks them).
+    """
+    preset = _as_preset(preset)
+    run_dir = Path(run_dir)
+    spec = preset.pretrain
+    # ---- every check that needs no heavy work, before anything is written
+    check_run_dir(run_dir, resume=resume, force=force)
+    if first_document(corpus_shards(corpus_dir)) is None:
+        raise InputError("the corpus is empty (no documents in its shards)", corpus_dir)
+
+    from instructprotein.model.factory import check_model_folder, create_model, start_from
+    from instructprotein.model.tokenizer import corpus_texts, load_tokenizer, train_tokenizer
+    from instructprotein.train.data import prepare_pretrain_data
+
+    init_from = preset.model.init_from
+    if init_from:
+        check_model_folder(init_from)
+    if tokenizer is not None and not init_from:
+        load_tokenizer(tokenizer)
+    accelerator = make_accelerator(spec, deterministic=deterministic)
+    show = progress and accelerator.is_main_process
+    if force:
+        _on_main(accelerator, lambda: clear_run_dir(run_dir))
+    reporter = _reporter(show)
+    try:
+        # ---- tokenizer and model
+        if init_from:
+            model, tok = start_from(init_from, context_length=preset.model.context_length)
+        else:
+            def get_tokenizer():
+                if tokenizer is not None:
+                    return load_tokenizer(tokenizer)
+                folder = run_dir / "tokenizer"
+                if folder.exists():
+                    return load_tokenizer(folder)
+                with reporter.step("training the tokenizer"):
+                    texts = corpus_texts(corpus_dir, limit=preset.tokenizer.max_documents)
+                    return train_tokenizer(texts, preset.tokenizer.bpe_vocab_size, folder,
+                                           min_frequency=preset.tokenizer.min_frequency)
+
+            tok = main_first(accelerator, get_tokenizer)
+            model = create_model(preset, tok, seed=preset.seed)
+        # ---- data
+        data = main_first(accelerator, lambda: prepare_pretrain_data(
+            corpus_dir, tok, preset.model.context_length, run_dir / "data" / "pretrain",
+            seed=preset.seed, val_fraction=val_fraction, progress=reporter,
+        ))
+    finally:
+        _stop(reporter)
+    return train_loop(
+        accelerator=accelerator, model=model, tokenizer=tok, data=data, spec=spec, preset=preset,
+        stage="pretrain", run_dir=run_dir, resume=resume, show_progress=show, on_step=on_step,
+    )
+
+
+def finetune(
+    preset: Preset | str,
+    instructions_dir: str | Path,
+    run_dir: str | Path,
+    *,
+    init: str | Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    loss_on: str | None = None,
+    drop_long: bool = False,
+    pack: bool = True,
+    progress: bool = False,
+    deterministic: bool = False,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Instruction-tune the model in ``init`` (a folder from :func:`pretrain`, the paper's checkpoint,
+    any folder with a protein tokenizer) on a built instruction dataset; the model lands in ``run_dir/model``.
+
+    Without ``init``, ``preset.model.init_from`` (a foreign causal LM gets the protein tokens
+    added). ``loss_on``: ``answer`` (labels on the answer tokens) or ``all`` (the paper's
+    whole-sequence loss); default ``preset.finetune.loss_on``.
+    """
+    preset = _as_preset(preset)
+    run_dir = Path(run_dir)
+    spec = preset.finetune
+    loss_on = loss_on or spec.loss_on
+    if loss_on not in ("answer", "all"):
+        raise InputError(f"loss_on must be 'answer' or 'all', not {loss_on!r}")
+    # ---- every check that needs no heavy work, before anything is written
+    check_run_dir(run_dir, resume=resume, force=force)
+    source = init or preset.model.init_from
+    if not source:
+        raise InputError("instruction tuning needs a model to start from: pass --init MODEL_DIR (e.g. RUN/model of "
+                         "`train pretrain`) or set model.init_from")
+
+    from instructprotein.model.factory import check_model_folder, load_model_and_tokenizer, start_from
+    from instructprotein.train.data import load_instruction_splits, prepare_instruction_data
+
+    check_model_folder(source)
+    if len(load_instruction_splits(instructions_dir)["train"]) == 0:
+        raise InputError("the instruction dataset's train split is empty", Path(instructions_dir) / "hf")
+    if init:  # ours or the paper's: the tokenizer must already have the protein tokens
+        model, tok = load_model_and_tokenizer(init)
+    else:
+        model, tok = start_from(source, context_length=preset.model.context_length)
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(positions, int) and preset.model.context_length > positions:
+        raise InputError(f"model.context_length {preset.model.context_length} exceeds the model's {positions} "
+                         "positions; lower it with --set model.context_length=...", source)
+    accelerator = make_accelerator(spec, deterministic=deterministic)
+    show = progress and accelerator.is_main_process
+    if force:
+        _on_main(accelerator, lambda: clear_run_dir(run_dir))
+    reporter = _reporter(show)
+    try:
+        data = main_first(accelerator, lambda: prepare_instruction_data(
+            instructions_dir, tok, preset.model.context_length, run_dir / "data" / "finetune",
+            loss_on=loss_on, pack=pack, drop_long=drop_long, seed=preset.seed, progress=reporter,
+        ))
+    finally:
+        _stop(reporter)
+    if show:
+        s = data.stats
+        dropped = s["dropped_long"]["train"] + s["dropped_long"]["valid"]
+        _console().log(
+            f"instructions: {s['examples']['train']:,} train / {s['examples']['valid']:,} valid examples in "
+            f"{s['rows']['train']:,} / {s['rows']['valid']:,} rows ({s['examples_per_row']['train']:.1f} per row, "
+            f"{s['padding_fraction']['train']:.1%} padding); loss on {loss_on}"
+            + (f"; {dropped:,} examples longer than the context left out (--drop-long)" if dropped else "")
+        )
+    return train_loop(
+        accelerator=accelerator, model=model, tokenizer=tok, data=data, spec=spec, preset=preset,
+        stage="finetune", run_dir=run_dir, resume=resume, show_progress=show, on_step=on_step,
+    )
+
+
+# =========================================================================== the loop
+
+
+def train_loop(
+    *,
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    tokenizer: Any,
+    data: StageData,
+    spec: TrainSpec,
+    preset: Preset,
+    stage: str,
+    run_dir: Path,
+    resume: bool = False,
+    show_progress: bool = False,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``data`` with ``spec``'s hyper-parameters; returns the summary (also ``training.json``)."""
+    import torch
+
+    from instructprotein.model.factory import count_parameters
+
+    # ---- 1. sizes: a preset's batch means the same global batch on any number of processes
+    context = data.train.context_length
+    processes, rank = accelerator.num_processes, accelerator.process_index
+    rows_per_batch = spec.rows_per_batch(context)
+    micro_rows = spec.rows_per_micro_batch(context)
+    accumulation = spec.accumulation_steps(processes)
+    schedule = RowSchedule(data.train.rows, rows_per_batch, preset.seed)
+    parameters = count_parameters(model)
+    say = _say(show_progress)
+
+    _seed_everything(preset.seed)  # dropout; a resumed run restores every process's RNG below
+
+    # ---- 2. optimiser: AdamW, weight decay on matrices only (not on biases, norms); lr set every step
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    try:  # one fused kernel per step: on CPU the per-tensor loop cost more than the model's matmuls (measured)
+        optimizer = torch.optim.AdamW(groups, lr=spec.lr_at(0), betas=spec.betas, eps=spec.eps, fused=True)
+    except (RuntimeError, ValueError):
+        optimizer = torch.optim.AdamW(groups, lr=spec.lr_at(0), betas=spec.betas, eps=spec.eps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    attn_impl = getattr(accelerator.unwrap_model(model).config, "_attn_implementation", "sdpa") or "sdpa"
+
+    # ---- 3. resume: model, optimiser and RNG from the last checkpoint, the rest from state.json
+    state = TrainState(stage=stage, data_fingerprint=_data_fingerprint(data))
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        state = TrainState(**json.loads((checkpoint / "state.json").read_text(encoding="utf-8")))
+        if state.stage != stage:
+            raise InputError(f"the checkpoint is from stage {state.stage!r}, not {stage!r}", checkpoint)
+        if state.data_fingerprint != _data_fingerprint(data):
+            say(f"[yellow]the training data changed since {checkpoint.name}; continuing at row {state.rows_seen:,}[/]")
+        say(f"resumed from {checkpoint} (step {state.step:,}, {state.tokens:,} tokens)")
+    elif resume:
+        say(f"no checkpoint in {run_dir / 'checkpoints'}: starting from the beginning")
+    if accelerator.is_main_process:
+        with contextlib.suppress(FileNotFoundError):
+            (run_dir / "training.json").unlink()  # no longer finished
+    csv_log = _CsvLog(run_dir / "log.csv", keep_until=state.step, enabled=accelerator.is_main_process)
+    board = _board(run_dir / "tensorboard", state.step, accelerator.is_main_process)
+
+    # ---- helpers that close over the above
+    def forward_loss_sum(batch: dict[str, Any]) -> torch.Tensor:
+        return token_loss_sum(model, batch, accelerator.device, attn_impl)
+
+    def evaluate() -> float:
+        """Mean token loss on the first ``eval_tokens`` of the validation rows (the same rows every time)."""
+        n = min(data.valid.rows, max(1, spec.eval_tokens // context))
+        per_process = math.ceil(n / processes)
+        mine = [r for r in range(rank * per_process, (rank + 1) * per_process)]  # rows >= n are dummies
+        total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+        model.eval()
+        with torch.no_grad():
+            for i in range(0, len(mine), micro_rows):  # every process runs as many forwards (FSDP needs it)
+                rows = np.array(mine[i : i + micro_rows])
+                batch = data.valid.batch(np.where(rows < n, rows, 0))
+                batch["labels"][torch.from_numpy(rows >= n)] = -100
+                total[0] += forward_loss_sum(batch).double()
+                total[1] += int((batch["labels"][:, 1:] != -100).sum())
+        model.train()
+        total = accelerator.reduce(total, "sum")
+        return float(total[0] / total[1]) if total[1] > 0 else float("nan")
+
+    def save_best(val: float) -> None:
+        _save_model(accelerator, model, tokenizer, run_dir / "model", preset,
+                    {"stage": stage, "step": state.step, "tokens": state.tokens, "val_loss": val})
+
+    def run_eval() -> float:
+        val = evaluate()
+        state.last_eval_step, state.last_val = state.step, val
+        if state.initial_val is None:
+            state.initial_val = val
+        if val < state.best_val:
+            state.best_val, state.best_step, state.bad_evals = val, state.step, 0
+            save_best(val)
+        else:
+            state.bad_evals += 1
+        board.scalar("val/loss", val, state.step)
+        say(f"step {state.step:,}: validation loss {val:.4f} (best {state.best_val:.4f} at step {state.best_step:,})")
+        return val
+
+    # ---- 4. train
+    budget_s = spec.max_minutes * 60 if spec.max_minutes else None
+    segment_start = time.perf_counter()
+    elapsed_before = state.elapsed_s
+    bar = _TrainBar(stage, spec.max_steps, state.step, budget_s, elapsed_before) if show_progress else None
+    say(f"{stage}: {parameters:,} parameters, {data.train.rows:,} rows of {context} tokens, "
+        f"{rows_per_batch} rows per step = {processes} process(es) x {accumulation} micro-batch(es) x {micro_rows} rows; "
+        f"attention {data.attention}; precision {accelerator.mixed_precision}")
+    if state.step == 0 and state.last_eval_step < 0:
+        run_eval()
+    train_losses: list[float] = []
+    step_times: list[tuple[int, float]] = []
+    stop_reason = ""
+    model.train()
+    try:
+        while True:
+            # -- stop?
+            elapsed = elapsed_before + time.perf_counter() - segment_start
+            over_time = budget_s is not None and elapsed >= budget_s
+            if processes > 1:  # every process must stop at the same step
+                flag = accelerator.reduce(torch.tensor([float(over_time)], device=accelerator.device), "sum")
+                over_time = bool(flag.item() > 0)
+            if state.step >= spec.max_steps:
+                stop_reason = f"max_steps ({spec.max_steps:,}) reached"
+            elif spec.max_tokens and state.tokens >= spec.max_tokens:
+                stop_reason = f"max_tokens ({spec.max_tokens:,}) reached"
+            elif state.bad_evals >= spec.patience:
+                stop_reason = f"early stopping: no better validation loss in {spec.patience} evaluations"
+            elif over_time:
+                stop_reason = f"time budget of {spec.max_minutes:g} min reached (max_minutes)"
+            if stop_reason:
+                break
+
+            # -- one optimiser step: lr from the schedule, accumulate micro-batches, clip, step
+            t0 = time.perf_counter()
+            lr = spec.lr_at(state.step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            global_rows = schedule.rows_at(state.rows_seen)
+            labels_in_batch = max(1, data.train.label_count(global_rows))
+            scale = processes * accumulation / labels_in_batch  # backward() divides by accumulation; DDP averages
+            local_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+            grad_norm = None
+            for rows in schedule.split(global_rows, rank, processes, micro_rows):
+                with accelerator.accumulate(model):
+                    loss_sum = forward_loss_sum(data.train.batch(rows))
+                    accelerator.backward(loss_sum * scale)
+                    local_sum += loss_sum.detach().double()
+                    if accelerator.sync_gradients:
+                        if spec.grad_clip and spec.grad_clip > 0:
+                            grad_norm = accelerator.clip_grad_norm_(model.parameters(), spec.grad_clip)
+                        optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
+            loss = float(accelerator.reduce(local_sum, "sum")) / labels_in_batch
+            state.step += 1
+            state.rows_seen += rows_per_batch
+            state.tokens += rows_per_batch * context
+            step_s = time.perf_counter() - t0
+            step_times.append((rows_per_batch * context, step_s))
+            train_losses.append(loss)
+            state.elapsed_s = elapsed_before + time.perf_counter() - segment_start
+
+            # -- log
+            tps = rows_per_batch * context / max(step_s, 1e-9)
+            gn = float(grad_norm) if grad_norm is not None else None
+            board.scalar("train/loss", loss, state.step)
+            board.scalar("train/lr", lr, state.step)
+            board.scalar("train/tokens_per_s", tps, state.step)
+            if gn is not None:
+                board.scalar("train/grad_norm", gn, state.step)
+            val = run_eval() if state.step % spec.eval_interval == 0 else None
+            csv_log.write(step=state.step, epoch=round(schedule.epoch(state.rows_seen), 4), tokens=state.tokens,
+                          train_loss=loss, val_loss=val, lr=lr, grad_norm=gn, tokens_per_s=round(tps, 1),
+                          elapsed_s=round(state.elapsed_s, 2))
+            if bar is not None:
+                bar.update(state.step, loss, state.last_val, step_times)
+            if on_step is not None and accelerator.is_main_process:
+                on_step({"step": state.step, "loss": loss, "lr": lr, "tokens": state.tokens, "val_loss": val})
+
+            # -- checkpoint (atomic; the last two kept)
+            if state.step % spec.checkpoint_interval == 0:
+                state.elapsed_s = elapsed_before + time.perf_counter() - segment_start
+                save_checkpoint(accelerator, run_dir, state)
+    finally:
+        if bar is not None:
+            bar.stop()
+        board.flush()
+
+    # ---- 5. the end: evaluate and checkpoint the last step, write the summary and the plot
+    say(f"stopping after step {state.step:,}: {stop_reason}")
+    if state.last_eval_step != state.step:
+        run_eval()
+    state.elapsed_s = elapsed_before + time.perf_counter() - segment_start
+    last = latest_checkpoint(run_dir)
+    if last is None or _checkpoint_step(last) != state.step:
+        save_checkpoint(accelerator, run_dir, state)
+    if not (run_dir / "model").exists():  # best never saved (no evaluation improved on +inf, e.g. nan losses)
+        save_best(state.last_val if state.last_val is not None else float("nan"))
+    board.close()
+    history = _CsvLog.read(run_dir / "log.csv") if accelerator.is_main_process else []
+    train_hist = [r["train_loss"] for r in history if r.get("train_loss") is not None]
+    tokens_timed = sum(t for t, _ in step_times)
+    seconds_timed = sum(s for _, s in step_times)
+    result = TrainResult(
+        stage=stage, run_dir=str(run_dir), model_dir=str(run_dir / "model"), stop_reason=stop_reason,
+        steps=state.step, tokens=state.tokens, epochs=round(schedule.epoch(state.rows_seen), 4),
+        wall_seconds=round(state.elapsed_s, 2),
+        tokens_per_second=round(tokens_timed / seconds_timed, 1) if seconds_timed else 0.0,
+        first_train_loss=train_hist[0] if train_hist else None,
+        last_train_loss=float(np.mean(train_hist[-10:])) if train_hist else None,
+        initial_val_loss=state.initial_val, best_val_loss=state.best_val if math.isfinite(state.best_val) else None,
+        best_step=state.best_step, final_val_loss=state.last_val, processes=processes, accumulation_steps=accumulation,
+        precision=accelerator.mixed_precision, parameters=parameters, data=data.stats,
+    )
+    if accelerator.is_main_process:
+        plot_losses(run_dir / "log.csv", run_dir / "loss.png", title=f"{stage} ({preset.name}): {run_dir.name}")
+        summary = asdict(result) | {"preset": preset.to_dict()}
+        write_text(run_dir / "training.json", json.dumps(summary, indent=2, default=_json_default) + "\n")
+    accelerator.wait_for_everyone()
+    say(f"{stage} done: {state.step:,} steps, {state.tokens:,} tokens in {state.elapsed_s / 60:.1f} min; "
+        f"validation loss {state.initial_val:.4f} -> best {state.best_val:.4f} (step {state.best_step:,}); "
+        f"model in {run_dir / 'model'}")
+    return result
+
+
+# =========================================================================== set-up helpers
+
+
+def _as_preset(preset: Preset | str) -> Preset:
+    return preset if isinstance(preset, Preset) else load_preset(preset)
+
+
+def resolve_precision(precision: str, device_type: str) -> str:
+    """``accelerate``'s mixed_precision for a preset's ``precision``: ``auto`` = bf16 where the device has it."""
+    import torch
+
+    if precision == "auto":
+        return "bf16" if device_type == "cuda" and torch.cuda.is_bf16_supported() else "no"
+    return {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
+
+
+def make_accelerator(spec: TrainSpec, *, deterministic: bool = False) -> Accelerator:
+    """An ``Accelerator`` for the processes ``accelerate launch`` (or torchrun) started, or one process.
+
+    Gradient accumulation and precision come from the preset, not from the launch config:
+    the preset's batch is in tokens, so the accumulation depends on the number of processes.
+    """
+    import torch
+    from accelerate import Accelerator, PartialState
+    from accelerate.utils import is_mps_available, is_npu_available, is_xpu_available
+
+    # Without an accelerator device, processes started by torchrun / accelerate launch train on
+    # CPU with gloo; accelerate only sets that up when told it runs on CPU.
+    cpu = not (torch.cuda.is_available() or is_mps_available() or is_xpu_available() or is_npu_available())
+    state = PartialState(cpu=cpu)
+    accumulation = spec.accumulation_steps(state.num_processes)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    mixed = resolve_precision(spec.precision, state.device.type)
+    accelerator = Accelerator(cpu=cpu, gradient_accumulation_steps=accumulation, mixed_precision=mixed,
+                              step_scheduler_with_optimizer=False)
+    return accelerator
+
+
+def _seed_everything(seed: int) -> None:
+    from accelerate.utils import set_seed
+
+    set_seed(seed, device_specific=True)
+
+
+def main_first(accelerator: Accelerator, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on the main process first (it builds caches), then on the others (they read them).
+
+    An error on the main process reaches every process (as the same message) instead of
+    leaving the others waiting at a barrier.
+    """
+    if accelerator.num_processes == 1:
+        return fn()
+    from accelerate.utils import broadcast_object_list
+
+    result, error = None, None
+    if accelerator.is_main_process:
+        try:
+            result = fn()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, on every process
+            error = exc
+    message = [f"{error}" if error is not None else None, isinstance(error, InputError)]
+    accelerator.wait_for_everyone()
+    broadcast_object_list(message)
+    if error is not None:
+        raise error
+    if message[0] is not None:
+        raise (InputError(message[0]) if message[1] else RuntimeError(f"main process failed: {message[0]}"))
+    if not accelerator.is_main_process:
+        result = fn()
+    accelerator.wait_for_everyone()
+    return result
+
+
+def _on_main(accelerator: Accelerator, fn: Callable[[], Any]) -> None:
+    if accelerator.is_main_process:
+        fn()
+    accelerator.wait_for_everyone()
+
+
+# =========================================================================== run folder
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint (``checkpoints/step-N`` with its ``state.json``), or None."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return None
+    done = [p for p in folder.glob("step-*") if p.is_dir() and (p / "state.json").exists()]
+    return max(done, key=_checkpoint_step) if done else None
+
+
+def _checkpoint_step(path: Path) -> int:
+    try:
+        return int(path.name.split("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def check_run_dir(run_dir: str | Path, *, resume: bool, force: bool) -> None:
+    """Refuse to train into a folder that holds a run unless ``resume`` or ``force``; nothing is written."""
+    run_dir = Path(run_dir)
+    if resume and force:
+        raise InputError("--resume and --force exclude each other (continue the run, or start over)")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError("the run folder is a file", run_dir)
+    finished = (run_dir / "training.json").exists()
+    found = [name for name in ("model", "training.json") if (run_dir / name).exists()]
+    if latest_checkpoint(run_dir) is not None:
+        found.append("checkpoints")
+    if found and not (resume or force):
+        what = "a finished run" if finished else "an interrupted run"
+        raise InputError(
+            f"holds {what} ({', '.join(found)}); pass --resume to continue it, or --force to start over "
+            "(deletes its model, checkpoints and logs), or choose another --out",
+            run_dir,
+        )
+
+
+def clear_run_dir(run_dir: str | Path) -> None:
+    """Remove what a run writes (``RUN_OUTPUTS``) from ``run_dir``, nothing else."""
+    run_dir = Path(run_dir)
+    for name in RUN_OUTPUTS:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def save_checkpoint(accelerator: Accelerator, run_dir: Path, state: TrainState) -> Path:
+    """``accelerator.save_state`` into ``checkpoints/.step-N.tmp``, then ``state.json``, then rename to
+    ``checkpoints/step-N``: a checkpoint folder is complete or absent. Keeps the newest two."""
+    folder = run_dir / "checkpoints"
+    final = folder / f"step-{state.step:05d}"
+    tmp = folder / f".step-{state.step:05d}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for stale in folder.glob(".step-*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    with _quiet("accelerate"):  # "Removed shared tensor lm_head.weight": the tied output layer, restored on load
+        accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2, default=_json_default) + "\n", encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        done = sorted((p for p in folder.glob("step-*") if p.is_dir()), key=_checkpoint_step)
+        for old in done[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+@contextlib.contextmanager
+def _quiet(logger: str):
+    target = logging.getLogger(logger)
+    level = target.level
+    target.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        target.setLevel(level)
+
+
+def _save_model(accelerator: Accelerator, model: Any, tokenizer: Any, path: Path, preset: Preset,
+                metrics: dict[str, Any]) -> None:
+    """The unwrapped model as a Hugging Face folder; FSDP/DeepSpeed gather the full state dict first."""
+    from accelerate.utils import DistributedType
+
+    from instructprotein.model.factory import save_model
+
+    sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    state_dict = accelerator.get_state_dict(model) if sharded else None  # collective: every process
+    if accelerator.is_main_process:
+        from transformers.utils import logging as hf_logging
+
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # "Writing model shards" at every improvement would bury the training bar
+        try:
+            save_model(accelerator.unwrap_model(model), tokenizer, path, state_dict=state_dict,
+                       extra_files={"preset.yaml": preset.to_yaml(),
+                                    "metrics.json": json.dumps(metrics, indent=2, default=_json_default) + "\n"})
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
+    accelerator.wait_for_everyone()
+
+
+def _data_fingerprint(data: StageData) -> str:
+    if data.path is None:
+        return ""
+    try:
+        return json.loads((data.path / "meta.json").read_text(encoding="utf-8")).get("fingerprint", "")
+    except (OSError, ValueError):
+        return ""
+
+
+def token_loss_sum(model: Any, batch: dict[str, Any], device: Any, attn_impl: str = "sdpa") -> torch.Tensor:
+    """Sum of the token losses of a batch from :meth:`PackedRows.batch` (labels shifted: token ``i`` is
+    predicted from tokens ``< i``); packed examples get their block-diagonal mask and own positions."""
+    import torch.nn.functional as F
+
+    ids = batch["input_ids"].to(device)
+    labels = batch["labels"].to(device)
+    pos = batch["position_ids"]
+    mask = None
+    if pos is not None:
+        pos = pos.to(device)
+        mask = _attention_mask(pos, attn_impl)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
+    return F.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100, reduction="sum"
+    )
+
+
+def _attention_mask(position_ids: torch.Tensor, attn_impl: str) -> torch.Tensor | None:
+    """The mask that keeps packed examples apart, in the form the model's attention takes."""
+    import torch
+
+    if attn_impl.startswith("flash"):
+        return None  # flash-attention reads example boundaries from position_ids (varlen)
+    mask = block_causal_mask(position_ids)
+    if attn_impl == "eager":  # added to the scores
+        return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(~mask, torch.finfo(torch.float32).min)
+    return mask  # sdpa, flex: boolean, True = attend
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+# =========================================================================== logs, progress, plot
+
+
+class _CsvLog:
+    """``log.csv``, one row per optimiser step; on resume, rows after the checkpoint are dropped."""
+
+    def __init__(self, path: Path, keep_until: int, enabled: bool):
+        self.path = path
+        self.enabled = enabled
+        if not enabled:
+            return
+        rows = [r for r in self.read(path) if r["step"] <= keep_until] if keep_until > 0 else []
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=LOG_COLUMNS)
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({k: ("" if r.get(k) is None else r[k]) for k in LOG_COLUMNS})
+        self.fh = open(path, "a", newline="", encoding="utf-8")
+        self.writer = csv.DictWriter(self.fh, fieldnames=LOG_COLUMNS)
+
+    def write(self, **row: Any) -> None:
+        if not self.enabled:
+            return
+        self.writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in LOG_COLUMNS})
+        self.fh.flush()
+
+    @staticmethod
+    def read(path: Path) -> list[dict[str, Any]]:
+        if not path.exists():
+            return []
+        out = []
+        with open(path, newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                row: dict[str, Any] = {}
+                for k in LOG_COLUMNS:
+                    v = r.get(k, "")
+                    row[k] = None if v in ("", None) else (int(float(v)) if k in ("step", "tokens") else float(v))
+                out.append(row)
+        return out
+
+
+def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of a run's ``log.csv`` (None where a value is missing, e.g. val_loss between evaluations)."""
+    return _CsvLog.read(Path(run_dir) / "log.csv")
+
+
+class _Board:
+    def __init__(self, writer: Any):
+        self.writer = writer
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        if self.writer is not None and value is not None and math.isfinite(value):
+            self.writer.add_scalar(tag, value, step)
+
+    def flush(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _board(folder: Path, step: int, enabled: bool) -> _Board:
+    """TensorBoard writer; on resume, events after the checkpoint's step are purged."""
+    if not enabled:
+        return _Board(None)
+    from torch.utils.tensorboard import SummaryWriter
+
+    return _Board(SummaryWriter(str(folder), purge_step=step + 1 if step > 0 else None))
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _say(show: bool) -> Callable[[str], None]:
+    console = _console() if show else None
+
+    def say(message: str) -> None:
+        if console is not None:
+            console.log(message)
+        else:
+            log.info(message)
+
+    return say
+
+
+def _reporter(show: bool) -> Progress:
+    if not show:
+        return Progress()
+    from instructprotein.progress import RichProgress
+
+    return RichProgress()
+
+
+def _stop(reporter: Progress) -> None:
+    stop = getattr(reporter, "stop", None)
+    if stop is not None:
+        stop()
+
+
+class _TrainBar:
+    """Steps, loss, validation loss, tokens/s, elapsed and ETA on stderr (rich)."""
+
+    def __init__(self, stage: str, total: int, done: int, budget_s: float | None, elapsed_before: float):
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import Progress as RichBar
+
+        self.budget_s = budget_s
+        self.start = time.perf_counter() - elapsed_before
+        self.bar = RichBar(
+            TextColumn(f"[bold]{stage}[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[tps]} tok/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[budget]}"),
+            console=_console(),
+        )
+        self.task = self.bar.add_task(stage, total=total, completed=done, loss="-", val="-", tps="-", budget="")
+        self.bar.start()
+
+    def update(self, step: int, loss: float, val: float | None, step_times: list[tuple[int, float]]) -> None:
+        recent = step_times[-20:]
+        tps = sum(t for t, _ in recent) / max(1e-9, sum(s for _, s in recent))
+        budget = ""
+        if self.budget_s:
+            left = max(0.0, self.budget_s - (time.perf_counter() - self.start))
+            budget = f"budget {int(left // 60)}:{int(left % 60):02d} left"
+        self.bar.update(self.task, completed=step, loss=f"{loss:.3f}", val="-" if val is None else f"{val:.3f}",
+                        tps=f"{tps:,.0f}", budget=budget)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def plot_losses(csv_path: str | Path, png_path: str | Path, title: str = "") -> Path | None:
+    """Train loss (per step and smoothed) and validation loss against steps, from ``log.csv``."""
+    rows = _CsvLog.read(Path(csv_path))
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([r["step"] for r in rows if r["train_loss"] is not None])
+    train = np.array([r["train_loss"] for r in rows if r["train_loss"] is not None])
+    val = [(r["step"], r["val_loss"]) for r in rows if r["val_loss"] is not None]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    if len(train):
+        ax.plot(steps, train, color="tab:blue", alpha=0.25, linewidth=0.8, label="train (per step)")
+        smooth = np.empty_like(train)
+        acc = train[0]
+        for i, x in enumerate(train):  # exponential moving average, debiased from the first value
+            acc = 0.9 * acc + 0.1 * x if i else x
+            smooth[i] = acc
+        ax.plot(steps, smooth, color="tab:blue", linewidth=1.6, label="train (smoothed)")
+    if val:
+        ax.plot([s for s, _ in val], [v for _, v in val], "o-", color="tab:orange", linewidth=1.6, markersize=4,
+                label="validation")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("loss (nats per label token)")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, png_path)
+    return png_path
