@@ -7,9 +7,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
 
-# BLAST+ writes the small BLAST databases our reader is checked against.
+# BLAST+ writes the small BLAST databases our reader is checked against; Chromium (headless)
+# drives the web page test.
 test-deps:
 	@command -v makeblastdb >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq ncbi-blast+ >/dev/null; }
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
 
 # Real data for the tests, fetched by the project's own command (idempotent, seconds when cached).
 data: install

@@ -189,3 +189,20 @@ def model_and_tokenizer():
     model, tok = load_model_and_tokenizer(model_path())
     model.eval()
     return model, tok
+
+
+def one_thread():
+    """Generator for an autouse fixture: torch on one thread while a test module runs.
+
+    On a shared 2-core machine two OpenMP threads that spin-wait for each other made one
+    forward pass of the test model 50x slower (250 ms against 5 ms) whenever another process
+    was busy; one thread is as fast for a model this small and is not disturbed.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from instructprotein.errors import InputError
-from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, Query, check_fits
+from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, Query, check_fits, clean_sequence
 from instructprotein.infer.prompts import build_prompt, option_text
 
 if TYPE_CHECKING:
@@ -60,6 +60,18 @@ def cache_argument(model: PreTrainedModel) -> str:
 @functools.cache
 def _cache_argument(cls: type) -> str:
     return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
+
+
+def keep_logits(model: PreTrainedModel, n: int) -> dict[str, int]:
+    """``logits_to_keep=n`` where the model takes it: the output layer then runs on the last
+    ``n`` positions only (a 4k-token vocabulary over a 1,000-token prompt is most of a
+    small model's work). Callers index logits from the end, so either way works."""
+    return {"logits_to_keep": n} if _takes_logits_to_keep(type(model)) else {}
+
+
+@functools.cache
+def _takes_logits_to_keep(cls: type) -> bool:
+    return "logits_to_keep" in inspect.signature(cls.forward).parameters
 
 
 def returned_cache(output: Any) -> Any:
@@ -227,7 +239,7 @@ def score_options(
     for name, p, opts in zip(names, prompt_ids, per):
         toks = [option_ids[o] for o in opts]
         ids_t = torch.tensor([p], device=device)
-        res = model(input_ids=ids_t, use_cache=True)
+        res = model(input_ids=ids_t, use_cache=True, **keep_logits(model, 1))
         last = torch.log_softmax(res.logits[0, -1].float(), dim=-1)
         first = [float(last[t[0]]) for t in toks]
         total = list(first)
@@ -291,13 +303,16 @@ def score_naive(
         for o in opts:
             t = option_ids[o]
             ids_t = torch.tensor([p + t], device=device)
-            logits = model(input_ids=ids_t, use_cache=False).logits[0, len(p) - 1 : len(p) - 1 + len(t)]
+            # logits at positions len(p)-1 .. len(p)+len(t)-2 predict the option's tokens
+            res = model(input_ids=ids_t, use_cache=False, **keep_logits(model, len(t) + 1))
+            logits = res.logits[0, -(len(t) + 1) : -1]
             logp = torch.log_softmax(logits.float(), dim=-1)
             picked = logp.gather(-1, torch.tensor(t, device=device).unsqueeze(-1)).squeeze(-1)
             first.append(float(picked[0]))
             total.append(float(picked.sum()))
             counts.append(len(t))
-        out.append(OptionScores(name, [o.strip() for o in opts], counts, first, total, [option_ids[o][0] for o in opts]))
+        firsts = [option_ids[o][0] for o in opts]
+        out.append(OptionScores(name, [o.strip() for o in opts], counts, first, total, firsts))
     return out
 
 
@@ -334,7 +349,10 @@ def classify(
     _check_rule(rule)
     if isinstance(sequences, str):
         sequences = [sequences]
-    queries = [q if isinstance(q, Query) else Query(f"item {i + 1}", q) for i, q in enumerate(sequences)]
+    queries = [
+        q if isinstance(q, Query) else Query(f"item {i + 1}", clean_sequence(q, f"item {i + 1}"))
+        for i, q in enumerate(sequences)
+    ]
     questions = [question] * len(queries) if isinstance(question, str) else list(question)
     if len(questions) != len(queries):
         raise InputError(f"{len(questions)} questions for {len(queries)} sequences")

@@ -75,15 +75,10 @@ def clean_sequence(text: str, name: str = "sequence") -> str:
             raise InputError(f"{name}: '*' (stop) at position {i + 1} is only allowed as the last character")
         if not (ch.isascii() and ch.isalpha()):
             raise InputError(f"{name}: {ch!r} at position {i + 1} is not a residue letter")
-    try:
+    try:  # every ASCII letter is a residue code (RESIDUE_MAP covers B, J, O, U, X, Z)
         return normalize_sequence(seq)
     except ValueError as exc:
-        letters = str(exc).split(":", 1)[-1].strip()
-        first = next(i for i, ch in enumerate(seq.upper()) if ch not in "ACDEFGHIKLMNPQRSTVWYXUOBZJ")
-        raise InputError(
-            f"{name}: {letters} at position {first + 1} is not an amino-acid code "
-            "(the 20 standard letters, X for unknown, U, O, B, Z, J)"
-        ) from None
+        raise InputError(f"{name}: {exc}") from None
 
 
 def cut_sequence(sequence: str, cut_above: int | None = CUT_ABOVE, keep: int = KEEP_LAST) -> str:

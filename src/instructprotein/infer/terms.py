@@ -46,6 +46,8 @@ _SEPARATOR = re.compile(
     # the links of instruct.chains' hierarchy chains ("X is a kind of Y, which is part of Z")
     r"|\s+(?:is|are)\s+(?:an?\s+(?:kind|type|subtype|component)\s+of|part\s+of)\s+|\s+forms\s+part\s+of\s+)"
 )
+_FILLER = frozenset("which that this these those it its they and or also so then as well the a an".split())
+"""Words that make up list pieces which are no attempt at a term ("..., which is a kind of ...")."""
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.I)
 _TRAILING = " \t.,;:!?\"'()[]"
 # Verb phrases of instruct.templates (function_phrase, location_phrase, process_phrase) undone.
@@ -235,8 +237,9 @@ class TermIndex:
                 found = self._item(items[i], fuzzy=True, cutoff=cutoff)
                 j = i + 1
             if found is None:
-                if items[i].strip(_TRAILING):
-                    miss.append(items[i].strip(_TRAILING))
+                piece = items[i].strip(_TRAILING)
+                if piece and not set(piece.lower().split()) <= _FILLER:
+                    miss.append(piece)
                 i += 1
                 continue
             out.append(TermMatch(found.phrase, found.term, found.matched_by, source))

@@ -15,14 +15,19 @@ baseline). Both go through :class:`MMseqs`, which
   whatever happens (MMseqs2's temporary databases reach gigabytes on big inputs);
 - turns a failure into :class:`MMseqsError` carrying the tail of MMseqs2's own message.
 
-Speed versus sensitivity (measured on 2 cores, see ``shared/GUIDE.md`` section 2):
-``easy-linclust`` over all 516k Swiss-Prot 2014 proteins takes about half a minute and is
-the right tool at high identity (>= 50 %); ``easy-cluster`` finds far more remote members at
-30 % identity but took 420 s and 1.3 GB. For search, ``-s`` (``sensitivity``) sets how many
-similar k-mers the prefilter tries: ``-s 7.5`` over 11k queries against 516k targets took
-36 minutes, ``-s 4`` a small fraction of that. Near-identical hits (>= 70 % identity, what
-decontamination looks for) are found at ``-s 4`` just as at ``-s 7.5``; remote homologs
-(< 40 %) are where a higher ``-s`` pays.
+Speed versus sensitivity (2 cores; the Swiss-Prot 2014 graph has 435k distinct sequences):
+
+- ``easy-linclust`` is linear-time and the right tool at high identity: 80 % identity took
+  92 s here. At 30 % it is fast too (110 s) but blind: 123k clusters where ``easy-cluster``
+  finds 59k, i.e. half the 30 % links missed. ``easy-cluster`` at 30 % took 598 s (the guide
+  measured 420 s and 1.3 GB on a quieter machine).
+- For search, ``-s`` (``sensitivity``) sets how many similar k-mers the prefilter tries.
+  ``-s 7.5`` over 11k queries against 516k targets took 36 minutes (guide). For
+  near-identical hits it buys nothing: on 1,000 random benchmark sequences against the
+  435k, ``-s 4`` and ``-s 7.5`` found the same 6,791 pairs at >= 70 % identity (174 s vs
+  222 s; fixed costs dominate a run this small). Remote homologs (< 40 %) are where a
+  higher ``-s`` pays. Small runs cost ~2 s whatever their size: the prefilter allocates its
+  k-mer table (~0.9 GB) every time.
 """
 
 from __future__ import annotations
@@ -260,7 +265,7 @@ class MMseqs:
                 if rid in seen:
                     raise InputError(f"duplicate sequence id {rid!r}: cluster members must be unique")
                 seen.add(rid)
-            args = [
+            args: list[str | Path] = [
                 workflow, tmp / "input.fasta", tmp / "result", tmp / "tmp",
                 "--min-seq-id", f"{min_seq_id:g}", "-c", f"{coverage:g}", "--cov-mode", str(cov_mode),
                 "--threads", str(threads or default_threads()), "-v", "1", *extra_args,
@@ -315,7 +320,7 @@ class MMseqs:
             tids = _write_input(targets, tmp / "targets.fasta", progress, "write target sequences")
             if not qids or not tids:
                 return []
-            args = [
+            args: list[str | Path] = [
                 "easy-search", tmp / "queries.fasta", tmp / "targets.fasta", tmp / "hits.tsv", tmp / "tmp",
                 "--format-mode", "0", "--format-output", ",".join(SEARCH_COLUMNS),
                 "-s", f"{sensitivity:g}", "--max-seqs", str(max_seqs), "-e", f"{evalue:g}",

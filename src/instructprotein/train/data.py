@@ -16,7 +16,7 @@ Instruction tuning (:func:`prepare_instruction_data`)
     are the tokens that overlap the answer span (:func:`~instructprotein.model.tokenizer.answer_token_mask`,
     the closing ``eos`` included, so the model learns to stop) or, with ``loss_on="all"``
     (the paper's whole-sequence loss), every token but ``bos``. Examples are packed
-    several per row (first fit over a window of open rows, in a seeded order) and each
+    several per row (best fit over a window of 64 open rows, in a seeded order) and each
     keeps its own positions ``0..L-1``; the loop turns the positions into a block-diagonal
     causal mask, so attention never crosses from one example into another and a packed
     row trains exactly as its examples would one by one (a test checks it). ``pack=False``
@@ -214,7 +214,7 @@ def tokenizer_fingerprint(tokenizer: ProteinTokenizer) -> str:
     return h.hexdigest()
 
 
-def _files_fingerprint(paths: Sequence[Path]) -> list[list[Any]]:
+def files_fingerprint(paths: Sequence[Path]) -> list[list[Any]]:
     return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
 
 
@@ -352,7 +352,7 @@ def prepare_pretrain_data(
     cache = Path(cache_dir)
     shards = corpus_shards(corpus_dir)
     fingerprint = _fingerprint(
-        kind="pretrain", files=_files_fingerprint(shards), tokenizer=tokenizer_fingerprint(tokenizer),
+        kind="pretrain", files=files_fingerprint(shards), tokenizer=tokenizer_fingerprint(tokenizer),
         context=context_length, seed=seed, val_fraction=val_fraction, version=VERSION,
     )
     hit = _cached(cache, fingerprint)
@@ -442,7 +442,7 @@ class _Example:
 
 
 class _RowPacker:
-    """First fit over a window of open rows; each example keeps positions ``0..L-1``."""
+    """Best fit over a window of open rows; each example keeps positions ``0..L-1``."""
 
     def __init__(self, writer: _RowWriter, pad_id: int, pack: bool):
         self.writer = writer
@@ -467,8 +467,8 @@ class _RowPacker:
         t = self.writer.context
         free = np.where(self.used, t - self.fill, -1)
         fits = np.flatnonzero(free >= n) if self.pack else np.empty(0, dtype=np.int64)
-        if fits.size:
-            r = int(fits[0])
+        if fits.size:  # best fit: the open row this example fills the most
+            r = int(fits[np.argmin(free[fits])])
         else:
             empty = np.flatnonzero(~self.used)
             if empty.size:
@@ -538,27 +538,43 @@ def encode_examples(
 
 
 def load_instruction_splits(instructions_dir: str | Path) -> dict[str, Any]:
-    """The ``train`` and ``valid`` splits of a built instruction dataset (``hf/``), columns checked."""
-    from instructprotein.instruct.dataset import load_instructions
+    """The ``train`` and ``valid`` splits of a built instruction dataset (``hf/``), columns checked.
+
+    A split saved with no rows has no Arrow file, and ``datasets`` cannot load such a
+    ``DatasetDict`` at all; its splits are read one by one here, an empty one as empty.
+    """
+    import datasets
 
     folder = Path(instructions_dir)
+    hf = folder / "hf"
     if not folder.is_dir():
         raise InputError("instruction dataset folder not found; build it with `instructprotein instructions build`", folder)
+    if not (hf / "dataset_dict.json").exists():
+        raise InputError("no instruction dataset here (no hf/dataset_dict.json); run `instructprotein instructions build`",
+                         folder)
     try:
-        dd = load_instructions(folder)
-    except InputError:
-        raise
-    except (OSError, ValueError, FileNotFoundError) as exc:
-        raise InputError(f"cannot open the instruction dataset ({type(exc).__name__}: {exc})", folder / "hf") from exc
-    if "train" not in dd:
-        raise InputError(f"the dataset has no train split (splits: {', '.join(dd)})", folder / "hf")
-    for name, ds in dd.items():
-        if name not in ("train", "valid"):
+        names = json.loads((hf / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"unreadable dataset_dict.json ({exc})", hf) from exc
+    if "train" not in names:
+        raise InputError(f"the dataset has no train split (splits: {', '.join(names)})", hf)
+    out: dict[str, Any] = {}
+    for name in ("train", "valid"):
+        if name not in names:
             continue
+        try:
+            state = json.loads((hf / name / "state.json").read_text(encoding="utf-8"))
+            if not state.get("_data_files"):
+                out[name] = []  # saved with no rows
+                continue
+            ds = datasets.load_from_disk(str(hf / name))
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise InputError(f"cannot open the {name} split ({type(exc).__name__}: {exc})", hf / name) from exc
         missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
         if missing:
-            raise InputError(f"split {name!r} lacks the column(s) {', '.join(missing)}", folder / "hf")
-    return {name: dd[name] for name in ("train", "valid") if name in dd}
+            raise InputError(f"split {name!r} lacks the column(s) {', '.join(missing)}", hf / name)
+        out[name] = ds
+    return out
 
 
 def prepare_instruction_data(
@@ -587,7 +603,7 @@ def prepare_instruction_data(
     hf = Path(instructions_dir) / "hf"
     data_files = sorted(p for p in hf.rglob("*") if p.is_file())
     fingerprint = _fingerprint(
-        kind="instructions", files=[[str(p.relative_to(hf)), *_files_fingerprint([p])[0][1:]] for p in data_files],
+        kind="instructions", files=[[str(p.relative_to(hf)), *files_fingerprint([p])[0][1:]] for p in data_files],
         tokenizer=tokenizer_fingerprint(tokenizer), context=context_length, loss_on=loss_on, pack=pack,
         drop_long=drop_long, seed=seed, val_fraction=val_fraction, version=VERSION,
     )

@@ -1,0 +1,216 @@
+"""A task's items: sequences with their class (and, for term questions, the term).
+
+Sources (see :class:`~instructprotein.evaluate.tasks.Source`): a packaged set of the paper,
+a user's JSON-lines or TSV file, or our held-out split (:mod:`.heldout`). Every item's label
+is mapped to one of the task's classes here, and a label that maps to none is an
+:class:`~instructprotein.errors.InputError` naming file and line: raised while data is
+loaded, before the model is opened.
+
+Ids: ``{file stem}:{line}`` for files (the id decontamination uses for the same sequence),
+the graph accession for held-out items; GO pairs add ``|GO:nnnnnnn``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from instructprotein.errors import InputError
+from instructprotein.formats.benchmarks import (
+    _stem,
+    benchmark_kind,
+    numbered_jsonl,
+    read_go_pairs,
+    read_labelled_sequences,
+)
+from instructprotein.instruct.render import normalize_sequence
+from instructprotein.evaluate.tasks import Source, TaskSpec, label_key
+
+if TYPE_CHECKING:
+    from instructprotein.evaluate.heldout import HeldOut
+    from instructprotein.kg.store import KnowledgeGraph
+
+
+@dataclass(slots=True)
+class Item:
+    """One question: a protein, its true class, and the term asked about (term tasks)."""
+
+    id: str
+    sequence: str
+    label: str
+    term: str | None = None  # GO id (go_pairs)
+    term_name: str | None = None  # what fills {term}
+    line: int | None = None
+    accession: str | None = None  # held-out items: the graph protein
+
+
+@dataclass
+class TaskData:
+    items: list[Item]
+    train: list[Item] | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _clean(seq: str, path: Path, line: int | None) -> str:
+    try:
+        return normalize_sequence(seq)
+    except ValueError as exc:
+        raise InputError(f"bad sequence: {exc}", path, line) from None
+
+
+def _class_of(spec: TaskSpec, raw: Any, path: Path, line: int | None) -> str:
+    key = label_key(raw)
+    if spec.labels is None:
+        if key in spec.classes:
+            return key
+        raise InputError(
+            f"label {key!r} is not among the task's classes ({', '.join(map(repr, spec.classes))}); "
+            "add a 'labels' mapping to the task file",
+            path,
+            line,
+        )
+    if key in spec.labels:
+        return spec.labels[key]
+    raise InputError(
+        f"label {key!r} is not among the task's labels ({', '.join(map(repr, spec.labels))}) "
+        f"[task {spec.name}]",
+        path,
+        line,
+    )
+
+
+def read_file_items(spec: TaskSpec, path: Path, kg: KnowledgeGraph | None, skipped: Counter) -> list[Item]:
+    """Items of a data file in the task's format; labels mapped, sequences normalised."""
+    if not path.is_file():
+        raise InputError("data file not found", path)
+    stem = _stem(path)
+    items: list[Item] = []
+    if spec.format == "go_pairs":
+        if kg is None:
+            raise InputError(f"task {spec.name} asks about GO terms by name: give a knowledge graph (kg=...)", path)
+        names: dict[str, str | None] = {}
+        for prot in read_go_pairs(path):
+            seq = _clean(prot.sequence, path, prot.line)
+            for term, yes in prot.pairs:
+                if term not in names:
+                    try:
+                        names[term] = kg.entity(term).name
+                    except KeyError:
+                        names[term] = None
+                if names[term] is None:
+                    skipped["term not in the knowledge graph"] += 1
+                    continue
+                label = _class_of(spec, yes, path, prot.line)
+                items.append(Item(f"{stem}:{prot.line}|{term}", seq, label, term, names[term], prot.line))
+        return items
+    kind = benchmark_kind(path)
+    custom = spec.sequence_field != "sequence" or spec.label_field != "label" or spec.term_field
+    if kind == "jsonl" and custom:
+        required = [spec.sequence_field, spec.label_field] + ([spec.term_field] if spec.term_field else [])
+        for line, obj in numbered_jsonl(path, required):
+            seq = obj[spec.sequence_field]
+            if not isinstance(seq, str) or not seq.strip():
+                raise InputError(f"{spec.sequence_field!r} must be a non-empty string", path, line)
+            label = _class_of(spec, obj[spec.label_field], path, line)
+            term_name = None
+            if spec.term_field:
+                term_name = str(obj[spec.term_field]).strip()
+                if not term_name:
+                    raise InputError(f"empty {spec.term_field!r}", path, line)
+            items.append(Item(f"{stem}:{line}", _clean(seq.strip(), path, line), label, None, term_name, line))
+        return items
+    if spec.term_field:
+        raise InputError("term_field is read from JSON lines files only", path)
+    for rec in read_labelled_sequences(path):
+        label = _class_of(spec, rec.label, path, rec.line)
+        items.append(Item(f"{stem}:{rec.line}", _clean(rec.sequence, path, rec.line), label, None, None, rec.line))
+    return items
+
+
+def _source_items(
+    spec: TaskSpec, source: Source, kg: KnowledgeGraph | None, heldout: HeldOut | None, skipped: Counter,
+    info: dict[str, Any], seed: int,
+) -> list[Item]:  # fmt: skip
+    if source.heldout:
+        if heldout is None:
+            raise InputError(
+                f"task {spec.name} runs on our held-out split: give the instruction set's folder "
+                "(instructions_dir=..., the folder with splits/ and instructions.json)"
+            )
+        items = [_heldout_label(spec, i) for i in heldout.items(source, seed=seed)]
+        info["file"] = str(heldout.written.get(source.describe(), ""))
+        info["heldout"] = heldout.summary(source)
+        return items
+    path = source.resolve()
+    info["file"] = str(path)
+    info["sha256"] = file_sha256(path)
+    return read_file_items(spec, path, kg, skipped)
+
+
+def _heldout_label(spec: TaskSpec, item: Item) -> Item:
+    """Held-out items come labelled yes / no or with a DeepLoc class; map them to the task's classes."""
+    label = item.label
+    if spec.format == "go_pairs":
+        assert spec.labels is not None
+        label = spec.labels["true" if item.label == "yes" else "false"]
+    elif spec.labels is not None and item.label in spec.labels:
+        label = spec.labels[item.label]
+    if label not in spec.classes:
+        raise InputError(
+            f"task {spec.name}: held-out label {item.label!r} is not among the task's classes "
+            f"({', '.join(map(repr, spec.classes))})"
+        )
+    return Item(item.id, item.sequence, label, item.term, item.term_name, item.line, item.accession)
+
+
+def load_task_data(
+    spec: TaskSpec,
+    *,
+    kg: KnowledgeGraph | None = None,
+    heldout: HeldOut | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    max_train: int = 20000,
+) -> TaskData:
+    """The test items (a seeded random ``limit`` of them, in file order) and the train items if any.
+
+    The paper's files are sorted by class, so ``limit`` samples rather than taking the first N.
+    """
+    skipped: Counter = Counter()
+    test_info: dict[str, Any] = {"source": spec.test.describe()}
+    items = _source_items(spec, spec.test, kg, heldout, skipped, test_info, seed)
+    if not items:
+        raise InputError(f"task {spec.name}: no items in {spec.test.describe()}")
+    total = len(items)
+    if limit is not None and limit < total:
+        if limit < 1:
+            raise InputError(f"limit must be positive, got {limit}")
+        pick = sorted(random.Random(seed).sample(range(total), limit))
+        items = [items[i] for i in pick]
+    train = None
+    train_info: dict[str, Any] | None = None
+    if spec.train is not None:
+        train_info = {"source": spec.train.describe()}
+        train = _source_items(spec, spec.train, kg, heldout, Counter(), train_info, seed)
+        if len(train) > max_train:
+            pick = sorted(random.Random(seed + 1).sample(range(len(train)), max_train))
+            train_info["sampled"] = f"{max_train} of {len(train)}"
+            train = [train[i] for i in pick]
+        train_info["n"] = len(train)
+        if spec.train_note:
+            train_info["note"] = spec.train_note
+    test_info.update(items_in_source=total, n=len(items), skipped=dict(skipped))
+    test_info["class_counts"] = dict(Counter(i.label for i in items))
+    return TaskData(items, train, {"test": test_info, "train": train_info})

@@ -1,0 +1,217 @@
+"""Our own held-out test sets, made from an instruction set's test split of the knowledge graph.
+
+The instruction builder splits the graph's proteins by 30 %-identity clusters
+(:mod:`instructprotein.instruct.splits`): no test protein shares a cluster with a training
+protein, and proteins decontamination removed are in none. Here the test (or train) split's
+proteins become items of the built-in held-out tasks, labelled from the graph:
+
+- ``location``: DeepLoc's 10 classes from the protein's GO CC terms
+  (:class:`~instructprotein.evaluate.locations.LocationMapper`), single-location proteins only;
+- ``metal``: proteins with at least one GO molecular-function term; "yes" when they carry
+  metal ion binding (GO:0046872) directly or by propagation;
+- ``go`` (one aspect): up to ``positives`` direct terms of the aspect per protein, drawn
+  among terms the generator's negative sampler deems askable (annotating some protein, at
+  least 2 below the root), and as many negatives from that sampler (half siblings or cousins
+  of a positive, half frequency-matched random terms; never a term the protein carries or one
+  below its direct terms), so the set is near balanced and frequency alone does not give
+  the answer away.
+
+Every choice is seeded (``seed``, the protein's accession), so the same instruction set and
+seed give the same items; :meth:`HeldOut.items` also writes them as JSON lines under
+``out_dir/heldout/`` so a report's numbers can be traced to the exact items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from instructprotein.atomic import write_text
+from instructprotein.errors import InputError
+from instructprotein.evaluate.data import Item
+from instructprotein.evaluate.locations import LocationMapper
+from instructprotein.evaluate.tasks import Source
+from instructprotein.instruct.render import normalize_sequence
+from instructprotein.kg.store import KnowledgeGraph
+
+METAL_ION_BINDING = "GO:0046872"
+
+
+def _direct_terms(kg: KnowledgeGraph, accessions: list[str], aspect: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {a: [] for a in accessions}
+    for i in range(0, len(accessions), 500):
+        chunk = accessions[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        for acc, term in kg.con.execute(
+            "SELECT p.accession, e.id FROM protein p JOIN annotation a ON a.pid = p.pid JOIN entity e ON e.eid = a.eid"
+            f" WHERE e.kind = 'go' AND e.aspect = ? AND p.accession IN ({marks})",
+            [aspect, *chunk],
+        ):
+            out[acc].append(term)
+    return out
+
+
+def _sequences(kg: KnowledgeGraph, accessions: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for i in range(0, len(accessions), 500):
+        chunk = accessions[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        for acc, seq in kg.con.execute(f"SELECT accession, sequence FROM protein WHERE accession IN ({marks})", chunk):
+            out[acc] = seq
+    return out
+
+
+def _unit(seed: int, key: str) -> random.Random:
+    digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest, "little"))
+
+
+class HeldOut:
+    """The held-out split of an instruction set (``instructions_dir``: splits/, instructions.json)."""
+
+    def __init__(
+        self,
+        instructions_dir: str | Path,
+        *,
+        kg: KnowledgeGraph | str | Path | None = None,
+        out_dir: str | Path | None = None,
+        positives: int = 3,
+        max_train: int = 20000,
+    ):
+        from instructprotein.instruct.splits import Splits
+
+        self.dir = Path(instructions_dir)
+        summary_path = self.dir / "instructions.json"
+        self.summary_json: dict[str, Any] = {}
+        if summary_path.is_file():
+            self.summary_json = json.loads(summary_path.read_text(encoding="utf-8"))
+        self.splits = Splits.load(self.dir / "splits")
+        if kg is None:
+            kg_path = self.summary_json.get("kg")
+            if not kg_path:
+                raise InputError("instructions.json names no knowledge graph; give kg=...", self.dir)
+            kg = kg_path
+        self.kg = kg if isinstance(kg, KnowledgeGraph) else KnowledgeGraph(kg)
+        want = self.splits.parameters.get("kg_content_hash")
+        have = self.kg.meta.get("content_hash")
+        if want and have and want != have:
+            raise InputError(
+                f"the splits were made from another knowledge graph (content hash {want[:12]}..., "
+                f"this graph {have[:12]}...); give the graph the instruction set was built from",
+                self.kg.path,
+            )
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.positives = positives
+        self.max_train = max_train
+        self.written: dict[str, Path] = {}
+        self._summaries: dict[str, dict[str, Any]] = {}
+        self._cache: dict[tuple[str, int], list[Item]] = {}
+        self._view = None
+        self._sampler = None
+
+    # -- the training side, for baselines ------------------------------------------------------------------
+    def train_accessions(self) -> list[str]:
+        return self.splits.accessions("train")
+
+    def not_train(self) -> frozenset[str]:
+        """Every graph protein the model was not trained on (valid, test, removed)."""
+        return frozenset(a for a, s in self.splits.split.items() if s != "train")
+
+    @property
+    def min_identity(self) -> float | None:
+        cfg = self.summary_json.get("config", {})
+        return cfg.get("min_identity") if cfg.get("benchmarks") else None
+
+    # -- items ---------------------------------------------------------------------------------------------
+    def summary(self, source: Source) -> dict[str, Any]:
+        return self._summaries.get(source.describe(), {})
+
+    def items(self, source: Source, *, seed: int = 0) -> list[Item]:
+        key = (source.describe(), seed)
+        if key in self._cache:
+            return self._cache[key]
+        accessions = self.splits.accessions(source.split)
+        info: dict[str, Any] = {"split": source.split, "proteins_in_split": len(accessions)}
+        if source.split == "train" and len(accessions) > self.max_train and source.heldout != "go":
+            accessions = sorted(random.Random(seed).sample(accessions, self.max_train))
+            info["sampled"] = self.max_train
+        if source.heldout == "location":
+            items = self._location(accessions, info)
+        elif source.heldout == "metal":
+            items = self._metal(accessions, info)
+        elif source.heldout == "go":
+            items = self._go(accessions, str(source.aspect), seed, info)
+        else:  # pragma: no cover - validated in tasks.py
+            raise ValueError(source.heldout)
+        info["items"] = len(items)
+        info["labels"] = dict(Counter(i.label for i in items))
+        self._summaries[source.describe()] = info
+        self._cache[key] = items
+        if self.out_dir is not None:
+            name = f"{source.heldout}{('_' + source.aspect) if source.aspect else ''}_{source.split}.jsonl"
+            path = self.out_dir / "heldout" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lines = [
+                json.dumps({"id": i.id, "accession": i.accession, "sequence": i.sequence, "label": i.label,
+                            **({"term": i.term, "term_name": i.term_name} if i.term else {})})
+                for i in items
+            ]  # fmt: skip
+            write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+            self.written[source.describe()] = path
+        return items
+
+    def _seqs(self, accessions: list[str]) -> dict[str, str]:
+        return {a: normalize_sequence(s) for a, s in _sequences(self.kg, accessions).items() if s}
+
+    def _location(self, accessions: list[str], info: dict[str, Any]) -> list[Item]:
+        mapper = LocationMapper(self.kg)
+        classes = mapper.classes(accessions)
+        kept = [a for a in accessions if len(classes[a]) == 1]
+        info["no_location"] = sum(1 for a in accessions if not classes[a])
+        info["several_locations"] = sum(1 for a in accessions if len(classes[a]) > 1)
+        seqs = self._seqs(kept)
+        return [Item(a, seqs[a], classes[a][0], accession=a) for a in kept if a in seqs]
+
+    def _metal(self, accessions: list[str], info: dict[str, Any]) -> list[Item]:
+        mf = _direct_terms(self.kg, accessions, "F")
+        with_mf = [a for a in accessions if mf[a]]
+        info["without_mf"] = len(accessions) - len(with_mf)
+        try:
+            binders = set(self.kg.proteins_with(METAL_ION_BINDING))
+        except KeyError:
+            binders = set()
+        seqs = self._seqs(with_mf)
+        return [Item(a, seqs[a], "yes" if a in binders else "no", accession=a) for a in with_mf if a in seqs]
+
+    def _go(self, accessions: list[str], aspect: str, seed: int, info: dict[str, Any]) -> list[Item]:
+        if self._view is None:
+            from instructprotein.instruct.kgview import KGView
+            from instructprotein.instruct.negatives import NegativeSampler
+
+            self._view = KGView(self.kg.path)
+            self._sampler = NegativeSampler(self._view)
+        view, sampler = self._view, self._sampler
+        assert sampler is not None
+        seqs = self._seqs(accessions)
+        items: list[Item] = []
+        without = 0
+        for acc in accessions:
+            if acc not in seqs or acc not in view.pid_of:
+                continue
+            terms = view.terms(view.pid_of[acc])
+            pool = [e for e in terms.direct.get(aspect, ()) if sampler.eligible(e)]
+            if not pool:
+                without += 1
+                continue
+            rng = _unit(seed, f"{acc}:{aspect}")
+            pos = sorted(rng.sample(pool, min(self.positives, len(pool))))
+            neg = sampler.sample(rng, aspect, terms, k=len(pos), anchor=pos[0])
+            for e, yes in [(e, True) for e in pos] + [(n.eid, False) for n in neg]:
+                tid = view.ids[e]
+                items.append(Item(f"{acc}|{tid}", seqs[acc], "yes" if yes else "no", tid, view.names[e], accession=acc))
+        info["proteins_without_askable_terms"] = without
+        return items

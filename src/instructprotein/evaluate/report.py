@@ -1,0 +1,354 @@
+"""``report.md`` and its plots, from the results the runner wrote to ``results.json``.
+
+The report is made from the results dictionary alone (:func:`write_report`), so it can be
+redrawn from a ``results.json`` at any time (:func:`report_from_file`). Plots are PNG files
+next to the report: an overview of every task (model beside baselines, 95 % intervals), and
+per task a confusion matrix per rule, per-class accuracy, and a reliability diagram.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from instructprotein.atomic import write_text
+
+RULES = ("first_token", "sum")
+RULE_NAMES = {"first_token": "first token (paper)", "sum": "full option"}
+BASELINE_NAMES = {
+    "majority": "majority class",
+    "homology_best": "homology, best hit",
+    "homology_vote": "homology, top-k vote",
+    "composition": "composition + LR",
+    "term_frequency": "term frequency",
+}
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{100 * x:.{digits}f}"
+
+
+def with_ci(r: dict[str, Any] | None, key: str = "accuracy", ci: str = "ci95") -> str:
+    if not r or r.get(key) is None:
+        return "-"
+    lo, hi = r.get(ci, [None, None])
+    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
+        return pct(r[key])
+    return f"{pct(r[key])} [{pct(lo)}–{pct(hi)}]"
+
+
+def baseline_cell(task: dict[str, Any], name: str) -> str:
+    b = task["baselines"].get(name)
+    if not b:
+        return "-"
+    text = pct(b["accuracy"])
+    if name.startswith("homology"):
+        text += f" (cov. {pct(b['coverage'], 0)} %)"
+    if name == "majority":
+        text += f" ({b['source']})"
+    if name == "term_frequency":
+        text += f", AUPR {pct(b['aupr'])}*"
+    return text
+
+
+def paper_cell(task: dict[str, Any]) -> str:
+    p = task.get("paper") or {}
+    return ", ".join(f"{v:g}" + ("" if k == "accuracy" else f" ({k.upper()})") for k, v in p.items()) or "-"
+
+
+def summary_rows(results: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per (task, rule): the table of the report and of the command line."""
+    rows = []
+    for name, t in results["tasks"].items():
+        for rule in RULES:
+            m = t["model"][rule]
+            rows.append({
+                "task": name, "n": f"{t['n']:,}", "rule": RULE_NAMES[rule],
+                "accuracy": with_ci(m), "aupr": with_ci(m, "aupr", "aupr_ci95") if "aupr" in m else "-",
+                "majority": baseline_cell(t, "majority"), "homology": baseline_cell(t, "homology_best"),
+                "homology_vote": baseline_cell(t, "homology_vote"), "composition": baseline_cell(t, "composition"),
+                "term_frequency": baseline_cell(t, "term_frequency"), "paper": paper_cell(t),
+            })  # fmt: skip
+    return rows
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# -- plots --------------------------------------------------------------------------------------------------
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(task: dict[str, Any], path: Path) -> None:
+    import numpy as np
+
+    plt = _plt()
+    classes = task["task"]["resolved"]["classes"]
+    k = len(classes)
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 0.9 * k, 2.4 + 0.45 * k), squeeze=False)
+    for ax, rule in zip(axes[0], RULES):
+        m = np.array(task["model"][rule]["confusion"], dtype=float)
+        norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(k), classes, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(k), classes, fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{RULE_NAMES[rule]}: {pct(task['model'][rule]['accuracy'])} %", fontsize=9)
+        for i in range(k):
+            for j in range(k):
+                if m[i, j]:
+                    ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=6,
+                            color="white" if norm[i, j] > 0.5 else "black")  # fmt: skip
+    fig.suptitle(f"{task['task']['name']}: confusion (rows normalised, counts shown)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_per_class(task: dict[str, Any], path: Path) -> None:
+    import numpy as np
+
+    plt = _plt()
+    classes = task["task"]["resolved"]["classes"]
+    series: list[tuple[str, dict[str, Any]]] = [(RULE_NAMES[r], task["model"][r]["per_class"]) for r in RULES]
+    for b in ("homology_best", "composition"):
+        if b in task["baselines"]:
+            series.append((BASELINE_NAMES[b], task["baselines"][b]["per_class"]))
+    x = np.arange(len(classes))
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(5, 1.0 * len(classes) + 2), 3.6))
+    for s, (label, pc) in enumerate(series):
+        acc = [pc[c]["accuracy"] if pc[c]["n"] else 0 for c in classes]
+        lo = [max(0.0, a - pc[c]["ci95"][0]) if pc[c]["n"] else 0 for a, c in zip(acc, classes)]
+        hi = [max(0.0, pc[c]["ci95"][1] - a) if pc[c]["n"] else 0 for a, c in zip(acc, classes)]
+        ax.bar(x + (s - (len(series) - 1) / 2) * width, acc, width, label=label, yerr=[lo, hi], capsize=2)
+    ax.set_xticks(x, [f"{c}\n(n={task['model']['sum']['per_class'][c]['n']})" for c in classes], fontsize=7,
+                  rotation=30 if len(classes) > 4 else 0, ha="right" if len(classes) > 4 else "center")  # fmt: skip
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy (recall) per true class")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(f"{task['task']['name']}: per-class accuracy, 95 % Wilson intervals", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_calibration(task: dict[str, Any], path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+    for rule, marker in zip(RULES, ("o", "s")):
+        cal = task["model"][rule].get("calibration")
+        if not cal:
+            continue
+        pts = [(b["confidence"], b["accuracy"], b["n"]) for b in cal["bins"] if b["n"]]
+        if not pts:
+            continue
+        xs, ys, ns = zip(*pts)
+        ax.plot(xs, ys, marker=marker, label=f"{RULE_NAMES[rule]} (ECE {cal['ece']:.3f})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (probability of the predicted class)")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"{task['task']['name']}: reliability", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_overview(results: dict[str, Any], path: Path) -> None:
+    import numpy as np
+
+    plt = _plt()
+    names = list(results["tasks"])
+    series = [("first token (paper)", "first_token"), ("full option", "sum")]
+    extra = [b for b in ("majority", "homology_best", "composition") if any(b in results["tasks"][n]["baselines"] for n in names)]
+    width = 0.8 / (len(series) + len(extra))
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(names) + 2), 4))
+    s = 0
+    for label, rule in series:
+        acc = [results["tasks"][n]["model"][rule]["accuracy"] for n in names]
+        ci = [results["tasks"][n]["model"][rule]["ci95"] for n in names]
+        err = [[a - c[0] for a, c in zip(acc, ci)], [c[1] - a for a, c in zip(acc, ci)]]
+        ax.bar(x + (s - (len(series) + len(extra) - 1) / 2) * width, acc, width, yerr=err, capsize=2, label=label)
+        s += 1
+    for b in extra:
+        acc = [results["tasks"][n]["baselines"].get(b, {}).get("accuracy", 0) for n in names]
+        ax.bar(x + (s - (len(series) + len(extra) - 1) / 2) * width, acc, width, label=BASELINE_NAMES[b], alpha=0.7)
+        s += 1
+    for i, n in enumerate(names):
+        p = results["tasks"][n].get("paper", {}).get("accuracy")
+        if p is not None:
+            ax.plot([i - 0.45, i + 0.45], [p / 100, p / 100], color="black", lw=1.5, label="paper" if i == 0 or "paper" not in ax.get_legend_handles_labels()[1] else None)
+    ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7, ncol=3)
+    ax.set_title("accuracy by task: model (95 % Wilson) beside baselines", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- markdown ------------------------------------------------------------------------------------------------
+
+
+def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] | None = None) -> str:
+    images = images or {}
+    m = results["model"]
+    h = results.get("homology", {})
+    dec = results.get("decontamination", {})
+    lines = [
+        "# Evaluation report",
+        "",
+        f"- model: `{m['path']}` ({m['architecture']}, {m['parameters']:,} parameters, context {m['context_length']}, "
+        f"config sha256 `{(m['config_sha256'] or '')[:16]}`, weights `{m['weights']['file']}` "
+        f"sha256 `{(m['weights']['sha256'] or 'not hashed')[:16]}`)",
+        f"- created {results['created']}, seed {results['seed']}, limit {results['limit'] or 'none (every item)'}, "
+        f"retrieval in prompts: {'yes' if results.get('retrieval') else 'no'}; {results['seconds']} s in all",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if k != "platform"),
+    ]
+    if results.get("knowledge_graph"):
+        kg = results["knowledge_graph"]
+        lines.append(f"- training graph (homology, term frequencies): `{kg['path']}` (content hash `{(kg['content_hash'] or '')[:12]}`)")
+    if dec.get("dir"):
+        lines.append(
+            f"- decontamination: `{dec['dir']}`: {dec['removed']:,} proteins at >= {dec['min_identity']} identity to a "
+            f"benchmark sequence removed from training"
+            + ("" if dec.get("applies_to_homology_graph") else " (that list is for another graph; the identity threshold applies)")
+        )
+    if h.get("enabled"):
+        lines.append(
+            f"- **homology transfer is decontaminated like the training data: hits at >= {h['max_identity']} identity "
+            f"are dropped**, and proteins the model never trained on (decontaminated, valid/test splits) are not searched. "
+            f"MMseqs2 easy-search -s {h['sensitivity']:g}, max-seqs {h['max_seqs']}, e-value {h['evalue']:g}."
+        )
+    lines += [
+        "",
+        "Scoring: the model's log-probability of each candidate answer right after the prompt. **first token "
+        "(paper)**: the candidates' first tokens only, argmax (the paper's rule); **full option**: the whole "
+        "candidate's log-likelihood. Accuracy in %, with its 95 % Wilson interval; AUPR with a 95 % bootstrap "
+        "interval (1,000 resamples). Baselines on the same items: majority class (from the train split where "
+        "the task has one), homology transfer (best labelled hit, coverage = share of items with one; others get "
+        "the majority class), composition classifier (amino-acid + dipeptide frequencies, logistic regression, "
+        "trained on the task's train split), term-frequency prior (* its accuracy uses the threshold best on the "
+        "test items: an upper bound).",
+        "",
+        "## Summary",
+        "",
+    ]
+    rows = summary_rows(results)
+    header = ["task", "n", "rule", "accuracy [95 % CI]", "AUPR [95 % CI]", "majority", "homology best", "homology vote",
+              "composition", "term freq.", "paper"]  # fmt: skip
+    keys = ["task", "n", "rule", "accuracy", "aupr", "majority", "homology", "homology_vote", "composition",
+            "term_frequency", "paper"]  # fmt: skip
+    lines.append(_md_table(header, [[r[k] for k in keys] for r in rows]))
+    if "overview" in images.get("_", {}):
+        lines += ["", f"![overview]({images['_']['overview']})"]
+    for name, t in results["tasks"].items():
+        res = t["task"]["resolved"]
+        lines += ["", f"## {name}", "", t["description"] + "."]
+        if t.get("notes"):
+            lines += ["", t["notes"]]
+        d = t["data"]["test"]
+        src = f"`{d.get('source')}`" + (f" (`{Path(d['file']).name}`, sha256 `{d['sha256'][:12]}`)" if d.get("sha256") else "")
+        lines += [
+            "",
+            f"- items: {t['n']:,} of {d.get('items_in_source', t['n']):,} from {src}; classes "
+            + ", ".join(f"{k} {v}" for k, v in sorted(d.get("class_counts", {}).items(), key=lambda kv: -kv[1])),
+        ]
+        if d.get("skipped"):
+            lines.append("- skipped: " + ", ".join(f"{v} ({k})" for k, v in d["skipped"].items()))
+        if d.get("heldout"):
+            lines.append("- held-out set: " + ", ".join(f"{k} {v}" for k, v in d["heldout"].items()))
+        tr = t["data"].get("train")
+        if tr:
+            lines.append(f"- train split for baselines: `{tr['source']}` ({tr['n']:,} items)" + (f"; {tr['note']}" if tr.get("note") else ""))
+        lines.append(f"- prompt: `{res['prompt']}`; candidates: " + ", ".join(f"`{c!s}`" for c in res["candidates"]))
+        c = t["cut"]
+        lines.append(f"- sequence cut: {c['rule']}. Items cut: {c['paper_cut']} by the task's rule, {c['context_cut']} to the "
+                     f"model's context, {c['cut_to_fit_prompt']} further to fit their prompt"
+                     + (f" (shortest kept {c['shortest_kept']} residues)" if c["shortest_kept"] else ""))  # fmt: skip
+        lines.append(f"- time: {t['seconds']}; prompts scored {t['prompts_scored']:,}, reused from another task {t['prompts_reused']:,}")
+        rows2 = []
+        for rule in RULES:
+            r = t["model"][rule]
+            rows2.append([f"model, {RULE_NAMES[rule]}", with_ci(r), with_ci(r, "aupr", "aupr_ci95") if "aupr" in r else "-",
+                          f"{r['calibration']['ece']:.3f}" if r.get("calibration") else "-",
+                          ", ".join(f"{k} {v}" for k, v in r["predicted"].items() if v)])  # fmt: skip
+        for b, r in t["baselines"].items():
+            extra = ""
+            if "coverage" in r:
+                extra = f"coverage {pct(r['coverage'])} %"
+                if r.get("accuracy_covered"):
+                    extra += f"; on covered items {with_ci(r['accuracy_covered'])}"
+                if r.get("median_identity") is not None:
+                    extra += f"; median identity of the best hit {r['median_identity']:.2f}"
+            if b == "majority":
+                extra = f"class {r['class']} (from {r['source']})"
+            if b == "term_frequency":
+                extra = f"threshold {r['threshold']:g} proteins (chosen on the test items: upper bound)"
+            rows2.append([BASELINE_NAMES.get(b, b), with_ci(r), with_ci(r, "aupr", "aupr_ci95") if "aupr" in r else "-",
+                          "-", extra])  # fmt: skip
+        if t.get("paper"):
+            rows2.append(["paper (reported)", ", ".join(f"{k} {v:g}" for k, v in t["paper"].items()), "-", "-", ""])
+        lines += ["", _md_table(["predictor", "accuracy [95 % CI]", "AUPR [95 % CI]", "ECE", "notes / predicted classes"], rows2)]
+        if t["model"]["first_token"].get("ties"):
+            lines += ["", f"First-token ties: {t['model']['first_token']['ties']} items ({t['model']['first_token']['tie_note']})."]
+        pc_rows = []
+        for cls in res["classes"]:
+            row = [cls, str(t["model"]["sum"]["per_class"][cls]["n"])]
+            row += [with_ci(t["model"][rule]["per_class"][cls]) for rule in RULES]
+            row += [pct(t["baselines"][b]["per_class"][cls]["accuracy"]) if b in t["baselines"] else "-"
+                    for b in ("homology_best", "composition")]  # fmt: skip
+            pc_rows.append(row)
+        lines += ["", "Per class (accuracy = recall of the true class, %):", "",
+                  _md_table(["class", "n", "first token", "full option", "homology best", "composition"], pc_rows)]  # fmt: skip
+        for kind, title in (("confusion", "confusion"), ("per_class", "per-class accuracy"), ("calibration", "calibration")):
+            if kind in images.get(name, {}):
+                lines += ["", f"![{name} {title}]({images[name][kind]})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results: dict[str, Any], out_dir: str | Path, *, plots: bool = True) -> Path:
+    """``report.md`` (and the plots, unless ``plots`` is false) in ``out_dir``."""
+    out = Path(out_dir)
+    images: dict[str, dict[str, str]] = {}
+    if plots:
+        fig_dir = out / "plots"
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        plot_overview(results, fig_dir / "overview.png")
+        images["_"] = {"overview": "plots/overview.png"}
+        for name, t in results["tasks"].items():
+            images[name] = {}
+            for kind, fn in (("confusion", plot_confusion), ("per_class", plot_per_class), ("calibration", plot_calibration)):
+                fn(t, fig_dir / f"{name}_{kind}.png")
+                images[name][kind] = f"plots/{name}_{kind}.png"
+    path = out / "report.md"
+    write_text(path, render_markdown(results, images))
+    return path
+
+
+def report_from_file(results_json: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Redraw the report of a ``results.json``."""
+    p = Path(results_json)
+    results = json.loads(p.read_text(encoding="utf-8"))
+    return write_report(results, out_dir or p.parent)

@@ -1,0 +1,770 @@
+"""The runner: tasks in, ``results.json`` + ``report.md`` + plots out, baselines beside the model.
+
+:func:`evaluate` does, in this order (so every user error surfaces before the model runs):
+
+1. load and validate every task file (:mod:`.tasks`);
+2. open the knowledge graph(s), the decontamination list and the held-out split, and read
+   every task's items, mapping labels to classes (:mod:`.data`, :mod:`.heldout`);
+3. open the model and check it has the protein tokens;
+4. search every test sequence once against the training graph for the homology baselines
+   (one MMseqs2 run per graph, decontaminated, :mod:`.baselines`);
+5. per task: build the paper's prompts (the task's cut rule, then, where a prompt still does
+   not fit the model's context, the sequence cut further to its last residues that fit,
+   counted in the results), score every candidate once with both rules (:mod:`.scoring`:
+   first token, the paper's rule, and the full option's log-likelihood), and compute
+   accuracy with its Wilson interval, AUPR with a bootstrap interval, per-class accuracy,
+   confusion matrix, calibration; the baselines on the same items;
+6. write ``results.json`` (every number with the exact task definition, model, seed,
+   versions and settings behind it), ``predictions/{task}.jsonl``, ``report.md`` and the
+   plots (:mod:`.report`).
+
+Identical prompts are scored once per run (DeepLoc's binary test sequences are all in its
+10-class test set, with the same prompt).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import platform
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from instructprotein.atomic import write_text
+from instructprotein.errors import InputError
+from instructprotein.evaluate import stats
+from instructprotein.evaluate.baselines import (
+    TermFrequency,
+    composition_classifier,
+    homology_predictions,
+    majority_class,
+)
+from instructprotein.evaluate.data import Item, TaskData, load_task_data
+from instructprotein.evaluate.tasks import TaskSpec, load_task
+from instructprotein.progress import Progress
+
+RULES = ("first_token", "sum")
+RULE_NAMES = {"first_token": "first token (paper)", "sum": "full option"}
+DEFAULT_MAX_IDENTITY = 0.7
+CONTEXT_RESERVE = 64
+"""Tokens kept free for bos, protein tags, question, answer prefix and candidate when a sequence
+is cut to fit a short context (see :func:`build_prompts`)."""
+
+
+# -- provenance ---------------------------------------------------------------------------------------------
+
+
+def _sha256(path: Path, limit: int | None = None) -> str | None:
+    if not path.is_file() or (limit is not None and path.stat().st_size > limit):
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_info(path: Path, model: Any, tokenizer: Any) -> dict[str, Any]:
+    """Path, config hash, weights (size, and sha256 up to 1 GB), parameters, context, tokenizer layout."""
+    from instructprotein.infer.classify import context_length
+    from instructprotein.model.factory import WEIGHT_FILES, count_parameters
+
+    weights = [w for w in WEIGHT_FILES if (path / w).exists()]
+    wfile = path / weights[0] if weights else None
+    return {
+        "path": str(path.resolve()),
+        "config_sha256": _sha256(path / "config.json"),
+        "weights": {
+            "file": wfile.name if wfile else None,
+            "bytes": wfile.stat().st_size if wfile else None,
+            "sha256": _sha256(wfile, 1 << 30) if wfile else None,
+        },
+        "architecture": getattr(model.config, "model_type", None),
+        "parameters": count_parameters(model),
+        "context_length": context_length(model),
+        "tokenizer": {"layout": tokenizer.layout, "size": len(tokenizer)},
+        "dtype": str(next(model.parameters()).dtype),
+        "device": str(model.device),
+    }
+
+
+def versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    from importlib import metadata
+
+    for pkg in ("instructprotein", "torch", "transformers", "tokenizers", "numpy", "scipy", "matplotlib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    try:
+        import subprocess
+
+        root = Path(__file__).resolve().parents[3]
+        if (root / ".git").exists():
+            rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=5)  # fmt: skip
+            if rev.returncode == 0:
+                out["git_commit"] = rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def check_protein_tokens(tokenizer: Any, model: Any, where: Path) -> None:
+    """InputError unless the tokenizer has the protein tokens and the model embeds them."""
+    from instructprotein.model.tokenizer import PAPER_PROTEIN_TOKENS
+
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in PAPER_PROTEIN_TOKENS if t not in vocab]
+    if missing:
+        raise InputError(f"the model's tokenizer lacks the protein tokens {' '.join(missing[:5])}...", where)
+    rows = model.get_input_embeddings().num_embeddings
+    top = max(vocab[t] for t in PAPER_PROTEIN_TOKENS)
+    if top >= rows:
+        raise InputError(f"the model embeds {rows} tokens, fewer than the protein tokens need ({top + 1})", where)
+
+
+# -- prompts ------------------------------------------------------------------------------------------------
+
+
+def _prompt(spec: TaskSpec, item: Item, sequence: str, context: str | None) -> str:
+    from instructprotein.infer.prompts import build_prompt
+    from instructprotein.instruct.render import protein_text
+
+    term = item.term_name or ""
+    if spec.template is not None:
+        text = spec.template.replace("{protein}", protein_text(sequence)).replace("{term}", term)
+        if context:
+            raise InputError(f"task {spec.name}: retrieval needs a question + prefix prompt, not a template")
+        return text
+    question = str(spec.question).replace("{term}", term)
+    return build_prompt(sequence, question, spec.prefix, context=context, cut_above=None)
+
+
+def build_prompts(
+    spec: TaskSpec, items: Sequence[Item], tokenizer: Any, context_len: int, longest_candidate: int,
+    contexts: Sequence[str | None] | None = None, *, reserve: int = CONTEXT_RESERVE,
+) -> tuple[list[list[int]], list[str], dict[str, Any]]:  # fmt: skip
+    """Token ids of every item's prompt, and the sequence each read, after the cut rules.
+
+    1. the task's rule (the paper's: above ``cut.above`` residues keep the last ``cut.keep``);
+    2. a model whose context is shorter than that reads the last ``context - reserve``
+       residues (``reserve`` tokens for bos, tags, question, answer prefix and candidate);
+       the same for every task, so the tasks that ask about one protein share its prefix;
+    3. a prompt that still does not fit (a long GO term name, a retrieval block) has its
+       sequence cut further to the last residues that fit (one token per residue).
+
+    Counts of each go to the results.
+    """
+    from instructprotein.infer.inputs import cut_sequence
+
+    ctxs = list(contexts) if contexts is not None else [None] * len(items)
+    seqs = [cut_sequence(i.sequence, spec.cut_above, spec.keep) for i in items]
+    paper_cut = sum(1 for i, s in zip(items, seqs) if len(s) < len(i.sequence))
+    limit = max(1, context_len - reserve)
+    context_cut = sum(1 for s in seqs if len(s) > limit)
+    seqs = [s[-limit:] for s in seqs]
+    texts = [_prompt(spec, i, s, c) for i, s, c in zip(items, seqs, ctxs)]
+    try:
+        ids = [e.input_ids for e in tokenizer.encode_batch(texts, add_bos=True)]
+    except ValueError as exc:
+        raise InputError(f"task {spec.name}: cannot encode a prompt: {exc}") from None
+    fitted = 0
+    shortest: int | None = None
+    budget = context_len - longest_candidate
+    for n, (item, seq) in enumerate(zip(items, seqs)):
+        over = len(ids[n]) - budget
+        if over <= 0:
+            continue
+        keep = len(seq) - over
+        if keep < 1:
+            raise InputError(
+                f"task {spec.name}, item {item.id}: the prompt without its protein is already longer than "
+                f"the model's context ({context_len} tokens)"
+            )
+        seqs[n] = seq[-keep:]
+        ids[n] = tokenizer.encode_batch([_prompt(spec, item, seqs[n], ctxs[n])], add_bos=True)[0].input_ids
+        fitted += 1
+        shortest = keep if shortest is None else min(shortest, keep)
+    rule = f"above {spec.cut_above} residues keep the last {spec.keep}" if spec.cut_above else "no cut"
+    if limit < (spec.keep if spec.cut_above else 1 << 30):
+        rule += f"; the model reads {context_len} positions: longer sequences keep their last {limit} residues"
+    info = {
+        "paper_cut": paper_cut,
+        "context_cut": context_cut,
+        "context_limit": limit,
+        "cut_to_fit_prompt": fitted,
+        "shortest_kept": shortest,
+        "rule": rule,
+    }
+    return ids, seqs, info
+
+
+# -- the metrics of one prediction set ---------------------------------------------------------------------
+
+
+def summarise(
+    spec: TaskSpec, true: Sequence[str], pred: Sequence[str], probs: np.ndarray | None, *, seed: int = 0
+) -> dict[str, Any]:
+    """Accuracy [Wilson 95 %], per class, confusion, prediction counts; with ``probs`` (items x classes)
+    also calibration and, where the task asks, AUPR [bootstrap 95 %]."""
+    classes = spec.classes
+    t = [classes.index(x) for x in true]
+    p = [classes.index(x) for x in pred]
+    correct = [a == b for a, b in zip(t, p)]
+    out = stats.accuracy_summary(correct)
+    matrix = stats.confusion(t, p, len(classes))
+    out["per_class"] = stats.per_class(matrix, classes)
+    out["confusion"] = matrix.tolist()
+    out["predicted"] = {c: int(v) for c, v in zip(classes, matrix.sum(axis=0))}
+    if probs is not None:
+        conf = probs[np.arange(len(p)), p]
+        out["calibration"] = stats.calibration(conf, correct)
+        if "aupr" in spec.metrics and spec.positive is not None:
+            pos = classes.index(spec.positive)
+            y = [x == pos for x in t]
+            out["aupr"] = stats.average_precision(probs[:, pos], y)
+            out["aupr_ci95"] = list(stats.bootstrap_average_precision(probs[:, pos], y, seed=seed))
+    return out
+
+
+# -- homology ----------------------------------------------------------------------------------------------
+
+
+class _HomologySide:
+    """One training graph searched for homology transfer, with its exclusions."""
+
+    def __init__(self, kg: Any, exclude: frozenset[str], max_identity: float | None, settings: dict[str, Any]):
+        from instructprotein.infer.retrieval import ProteinIndex
+
+        self.kg = kg
+        self.index = ProteinIndex(kg)
+        self.exclude = exclude
+        self.max_identity = max_identity
+        self.settings = settings
+        self.hits: dict[str, list[Any]] = {}
+        self._loc = None
+        self._carriers: dict[str, frozenset[str]] = {}
+        self._aspect_of: dict[str, str | None] = {}
+        self._has_aspect: dict[tuple[str, str], bool] = {}
+        self._propagated: dict[str, frozenset[str]] = {}
+        self.seconds = 0.0
+
+    def search(self, sequences: Sequence[str]) -> None:
+        todo = sorted({s for s in sequences if s not in self.hits})
+        if not todo:
+            return
+        start = time.perf_counter()
+        found = self.index.search(
+            {str(i): s for i, s in enumerate(todo)}, top_k=self.settings["top_k"], exclude=self.exclude,
+            max_identity=self.max_identity, sensitivity=self.settings["sensitivity"],
+            max_seqs=self.settings["max_seqs"],
+        )  # fmt: skip
+        for i, s in enumerate(todo):
+            self.hits[s] = found[str(i)]
+        self.seconds += time.perf_counter() - start
+
+    # labels of a hit
+    def location(self, accessions: Sequence[str]) -> dict[str, str | None]:
+        from instructprotein.evaluate.locations import LocationMapper
+
+        if self._loc is None:
+            self._loc = (LocationMapper(self.kg), {})
+        mapper, cache = self._loc
+        todo = [a for a in dict.fromkeys(accessions) if a not in cache]
+        if todo:
+            cache.update(mapper.labels(todo))
+        return {a: cache[a] for a in accessions}
+
+    def carriers(self, term: str) -> frozenset[str]:
+        if term not in self._carriers:
+            try:
+                self._carriers[term] = frozenset(self.kg.proteins_with(term))
+            except KeyError:
+                self._carriers[term] = frozenset()
+        return self._carriers[term]
+
+    def aspect(self, term: str) -> str | None:
+        if term not in self._aspect_of:
+            try:
+                self._aspect_of[term] = self.kg.entity(term).aspect
+            except KeyError:
+                self._aspect_of[term] = None
+        return self._aspect_of[term]
+
+    def has_aspect(self, accessions: Sequence[str], aspect: str) -> dict[str, bool]:
+        from instructprotein.evaluate.heldout import _direct_terms
+
+        todo = [a for a in dict.fromkeys(accessions) if (a, aspect) not in self._has_aspect]
+        if todo:
+            for a, terms in _direct_terms(self.kg, todo, aspect).items():
+                self._has_aspect[(a, aspect)] = bool(terms)
+        return {a: self._has_aspect[(a, aspect)] for a in accessions}
+
+    def propagated(self, accession: str) -> frozenset[str]:
+        if accession not in self._propagated:
+            try:
+                self._propagated[accession] = frozenset(a.entity.id for a in self.kg.propagated_annotations(accession))
+            except KeyError:
+                self._propagated[accession] = frozenset()
+        return self._propagated[accession]
+
+
+def _homology_baseline(
+    spec: TaskSpec, items: Sequence[Item], side: _HomologySide, fallback: str
+) -> dict[str, Any]:
+    rule = spec.homology
+    assert rule is not None
+    hits = [side.hits.get(i.sequence, []) for i in items]
+    accs = sorted({h.accession for hs in hits for h in hs})
+    if rule.rule == "location":
+        loc = side.location(accs)
+
+        def label_of(_i: int, acc: str) -> str | None:
+            c = loc.get(acc)
+            if c is None:
+                return None
+            return rule.class_of[c] if rule.class_of else c
+
+    elif rule.rule == "carries_term":
+        term = str(rule.term)
+        aspect = side.aspect(term) or "F"
+        carriers = side.carriers(term)
+        annotated = side.has_aspect(accs, aspect)
+
+        def label_of(_i: int, acc: str) -> str | None:
+            if not annotated.get(acc):
+                return None
+            return rule.yes if acc in carriers else rule.no
+
+    else:  # item_term
+        aspects = {i.term: side.aspect(str(i.term)) for i in items if i.term}
+        annotated_by = {a: side.has_aspect(accs, a) for a in set(aspects.values()) if a}
+
+        def label_of(i: int, acc: str) -> str | None:
+            term = items[i].term
+            aspect = aspects.get(term)
+            if not term or not aspect or not annotated_by[aspect].get(acc):
+                return None
+            return rule.yes if term in side.propagated(acc) else rule.no
+
+    return homology_predictions(hits, label_of, k=rule.k, fallback=fallback)
+
+
+# -- evaluate ----------------------------------------------------------------------------------------------
+
+
+def evaluate(
+    model_path: str | Path,
+    tasks: Sequence[str | Path | TaskSpec],
+    *,
+    out_dir: str | Path,
+    limit: int | None = None,
+    kg: str | Path | None = None,
+    decontamination_dir: str | Path | None = None,
+    instructions_dir: str | Path | None = None,
+    seed: int = 0,
+    max_identity: float | None = None,
+    homology: bool = True,
+    sensitivity: float = 4.0,
+    max_seqs: int = 1000,
+    retrieval: bool = False,
+    device: str | None = None,
+    max_rows: int = 64,
+    plots: bool = True,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Evaluate a model folder on ``tasks``; write ``results.json``, ``report.md`` and plots into ``out_dir``.
+
+    ``kg``: the knowledge graph the homology baseline and the term-frequency prior read as
+    the training graph (default: the instruction set's graph). ``decontamination_dir``: the
+    folder with ``removed.tsv`` (default: ``instructions_dir/decontamination``);
+    ``instructions_dir``: the instruction set (its splits give the held-out tasks and say
+    which proteins were trained on). ``max_identity``: homology hits at or above it are
+    dropped (default: the decontamination's threshold, else 0.7). ``retrieval``: put the
+    top-3 decontaminated homologs' annotations in the prompt (for models trained that way).
+    ``threads``: torch threads while scoring (on a machine shared with other busy processes,
+    1 avoids OpenMP threads spin-waiting on each other, which made a forward pass 12x slower
+    here). Returns the results (as written to ``results.json``).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _evaluate(model_path, tasks, out_dir=out_dir, limit=limit, kg=kg, decontamination_dir=decontamination_dir,
+                         instructions_dir=instructions_dir, seed=seed, max_identity=max_identity, homology=homology,
+                         sensitivity=sensitivity, max_seqs=max_seqs, retrieval=retrieval, device=device,
+                         max_rows=max_rows, plots=plots, progress=progress)  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
+
+
+def _evaluate(
+    model_path: str | Path,
+    tasks: Sequence[str | Path | TaskSpec],
+    *,
+    out_dir: str | Path,
+    limit: int | None,
+    kg: str | Path | None,
+    decontamination_dir: str | Path | None,
+    instructions_dir: str | Path | None,
+    seed: int,
+    max_identity: float | None,
+    homology: bool,
+    sensitivity: float,
+    max_seqs: int,
+    retrieval: bool,
+    device: str | None,
+    max_rows: int,
+    plots: bool,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    from instructprotein.kg.store import KnowledgeGraph
+
+    progress = progress or Progress()
+    started = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    specs = [t if isinstance(t, TaskSpec) else load_task(t) for t in tasks]
+    if not specs:
+        raise InputError("no task given; list them with `instructprotein evaluate --list`")
+    names = [s.name for s in specs]
+    dup = sorted(n for n, c in Counter(names).items() if c > 1)
+    if dup:
+        raise InputError(f"task(s) given twice: {', '.join(dup)}")
+    if limit is not None and limit < 1:
+        raise InputError(f"limit must be positive, got {limit}")
+
+    # -- graphs, decontamination, held-out split -------------------------------------------------------------
+    heldout = None
+    if instructions_dir is not None:
+        from instructprotein.evaluate.heldout import HeldOut
+
+        heldout = HeldOut(instructions_dir, out_dir=out)
+    kg_obj = KnowledgeGraph(kg) if kg is not None else (heldout.kg if heldout is not None else None)
+    if decontamination_dir is None and instructions_dir is not None:
+        candidate = Path(instructions_dir) / "decontamination"
+        decontamination_dir = candidate if (candidate / "removed.tsv").is_file() else None
+    decon_info: dict[str, Any] = {"dir": None}
+    removed: frozenset[str] = frozenset()
+    decon_identity = None
+    if decontamination_dir is not None:
+        from instructprotein.instruct.decontaminate import Decontamination
+
+        dec = Decontamination.load(decontamination_dir)
+        decon_identity = dec.parameters.get("min_identity")
+        same = kg_obj is not None and dec.parameters.get("kg_content_hash") == kg_obj.meta.get("content_hash")
+        removed = dec.excluded if same else frozenset()
+        decon_info = {
+            "dir": str(Path(decontamination_dir).resolve()), "min_identity": decon_identity,
+            "min_coverage": dec.parameters.get("min_coverage"), "removed": len(dec.removed),
+            "applies_to_homology_graph": bool(same),
+        }  # fmt: skip
+    if max_identity is None:
+        max_identity = decon_identity or (heldout.min_identity if heldout else None) or DEFAULT_MAX_IDENTITY
+
+    # -- data (all of it before the model) ---------------------------------------------------------------------
+    data: dict[str, TaskData] = {}
+    with progress.step("read the tasks' data", total=len(specs)) as bar:
+        for spec in specs:
+            if spec.needs_kg and kg_obj is None:
+                raise InputError(f"task {spec.name} needs a knowledge graph for GO term names (give kg=...)")
+            kg_for = heldout.kg if (spec.test.heldout and heldout is not None) else kg_obj
+            data[spec.name] = load_task_data(spec, kg=kg_for, heldout=heldout, limit=limit, seed=seed)
+            bar.advance()
+
+    # -- the model -----------------------------------------------------------------------------------------
+    import torch
+
+    from instructprotein.infer.classify import context_length
+    from instructprotein.model.factory import load_model_and_tokenizer
+
+    mpath = Path(model_path).expanduser()
+    with progress.step("load the model"):
+        model, tokenizer = load_model_and_tokenizer(mpath)
+        check_protein_tokens(tokenizer, model, mpath)
+        dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        model.to(dev).eval()
+    ctx_len = context_length(model)
+    minfo = model_info(mpath, model, tokenizer)
+
+    # -- homology: one search per graph ------------------------------------------------------------------------
+    settings = {"top_k": 20, "sensitivity": sensitivity, "max_seqs": max_seqs, "evalue": 1e-3}
+    sides: dict[str, _HomologySide] = {}
+    homology_info: dict[str, Any] = {"enabled": bool(homology), "max_identity": max_identity, **settings}
+    need_side = {s.name: ("heldout" if s.test.heldout else "benchmark") for s in specs
+                 if (homology and s.homology is not None) or retrieval or s.term_frequency}  # fmt: skip
+    searching = {s.name for s in specs if (homology and s.homology is not None) or retrieval}
+    if need_side:
+        not_train = heldout.not_train() if heldout is not None else frozenset()
+        if "benchmark" in need_side.values():
+            if kg_obj is None:
+                raise InputError("homology transfer needs a knowledge graph (give kg=... or instructions_dir=...)")
+            same_as_split = heldout is not None and kg_obj.meta.get("content_hash") == heldout.kg.meta.get("content_hash")
+            exclude = removed | (not_train if same_as_split else frozenset())
+            sides["benchmark"] = _HomologySide(kg_obj, exclude, max_identity, settings)
+            homology_info["benchmark_graph"] = {
+                "kg": str(kg_obj.path), "content_hash": kg_obj.meta.get("content_hash"),
+                "excluded_decontaminated": len(removed), "excluded_not_in_train_split": len(not_train) if same_as_split else 0,
+                "proteins": kg_obj.count("protein"),
+            }  # fmt: skip
+        if "heldout" in need_side.values():
+            assert heldout is not None
+            sides["heldout"] = _HomologySide(heldout.kg, not_train | removed, max_identity, settings)
+            homology_info["heldout_graph"] = {
+                "kg": str(heldout.kg.path), "content_hash": heldout.kg.meta.get("content_hash"),
+                "excluded_not_in_train_split": len(not_train), "proteins": heldout.kg.count("protein"),
+                "train_proteins": len(heldout.train_accessions()),
+            }  # fmt: skip
+        for key, side in sides.items():
+            seqs = [i.sequence for n, where in need_side.items() if where == key and n in searching
+                    for i in data[n].items]  # fmt: skip
+            if not seqs:
+                continue
+            with progress.step(f"homology search ({key} graph, {len(set(seqs)):,} sequences)"):
+                side.search(seqs)
+            homology_info[f"{key}_search_seconds"] = round(side.seconds, 1)
+
+    # -- prompts of every task, then one scoring pass over all of them ------------------------------------------
+    prepared = {}
+    for spec in specs:
+        t0 = time.perf_counter()
+        prepared[spec.name] = _prepare(spec, data[spec.name], tokenizer, ctx_len,
+                                       sides.get(need_side.get(spec.name, "")), retrieval)  # fmt: skip
+        prepared[spec.name]["seconds"]["prompts"] = round(time.perf_counter() - t0, 2)
+    _score_all(model, prepared, max_rows, progress)
+
+    # -- metrics and baselines per task ---------------------------------------------------------------------
+    results: dict[str, Any] = {}
+    pred_dir = out / "predictions"
+    pred_dir.mkdir(exist_ok=True)
+    for spec in specs:
+        t0 = time.perf_counter()
+        with progress.step(f"{spec.name}: metrics and baselines"):
+            res = _finish(spec, data[spec.name], prepared[spec.name], sides.get(need_side.get(spec.name, "")),
+                          homology, seed, pred_dir)  # fmt: skip
+        res["seconds"]["baselines_and_metrics"] = round(time.perf_counter() - t0, 2)
+        res["seconds"]["total"] = round(sum(v for k, v in res["seconds"].items() if k != "total"), 2)
+        results[spec.name] = res
+
+    summary = {
+        "format": "instructprotein-evaluation/1",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": minfo,
+        "seed": seed,
+        "limit": limit,
+        "retrieval": retrieval,
+        "versions": versions(),
+        "knowledge_graph": {"path": str(kg_obj.path), "content_hash": kg_obj.meta.get("content_hash")} if kg_obj else None,
+        "instructions_dir": str(Path(instructions_dir).resolve()) if instructions_dir else None,
+        "decontamination": decon_info,
+        "homology": homology_info,
+        "rules": {r: RULE_NAMES[r] for r in RULES},
+        "tasks": results,
+        "seconds": round(time.perf_counter() - started, 1),
+        "torch_threads": torch.get_num_threads(),
+    }
+    write_text(out / "results.json", json.dumps(summary, indent=2, default=_json_default) + "\n")
+    from instructprotein.evaluate.report import write_report
+
+    write_report(summary, out, plots=plots)
+    return summary
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def _prepare(
+    spec: TaskSpec, td: TaskData, tokenizer: Any, ctx_len: int, side: _HomologySide | None, retrieval: bool
+) -> dict[str, Any]:
+    """Prompts (token ids), candidates and grouping keys of a task's items."""
+    from instructprotein.evaluate.scoring import encode_candidates
+
+    items = td.items
+    cands = list(spec.candidates)
+    cand_ids = encode_candidates(tokenizer, cands)
+    contexts = None
+    if retrieval:
+        from instructprotein.infer.retrieval import homolog_block
+
+        assert side is not None
+        contexts = [homolog_block(side.index, side.hits.get(i.sequence, [])[:3]) for i in items]
+    prompt_ids, seqs_read, cut_info = build_prompts(spec, items, tokenizer, ctx_len, max(map(len, cand_ids)), contexts)
+    keys = [hashlib.blake2b(np.asarray(p, dtype=np.int64).tobytes() + repr(cands).encode(), digest_size=16).digest()
+            for p in prompt_ids]  # fmt: skip
+    return {"candidates": cands, "candidate_ids": cand_ids, "prompt_ids": prompt_ids, "read": seqs_read,
+            "keys": keys, "cut": cut_info, "seconds": {}}  # fmt: skip
+
+
+def _score_all(model: Any, prepared: dict[str, dict[str, Any]], max_rows: int, progress: Progress) -> None:
+    """Score every distinct (prompt, candidates) of every task once, prompts grouped by the sequence read.
+
+    Adds ``scores`` (per item), ``prompts_scored`` / ``prompts_reused`` and ``seconds["model"]``
+    (each group's time shared among its prompts by rows, charged to the task that asked first).
+    """
+    from instructprotein.evaluate.scoring import score_token_groups
+
+    entries: dict[bytes, tuple[str, int]] = {}  # key -> (task, item index) of its first occurrence
+    for name, p in prepared.items():
+        p["prompts_scored"] = 0
+        p["seconds"]["model"] = 0.0
+        for n, k in enumerate(p["keys"]):
+            if k not in entries:
+                entries[k] = (name, n)
+                p["prompts_scored"] += 1
+        p["prompts_reused"] = len(p["keys"]) - p["prompts_scored"]
+    order = list(entries.items())
+    prompt_ids = [prepared[t]["prompt_ids"][n] for _, (t, n) in order]
+    cand_ids = [prepared[t]["candidate_ids"] for _, (t, n) in order]
+    names = [prepared[t]["candidates"] for _, (t, n) in order]
+    groups = [prepared[t]["read"][n] for _, (t, n) in order]
+    ids = [f"{t}#{n}" for _, (t, n) in order]
+    proteins = len(set(groups))
+
+    with progress.step(f"score {len(order):,} prompts about {proteins:,} proteins", total=len(order)) as bar:
+
+        def charge(members: list[int], seconds: float) -> None:
+            rows = sum(len(cand_ids[m]) for m in members)
+            for m in members:
+                task = order[m][1][0]
+                prepared[task]["seconds"]["model"] += seconds * len(cand_ids[m]) / rows
+            bar.advance(len(members))
+
+        scored = score_token_groups(model, prompt_ids, cand_ids, groups, ids=ids, candidates=names,
+                                    max_rows=max_rows, on_group=charge)  # fmt: skip
+    by_key = {k: s for (k, _), s in zip(order, scored)}
+    for p in prepared.values():
+        p["scores"] = [by_key[k] for k in p["keys"]]
+        p["seconds"]["model"] = round(p["seconds"]["model"], 2)
+
+
+def _finish(
+    spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: _HomologySide | None, homology: bool, seed: int,
+    pred_dir: Path,
+) -> dict[str, Any]:  # fmt: skip
+    items = td.items
+    cands = prep["candidates"]
+    scores = prep["scores"]
+    seqs_read = prep["read"]
+    true = [i.label for i in items]
+    class_idx = np.array([spec.classes.index(spec.candidates[c]) for c in cands])
+    model_res: dict[str, Any] = {}
+    per_item: dict[str, Any] = {}
+    for rule in RULES:
+        cand_probs = np.array([s.probabilities(rule) for s in scores])  # items x candidates
+        probs = np.zeros((len(items), len(spec.classes)))
+        for j, ci in enumerate(class_idx):
+            probs[:, ci] += cand_probs[:, j]
+        best = [s.best(rule) for s in scores]
+        pred = [spec.candidates[cands[b]] for b in best]
+        ties = sum(1 for s, b in zip(scores, best) if sum(1 for x in s.scores(rule) if x == s.scores(rule)[b]) > 1)
+        r = summarise(spec, true, pred, probs, seed=seed)
+        r["ties"] = ties
+        model_res[rule] = r
+        per_item[rule] = (pred, probs)
+    if model_res["first_token"]["ties"]:
+        model_res["first_token"]["tie_note"] = (
+            "candidates that share their first token tie under the first-token rule; the first in the task's "
+            "candidate order wins"
+        )
+
+    # baselines
+    base: dict[str, Any] = {}
+    train_labels = [i.label for i in td.train] if td.train else None
+    maj_from = "train" if train_labels else "test"
+    fallback = majority_class(train_labels or true, spec.classes)
+    if spec.majority:
+        r = summarise(spec, true, [fallback] * len(items), None)
+        r.update({"class": fallback, "source": maj_from})
+        base["majority"] = r
+    baseline_preds: dict[str, list[str]] = {}
+    if spec.composition and td.train:
+        pred, probs, info = composition_classifier(
+            [i.sequence for i in td.train], [i.label for i in td.train], [i.sequence for i in items], spec.classes
+        )
+        r = summarise(spec, true, pred, probs, seed=seed)
+        r.pop("calibration", None)
+        r.update(info)
+        base["composition"] = r
+        baseline_preds["composition"] = pred
+    if spec.term_frequency and side is not None and spec.positive is not None:
+        tf = TermFrequency(side.kg, side.exclude)
+        freq = np.array([tf(str(i.term)) for i in items], dtype=float)
+        y = np.array([x == spec.positive for x in true])
+        acc, thr = stats.best_threshold_accuracy(freq, y)
+        lo, hi = stats.wilson(round(acc * len(items)), len(items))
+        base["term_frequency"] = {
+            "accuracy": acc, "ci95": [lo, hi], "n": len(items), "threshold": thr,
+            "threshold_note": "threshold chosen on the test items themselves (an upper bound)",
+            "aupr": stats.average_precision(freq, y),
+            "aupr_ci95": list(stats.bootstrap_average_precision(freq, y, seed=seed)),
+            "excluded_proteins": len(side.exclude),
+        }  # fmt: skip
+    if homology and spec.homology is not None and side is not None:
+        h = _homology_baseline(spec, items, side, fallback)
+        covered = np.array(h["covered"], dtype=bool)
+        for kind in ("best", "vote"):
+            r = summarise(spec, true, h[kind], None)
+            r["coverage"] = float(covered.mean()) if len(covered) else float("nan")
+            r["covered"] = int(covered.sum())
+            r["fallback"] = f"majority class ({fallback}, from {maj_from})"
+            if covered.any():
+                sub = [a == b for a, b, c in zip(true, h[kind], covered) if c]
+                r["accuracy_covered"] = stats.accuracy_summary(sub)
+            if kind == "vote":
+                r["k"] = spec.homology.k
+            base[f"homology_{kind}"] = r
+            baseline_preds[f"homology_{kind}"] = h[kind]
+        ids = [x for x in h["identity"] if x is not None]
+        base["homology_best"]["median_identity"] = float(np.median(ids)) if ids else None
+
+    # predictions file
+    lines = []
+    for n, item in enumerate(items):
+        row: dict[str, Any] = {"id": item.id, "label": item.label}
+        if item.term:
+            row["term"] = item.term
+        if item.term_name:
+            row["term_name"] = item.term_name
+        row["residues_read"] = len(seqs_read[n])
+        for rule in RULES:
+            pred, probs = per_item[rule]
+            row[rule] = {"prediction": pred[n], "probabilities": {c: round(float(p), 5) for c, p in zip(spec.classes, probs[n])}}
+        for k, v in baseline_preds.items():
+            row[k] = v[n]
+        lines.append(json.dumps(row))
+    write_text(pred_dir / f"{spec.name}.jsonl", "\n".join(lines) + "\n")
+
+    return {
+        "task": spec.to_dict(),
+        "description": spec.description,
+        "notes": spec.notes,
+        "data": td.info,
+        "n": len(items),
+        "cut": prep["cut"],
+        "model": model_res,
+        "baselines": base,
+        "paper": spec.paper,
+        "prompts_scored": prep["prompts_scored"],
+        "prompts_reused": prep["prompts_reused"],
+        "seconds": dict(prep["seconds"]),
+    }

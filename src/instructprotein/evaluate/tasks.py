@@ -1,0 +1,499 @@
+"""Evaluation tasks as declarative files, and the registry of built-in ones.
+
+A task is one YAML (or JSON) file, in the spirit of lm-evaluation-harness: which data, how
+to ask, which answers the model chooses among, what the data's labels mean, how to score,
+and which baselines to run beside the model. The built-in tasks live in
+``instructprotein/evaluate/tasks/*.yaml``; a user adds one by writing such a file next to a
+JSON-lines or TSV file of their own and passing the file's path wherever a task name goes.
+No code.
+
+A complete example (every key; only ``name``, ``data.test``, ``prompt`` and
+``candidates`` are required)::
+
+    name: enzyme                       # letters, digits, _ and - only
+    description: Is the protein an enzyme? (my data)
+    data:
+      test: enzyme_test.jsonl          # a path (relative to this file), or
+                                       # {packaged: metal_ion_binding_test} (a set shipped with the package), or
+                                       # {heldout: location | metal | go, aspect: F}  (our held-out split)
+      train: enzyme_train.jsonl        # optional: majority class and composition baseline learn from it
+      format: labelled                 # labelled (default) or go_pairs (the paper's *.lm.json GO shape)
+      sequence_field: sequence         # JSON lines: where the sequence and the label are
+      label_field: label
+      term_field: null                 # JSON lines: a per-item term that fills {term} in the prompt
+    prompt:
+      question: Is this protein an enzyme?       # {term} is filled per item where there is one
+      prefix: Based on the record, the answer is # the answer's fixed start; the candidate follows it
+      # or, instead of question + prefix, a whole template:
+      # template: "{protein}Instruction: Is this protein an enzyme?\\n\\nOutput: The answer is"
+    candidates: [" no", " yes"]        # the continuations scored, each written as it follows the prompt
+                                       # (leading space included); or a mapping candidate -> class
+    labels: {0: "no", 1: "yes"}        # data label -> class; default: the label is the class name
+    positive: "yes"                    # two-class tasks: the class whose probability AUPR ranks
+    metrics: [accuracy, aupr]          # accuracy is always computed
+    cut: {above: 1024, keep: 1000}     # the paper's rule; null: never cut (the model's context still applies)
+    baselines:
+      majority: true
+      composition: true                # needs data.train
+      term_frequency: false            # GO yes/no only: how often the term is annotated in the graph
+      homology: {rule: carries_term, term: GO:0003824}  # or rule: location | item_term; or null
+    paper: {accuracy: 70.79}           # numbers reported in the paper (percent), shown beside ours
+
+Prompts are the paper's format, ``{protein}Instruction: {question}\\n\\nOutput: {prefix}``,
+built by :func:`~instructprotein.infer.prompts.build_prompt` (no trailing space; each
+candidate brings its own). Every problem in a task file is an
+:class:`~instructprotein.errors.InputError` naming the file, raised when the task is loaded,
+before any data is read or any model runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from instructprotein.errors import InputError
+
+TASK_SUFFIXES = (".yaml", ".yml", ".json")
+FORMATS = ("labelled", "go_pairs")
+HELDOUT_KINDS = ("location", "metal", "go")
+METRICS = ("accuracy", "aupr")
+HOMOLOGY_RULES = ("location", "carries_term", "item_term")
+_NAME = re.compile(r"[A-Za-z0-9_\-]+")
+_GO_ID = re.compile(r"GO:\d{7}")
+
+_TOP_KEYS = {"name", "description", "data", "prompt", "candidates", "labels", "positive", "metrics", "cut",
+             "baselines", "paper", "notes"}  # fmt: skip
+_DATA_KEYS = {"test", "train", "train_note", "format", "sequence_field", "label_field", "term_field"}
+_SOURCE_KEYS = {"path", "packaged", "heldout", "aspect", "split"}
+_PROMPT_KEYS = {"question", "prefix", "template"}
+_BASELINE_KEYS = {"majority", "composition", "term_frequency", "homology"}
+_HOMOLOGY_KEYS = {"rule", "term", "yes", "no", "class_of", "k"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a task's items come from: a file, a packaged set, or our held-out split."""
+
+    path: Path | None = None
+    packaged: str | None = None
+    heldout: str | None = None  # location | metal | go
+    aspect: str | None = None  # heldout go: F / P / C
+    split: str = "test"  # heldout: which split of the instruction set
+
+    def describe(self) -> str:
+        if self.packaged:
+            return f"packaged:{self.packaged}"
+        if self.heldout:
+            extra = f", aspect {self.aspect}" if self.aspect else ""
+            return f"heldout:{self.heldout} ({self.split} split{extra})"
+        return str(self.path)
+
+    def resolve(self) -> Path:
+        """The file to read (packaged sets are found inside the package)."""
+        if self.packaged:
+            from instructprotein.sources.packaged import packaged_benchmark
+
+            try:
+                return packaged_benchmark(self.packaged)
+            except KeyError as exc:
+                raise InputError(str(exc).strip("'\"")) from None
+        if self.path is None:
+            raise ValueError("a held-out source has no file")
+        return self.path
+
+
+@dataclass(frozen=True)
+class HomologyRule:
+    """How a homolog's annotations become a class of the task (see :mod:`.baselines`)."""
+
+    rule: str  # location | carries_term | item_term
+    term: str | None = None  # carries_term: the GO id
+    yes: str = "yes"
+    no: str = "no"
+    class_of: dict[str, str] | None = None  # location: DeepLoc class -> task class (binary protocol)
+    k: int = 5  # identity-weighted vote over the top k
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"rule": self.rule, "k": self.k}
+        if self.rule == "carries_term":
+            d.update(term=self.term, yes=self.yes, no=self.no)
+        if self.rule == "item_term":
+            d.update(yes=self.yes, no=self.no)
+        if self.class_of:
+            d["class_of"] = dict(self.class_of)
+        return d
+
+
+@dataclass
+class TaskSpec:
+    """A loaded, validated task definition."""
+
+    name: str
+    description: str
+    test: Source
+    train: Source | None
+    train_note: str | None
+    format: str
+    sequence_field: str
+    label_field: str
+    term_field: str | None
+    question: str | None
+    prefix: str
+    template: str | None
+    candidates: dict[str, str]  # continuation text -> class, in order
+    classes: list[str]
+    labels: dict[str, str] | None  # str(data label) -> class; None: the label is the class
+    positive: str | None
+    metrics: list[str]
+    cut_above: int | None
+    keep: int
+    majority: bool
+    composition: bool
+    term_frequency: bool
+    homology: HomologyRule | None
+    paper: dict[str, float]
+    notes: str | None
+    source: Path | None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def uses_terms(self) -> bool:
+        """Whether the prompt has a ``{term}`` slot (GO yes/no and user term tasks)."""
+        return "{term}" in (self.template or self.question or "")
+
+    @property
+    def needs_kg(self) -> bool:
+        return self.format == "go_pairs"
+
+    def class_index(self, name: str) -> int:
+        return self.classes.index(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The exact definition, for results.json: the file as written plus what it resolved to."""
+        return {
+            "name": self.name,
+            "file": str(self.source) if self.source else None,
+            "definition": self.raw,
+            "resolved": {
+                "test": self.test.describe(),
+                "train": self.train.describe() if self.train else None,
+                "format": self.format,
+                "prompt": self.template or f"{{protein}}Instruction: {self.question}\\n\\nOutput: {self.prefix}",
+                "candidates": dict(self.candidates),
+                "classes": list(self.classes),
+                "labels": dict(self.labels) if self.labels is not None else "identity",
+                "positive": self.positive,
+                "metrics": list(self.metrics),
+                "cut": {"above": self.cut_above, "keep": self.keep} if self.cut_above is not None else None,
+                "homology": self.homology.to_dict() if self.homology else None,
+            },
+        }
+
+
+# -- loading ------------------------------------------------------------------------------------------
+
+
+def builtin_dir() -> Path:
+    return Path(str(resources.files("instructprotein.evaluate") / "tasks"))
+
+
+def builtin_tasks() -> dict[str, Path]:
+    """Built-in task name -> file."""
+    folder = builtin_dir()
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in TASK_SUFFIXES}
+
+
+def list_tasks() -> list[tuple[str, str]]:
+    """(name, description) of every built-in task, sorted by name."""
+    out = []
+    for name, path in builtin_tasks().items():
+        out.append((name, load_task(path).description))
+    return out
+
+
+def load_task(name_or_path: str | Path) -> TaskSpec:
+    """A built-in task by name, or a task file by path (``.yaml``, ``.yml`` or ``.json``)."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.suffix in TASK_SUFFIXES or "/" in text or path.is_file():
+        if not path.is_file():
+            raise InputError("no such task file", path)
+        return parse_task(_read(path), path)
+    known = builtin_tasks()
+    if text not in known:
+        raise InputError(
+            f"unknown task {text!r}; built-in tasks: {', '.join(known)} (or give the path of a task file)"
+        )
+    return parse_task(_read(known[text]), known[text])
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_text(encoding="utf-8")
+        data = json.loads(raw) if path.suffix == ".json" else yaml.safe_load(raw)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the task file ({exc})", path) from None
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise InputError(f"not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}", path) from None
+    if not isinstance(data, dict):
+        raise InputError("a task file must hold a mapping (name: ..., data: ..., prompt: ..., candidates: ...)", path)
+    return data
+
+
+def _unknown(d: dict[str, Any], allowed: set[str], where: str, path: Path | None) -> None:
+    extra = sorted(set(d) - allowed)
+    if extra:
+        raise InputError(f"unknown key(s) in {where}: {', '.join(extra)}; allowed: {', '.join(sorted(allowed))}", path)
+
+
+def _source(value: Any, what: str, path: Path | None) -> Source:
+    base = path.parent if path is not None else Path.cwd()
+    if isinstance(value, str):
+        if not value.strip():
+            raise InputError(f"data.{what} is empty", path)
+        p = Path(value).expanduser()
+        return Source(path=p if p.is_absolute() else (base / p))
+    if not isinstance(value, dict):
+        raise InputError(f"data.{what} must be a file path or a mapping (path / packaged / heldout)", path)
+    _unknown(value, _SOURCE_KEYS, f"data.{what}", path)
+    kinds = [k for k in ("path", "packaged", "heldout") if value.get(k)]
+    if len(kinds) != 1:
+        raise InputError(f"data.{what} needs exactly one of path, packaged, heldout", path)
+    if "path" in kinds:
+        p = Path(str(value["path"])).expanduser()
+        return Source(path=p if p.is_absolute() else (base / p))
+    if "packaged" in kinds:
+        return Source(packaged=str(value["packaged"]))
+    kind = str(value["heldout"])
+    if kind not in HELDOUT_KINDS:
+        raise InputError(f"data.{what}.heldout must be one of {', '.join(HELDOUT_KINDS)}, got {kind!r}", path)
+    aspect = value.get("aspect")
+    if kind == "go" and aspect not in ("F", "P", "C"):
+        raise InputError(f"data.{what}: heldout go needs aspect F, P or C", path)
+    split = str(value.get("split", "test"))
+    if split not in ("train", "valid", "test"):
+        raise InputError(f"data.{what}.split must be train, valid or test, got {split!r}", path)
+    return Source(heldout=kind, aspect=aspect, split=split)
+
+
+def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
+    """Validate a task mapping (as read from a file) into a :class:`TaskSpec`."""
+    _unknown(d, _TOP_KEYS, "the task", path)
+    for key in ("name", "data", "prompt", "candidates"):
+        if key not in d or d[key] in (None, "", [], {}):
+            raise InputError(f"missing required field {key!r}", path)
+    name = str(d["name"])
+    if not _NAME.fullmatch(name):
+        raise InputError(f"name {name!r}: use letters, digits, '_' and '-' only", path)
+
+    data = d["data"]
+    if not isinstance(data, dict):
+        raise InputError("data must be a mapping with at least 'test'", path)
+    _unknown(data, _DATA_KEYS, "data", path)
+    if not data.get("test"):
+        raise InputError("missing required field 'data.test'", path)
+    test = _source(data["test"], "test", path)
+    train = _source(data["train"], "train", path) if data.get("train") else None
+    fmt = str(data.get("format") or ("go_pairs" if test.heldout == "go" else "labelled"))
+    if fmt not in FORMATS:
+        raise InputError(f"data.format must be one of {', '.join(FORMATS)}, got {fmt!r}", path)
+
+    prompt = d["prompt"]
+    if isinstance(prompt, str):
+        prompt = {"template": prompt}
+    if not isinstance(prompt, dict):
+        raise InputError("prompt must be a mapping (question + prefix, or template)", path)
+    _unknown(prompt, _PROMPT_KEYS, "prompt", path)
+    template = prompt.get("template")
+    question = prompt.get("question")
+    prefix = str(prompt.get("prefix") or "").rstrip()
+    if bool(template) == bool(question):
+        raise InputError("prompt needs either 'question' (with an optional 'prefix') or 'template', not both", path)
+    if template is not None:
+        template = str(template)
+        if "{protein}" not in template:
+            raise InputError("prompt.template must contain {protein}", path)
+        if prefix:
+            raise InputError("prompt.prefix goes with prompt.question; put it inside the template instead", path)
+    text = template or str(question)
+    slots = set(re.findall(r"\{(\w*)\}", text))
+    bad = slots - {"protein", "term"}
+    if bad:
+        raise InputError(f"prompt has unknown slot(s) {', '.join('{' + s + '}' for s in sorted(bad))}; "
+                         "only {protein} and {term}", path)  # fmt: skip
+    if question is not None and "{protein}" in question:
+        raise InputError("prompt.question must not contain {protein}: the protein comes first by itself", path)
+
+    cands = d["candidates"]
+    if isinstance(cands, list):
+        candidates = {str(c): str(c).strip() for c in cands}
+        if len(candidates) != len(cands):
+            raise InputError("candidates repeat", path)
+    elif isinstance(cands, dict):
+        candidates = {str(k): str(v).strip() for k, v in cands.items()}
+    else:
+        raise InputError("candidates must be a list of continuations or a mapping continuation -> class", path)
+    if len(candidates) < 2:
+        raise InputError("at least two candidates are needed", path)
+    for c, cls in candidates.items():
+        if not c.strip():
+            raise InputError(f"candidate {c!r} is empty", path)
+        if not cls:
+            raise InputError(f"candidate {c!r} maps to an empty class", path)
+    classes = list(dict.fromkeys(candidates.values()))
+    if len(classes) < 2:
+        raise InputError("the candidates name fewer than two classes", path)
+
+    labels_raw = d.get("labels")
+    labels: dict[str, str] | None = None
+    if labels_raw is not None:
+        if not isinstance(labels_raw, dict) or not labels_raw:
+            raise InputError("labels must be a mapping data label -> class", path)
+        labels = {_label_key(k): str(v).strip() for k, v in labels_raw.items()}
+        wrong = sorted({v for v in labels.values() if v not in classes})
+        if wrong:
+            raise InputError(
+                f"labels map to {', '.join(map(repr, wrong))}, not among the candidates' classes "
+                f"({', '.join(map(repr, classes))})",
+                path,
+            )
+    if fmt == "go_pairs":
+        labels = labels or {"true": "yes", "false": "no"}
+        for key in ("true", "false"):
+            if key not in labels:
+                raise InputError("a go_pairs task's labels must map true and false (positive / negative terms)", path)
+        if "{term}" not in text:
+            raise InputError("a go_pairs task's prompt needs a {term} slot for the GO term's name", path)
+
+    positive = d.get("positive")
+    if positive is not None:
+        positive = str(positive).strip()
+        if positive not in classes:
+            raise InputError(f"positive {positive!r} is not a class of the candidates ({', '.join(classes)})", path)
+    elif fmt == "go_pairs" and "yes" in classes:
+        positive = "yes"
+
+    metrics = d.get("metrics") or ["accuracy"]
+    if not isinstance(metrics, list) or any(m not in METRICS for m in metrics):
+        raise InputError(f"metrics must be a list of {', '.join(METRICS)}, got {metrics!r}", path)
+    metrics = list(dict.fromkeys(["accuracy", *metrics]))
+    if "aupr" in metrics and (positive is None or len(classes) != 2):
+        raise InputError("metric aupr needs two classes and 'positive' naming the one it ranks", path)
+
+    cut = d.get("cut", {"above": 1024, "keep": 1000})
+    if cut is None:
+        cut_above, keep = None, 1000
+    else:
+        if not isinstance(cut, dict) or set(cut) - {"above", "keep"}:
+            raise InputError("cut must be {above: N, keep: M} or null", path)
+        try:
+            cut_above, keep = int(cut.get("above", 1024)), int(cut.get("keep", 1000))
+        except (TypeError, ValueError):
+            raise InputError("cut.above and cut.keep must be integers", path) from None
+        if keep <= 0 or cut_above <= 0 or keep > cut_above:
+            raise InputError("cut needs 0 < keep <= above", path)
+
+    b = d.get("baselines") or {}
+    if not isinstance(b, dict):
+        raise InputError("baselines must be a mapping", path)
+    _unknown(b, _BASELINE_KEYS, "baselines", path)
+    composition = bool(b.get("composition", train is not None))
+    if composition and train is None:
+        raise InputError("baselines.composition needs data.train to learn from", path)
+    term_frequency = bool(b.get("term_frequency", fmt == "go_pairs"))
+    if term_frequency and fmt != "go_pairs":
+        raise InputError("baselines.term_frequency is for go_pairs tasks (GO terms with graph frequencies)", path)
+    homology = _homology(b.get("homology"), classes, fmt, path)
+
+    paper = d.get("paper") or {}
+    if not isinstance(paper, dict) or any(not isinstance(v, int | float) for v in paper.values()):
+        raise InputError("paper must map a metric name to a number (percent)", path)
+
+    return TaskSpec(
+        name=name,
+        description=str(d.get("description") or name),
+        test=test,
+        train=train,
+        train_note=str(data["train_note"]) if data.get("train_note") else None,
+        format=fmt,
+        sequence_field=str(data.get("sequence_field") or "sequence"),
+        label_field=str(data.get("label_field") or "label"),
+        term_field=str(data["term_field"]) if data.get("term_field") else None,
+        question=str(question) if question is not None else None,
+        prefix=prefix,
+        template=template,
+        candidates=candidates,
+        classes=classes,
+        labels=labels,
+        positive=positive,
+        metrics=metrics,
+        cut_above=cut_above,
+        keep=keep,
+        majority=bool(b.get("majority", True)),
+        composition=composition,
+        term_frequency=term_frequency,
+        homology=homology,
+        paper={str(k): float(v) for k, v in paper.items()},
+        notes=str(d["notes"]) if d.get("notes") else None,
+        source=path,
+        raw=json.loads(json.dumps(d, default=str)),
+    )
+
+
+def _label_key(value: Any) -> str:
+    """Data labels compare as text: 0 and "0" are the same label, True is "true"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip()
+
+
+label_key = _label_key
+
+
+def _homology(value: Any, classes: list[str], fmt: str, path: Path | None) -> HomologyRule | None:
+    if value in (None, False):
+        return None
+    if not isinstance(value, dict):
+        raise InputError("baselines.homology must be a mapping with a 'rule' (or null)", path)
+    _unknown(value, _HOMOLOGY_KEYS, "baselines.homology", path)
+    rule = value.get("rule")
+    if rule not in HOMOLOGY_RULES:
+        raise InputError(f"baselines.homology.rule must be one of {', '.join(HOMOLOGY_RULES)}, got {rule!r}", path)
+    k = int(value.get("k", 5))
+    if k < 1:
+        raise InputError("baselines.homology.k must be positive", path)
+    if rule == "location":
+        from instructprotein.evaluate.locations import ANCHORS
+
+        class_of = value.get("class_of")
+        if class_of is not None:
+            if not isinstance(class_of, dict):
+                raise InputError("baselines.homology.class_of must map DeepLoc classes to task classes", path)
+            class_of = {str(a): str(c) for a, c in class_of.items()}
+            missing = sorted(set(ANCHORS) - set(class_of))
+            if missing:
+                raise InputError(f"baselines.homology.class_of misses {', '.join(missing)}", path)
+            wrong = sorted({c for c in class_of.values() if c not in classes})
+        else:
+            wrong = sorted(set(ANCHORS) - set(classes))
+        if wrong:
+            raise InputError(f"homology rule 'location' gives class(es) {', '.join(wrong)} not among the task's", path)
+        return HomologyRule("location", class_of=class_of, k=k)
+    yes, no = str(value.get("yes", "yes")), str(value.get("no", "no"))
+    for c in (yes, no):
+        if c not in classes:
+            raise InputError(f"baselines.homology: class {c!r} is not among the task's ({', '.join(classes)})", path)
+    if rule == "carries_term":
+        term = str(value.get("term") or "")
+        if not _GO_ID.fullmatch(term):
+            raise InputError("baselines.homology rule carries_term needs term: GO:nnnnnnn", path)
+        return HomologyRule("carries_term", term=term, yes=yes, no=no, k=k)
+    if fmt != "go_pairs":
+        raise InputError("homology rule item_term is for go_pairs tasks", path)
+    return HomologyRule("item_term", yes=yes, no=no, k=k)

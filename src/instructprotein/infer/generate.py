@@ -1,0 +1,568 @@
+"""describe (sequence -> text, location, GO terms) and design (text -> sequences).
+
+**describe** asks the questions the model was instruction-tuned on (phrasing 0 of the
+``function``, ``location`` and ``go_terms`` tasks of :mod:`instructprotein.instruct.templates`),
+decodes greedily, and maps the GO terms the answers name to real ids
+(:class:`~instructprotein.infer.terms.TermIndex`: exact name or EXACT synonym, then
+case-insensitive, optionally fuzzy), closed under the ontology (ancestors are implied). An
+answer that names no term the graph knows says so; no id is ever made up. Location is also
+scored directly: the paper's prompt and the 10 DeepLoc words through
+:func:`~instructprotein.infer.classify.classify`, with probabilities.
+
+**design** samples (temperature, top-p, a seed) from ``Instruction: {request}\\n\\nOutput:
+<protein>``, constrained by :class:`ProteinGrammar`: inside a protein segment only the 20
+standard residue tokens or ``</protein>`` can follow, ``</protein>`` is masked until
+``min_len`` residues and forced at ``max_len``; decoding stops at ``</protein>``. Each
+design is checked (:mod:`~instructprotein.infer.checks`).
+
+Both generate with the key-value cache (``use_cache=True``, transformers' default); the
+speed difference is measured by ``benchmarks/generation_speed.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from instructprotein.errors import InputError
+from instructprotein.infer.checks import SequenceChecks, check_designs
+from instructprotein.infer.classify import DEFAULT_RULE, Choice, Rule, classify, context_length
+from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, Query, check_description, check_fits, clean_sequence
+from instructprotein.infer.prompts import (
+    FUNCTION_QUESTION,
+    LOCATION_LABELS,
+    LOCATION_PREFIX,
+    LOCATION_QUESTION,
+    build_prompt,
+    design_prompt,
+    go_question,
+    question,
+)
+from instructprotein.infer.retrieval import Homolog, ProteinIndex, homolog_contexts
+from instructprotein.infer.terms import TermIndex, TermSet, merge
+from instructprotein.instruct.render import STANDARD_RESIDUES
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from instructprotein.model.tokenizer import ProteinTokenizer
+
+try:  # a LogitsProcessor subclass when transformers is there (it is wherever a model is)
+    from transformers import LogitsProcessor as _ProcessorBase
+except ImportError:  # pragma: no cover
+    _ProcessorBase = object  # type: ignore[assignment,misc]
+
+
+# -- constrained decoding -----------------------------------------------------------------------------
+
+
+class ProteinGrammar(_ProcessorBase):  # type: ignore[misc,valid-type]
+    """Logits processor: inside ``<protein>`` only residues (20 standard) or ``</protein>``.
+
+    Per row, the state is read from the ids so far: the row is inside a protein segment when
+    its last ``<protein>`` comes after its last ``</protein>``, and the residues written so far
+    are the tokens after that ``<protein>``. Inside: every token but the 20 standard
+    residues is masked, ``</protein>`` is allowed from ``min_len`` residues on, and at
+    ``max_len`` it is the only token allowed. Outside (``block_outside``): residue tokens and
+    ``</protein>`` are masked, so text answers cannot drift into residue tokens.
+    Must run before temperature / top-k / top-p (they would otherwise keep only tokens this
+    masks): :func:`sample_config` puts it first.
+    """
+
+    def __init__(
+        self,
+        tokenizer: ProteinTokenizer,
+        *,
+        min_len: int = 1,
+        max_len: int | None = None,
+        block_outside: bool = False,
+    ):
+        if min_len < 0 or (max_len is not None and max_len < max(min_len, 1)):
+            raise InputError(f"length range [{min_len}, {max_len}] is empty")
+        self.open_id = tokenizer.protein_open_id
+        self.close_id = tokenizer.protein_close_id
+        self.residue_ids = sorted(tokenizer.residue_ids[a] for a in STANDARD_RESIDUES)
+        others = set(tokenizer.residue_ids.values()) | {tokenizer.unknown_residue_id}
+        self.all_residue_ids = sorted(i for i in others if tokenizer.convert_ids_to_tokens([i])[0].startswith("Ƥ"))
+        self.min_len = min_len
+        self.max_len = max_len
+        self.block_outside = block_outside
+        self._masks: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _allowed(self, vocab: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (vocab, str(device))
+        if key not in self._masks:
+            inside = torch.zeros(vocab, dtype=torch.bool, device=device)
+            inside[self.residue_ids] = True
+            outside = torch.ones(vocab, dtype=torch.bool, device=device)
+            outside[self.all_residue_ids] = False
+            outside[self.close_id] = False
+            self._masks[key] = (inside, outside)
+        return self._masks[key]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        batch, length = input_ids.shape
+        inside_mask, outside_mask = self._allowed(scores.shape[-1], scores.device)
+        pos = torch.arange(length, device=input_ids.device).expand(batch, length)
+        none = torch.full_like(pos, -1)
+        last_open = torch.where(input_ids == self.open_id, pos, none).max(dim=1).values
+        last_close = torch.where(input_ids == self.close_id, pos, none).max(dim=1).values
+        inside = last_open > last_close
+        written = length - 1 - last_open  # residues after the open tag
+        outside = outside_mask if self.block_outside else torch.ones_like(outside_mask)
+        allowed = torch.where(inside[:, None], inside_mask[None, :], outside[None, :])  # (batch, vocab), a new tensor
+        allowed[:, self.close_id] = torch.where(inside, written >= self.min_len, allowed[:, self.close_id])
+        if self.max_len is not None:
+            at_max = inside & (written >= self.max_len)
+            if bool(at_max.any()):
+                allowed[at_max] = False
+                allowed[at_max, self.close_id] = True
+        return scores.masked_fill(~allowed, float("-inf"))
+
+
+def _generation_kwargs(tokenizer: ProteinTokenizer) -> dict[str, Any]:
+    return {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id}
+
+
+def sample_config(temperature: float, top_p: float) -> tuple[dict[str, Any], list[Any]]:
+    """``generate`` keywords that switch transformers' own warpers off, and our warpers in the
+    right order after the grammar (transformers appends custom processors after its own)."""
+    from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+    if not temperature > 0:
+        raise InputError(f"temperature must be positive, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise InputError(f"top_p must be in (0, 1], got {top_p}")
+    warpers: list[Any] = []
+    if temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(temperature))
+    if top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p))
+    return {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": 0}, warpers
+
+
+@torch.inference_mode()
+def generate_answers(
+    model: PreTrainedModel,
+    tokenizer: ProteinTokenizer,
+    prompts: Sequence[str],
+    *,
+    names: Sequence[str] | None = None,
+    max_new_tokens: int = 128,
+    batch_size: int = 16,
+    use_cache: bool = True,
+) -> list[str]:
+    """Greedy answers to text prompts; stops at eos.
+
+    Prompts run ``batch_size`` at a time, sorted by length and left-padded (the answers are
+    the same as one prompt at a time; the test checks it). Residue tokens and
+    ``</protein>`` are masked outside protein segments. ``max_new_tokens`` is lowered to what
+    the context leaves after a batch's longest prompt; a prompt that leaves fewer than 8
+    tokens is an :class:`InputError` naming it.
+    """
+    from transformers import LogitsProcessorList
+
+    if not prompts:
+        return []
+    names = list(names) if names is not None else [f"prompt {i + 1}" for i in range(len(prompts))]
+    ctx = context_length(model)
+    encoded = [tokenizer.encode(p) for p in prompts]
+    for name, ids in zip(names, encoded):
+        check_fits(name, len(ids), ctx, reserve=8)
+    grammar = LogitsProcessorList([ProteinGrammar(tokenizer, block_outside=True)])
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    answers: list[str] = [""] * len(prompts)
+    model.eval()
+    for start in range(0, len(order), max(batch_size, 1)):
+        chunk = order[start : start + max(batch_size, 1)]
+        width = max(len(encoded[i]) for i in chunk)
+        ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, i in enumerate(chunk):
+            n = len(encoded[i])
+            ids[row, width - n :] = torch.tensor(encoded[i])
+            mask[row, width - n :] = 1
+        out = model.generate(
+            input_ids=ids.to(model.device),
+            attention_mask=mask.to(model.device),
+            max_new_tokens=max(min(max_new_tokens, ctx - width), 1),
+            do_sample=False,
+            num_beams=1,
+            use_cache=use_cache,
+            eos_token_id=tokenizer.eos_token_id,
+            logits_processor=grammar,
+            **_generation_kwargs(tokenizer),
+        )
+        for row, i in enumerate(chunk):
+            answers[i] = tokenizer.decode(out[row, width:]).strip()
+    return answers
+
+
+def prompt_fits(
+    model: PreTrainedModel,
+    tokenizer: ProteinTokenizer,
+    questions: Sequence[str],
+    *,
+    prefix: str = "",
+    reserve: int = 16,
+    cut_above: int | None = CUT_ABOVE,
+    keep: int = KEEP_LAST,
+) -> Callable[[Query, str], bool]:
+    """``fits(query, block)``: do the prompts for every question, with ``block`` before it and
+    ``reserve`` tokens to spare, fit the model's context? (For sizing a retrieval block.)"""
+    ctx = context_length(model)
+
+    def fits(query: Query, block: str) -> bool:
+        for text in questions:
+            prompt = build_prompt(query.sequence, text, prefix, context=block, cut_above=cut_above, keep=keep)
+            if len(tokenizer.encode(prompt)) + reserve > ctx:
+                return False
+        return True
+
+    return fits
+
+
+# -- describe -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Description:
+    """What the model says about one sequence, and what of it the knowledge graph recognises."""
+
+    id: str
+    length: int
+    model_length: int  # residues the model read (after the paper's cut)
+    function: str
+    location: str
+    go_answers: dict[str, str]
+    location_scores: Choice | None = None
+    terms: TermSet | None = None
+    homologs: list[Homolog] = field(default_factory=list)
+    context: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def location_probabilities(self) -> list[tuple[str, float]]:
+        if self.location_scores is None:
+            return []
+        pairs = zip(self.location_scores.options, self.location_scores.probabilities)
+        return sorted(pairs, key=lambda kv: -kv[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "length": self.length,
+            "model_length": self.model_length,
+            "function": self.function,
+            "location": self.location,
+            "location_scores": {
+                "rule": self.location_scores.rule,
+                "prediction": self.location_scores.answer,
+                "probabilities": {k: round(v, 4) for k, v in self.location_probabilities},
+            }
+            if self.location_scores
+            else None,
+            "go_answers": self.go_answers,
+            "go_terms": self.terms.to_dict() if self.terms is not None else None,
+            "homologs": [h.to_dict() for h in self.homologs],
+            "retrieval_context": self.context,
+            "notes": self.notes,
+        }
+
+    def to_text(self) -> str:
+        cut = f", the model read the last {self.model_length}" if self.model_length < self.length else ""
+        lines = [f"# {self.id} ({self.length} residues{cut})"]
+        lines.append(f"Function: {self.function or '(no answer)'}")
+        lines.append(f"Location: {self.location or '(no answer)'}")
+        if self.location_scores is not None:
+            top = ", ".join(f"{k} {v:.2f}" for k, v in self.location_probabilities[:3])
+            lines.append(f"Location by likelihood ({self.location_scores.rule}): {top}")
+        for aspect, text in self.go_answers.items():
+            lines.append(f"GO {aspect} answer: {' | '.join(text.splitlines()) or '(no answer)'}")
+        if self.terms is not None:
+            specific = {m.term.id for m in self.terms.most_specific}
+            if self.terms.direct:
+                lines.append("GO terms named (* most specific):")
+                for m in self.terms.direct:
+                    star = "*" if m.term.id in specific else " "
+                    how = "" if m.matched_by in ("name", "id") else f"  [{m.matched_by}]"
+                    lines.append(f"  {star} {m.term.id} {m.term.name} ({m.term.aspect}){how}")
+                implied = [t.id for t, _ in self.terms.implied]
+                shown = ", ".join(implied[:8]) + (", ..." if len(implied) > 8 else "")
+                lines.append(f"GO terms implied by the ontology: {len(implied)}" + (f" ({shown})" if implied else ""))
+            else:
+                lines.append("GO terms: the answers name no GO term known to the knowledge graph")
+        if self.homologs:
+            lines.append("Homologs: " + ", ".join(f"{h.accession} ({h.identity:.2f})" for h in self.homologs))
+        lines += [f"Note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def describe(
+    model: PreTrainedModel,
+    tokenizer: ProteinTokenizer,
+    sequences: str | Query | Sequence[str | Query],
+    *,
+    terms: TermIndex | None = None,
+    index: ProteinIndex | None = None,
+    retrieval: bool | None = None,
+    top_k: int = 3,
+    max_identity: float | None = None,
+    exclude: Sequence[str] = (),
+    aspects: Sequence[str] = ("F", "P", "C"),
+    max_new_tokens: int = 128,
+    location_rule: Rule = DEFAULT_RULE,
+    fuzzy: bool = False,
+    cut_above: int | None = CUT_ABOVE,
+    keep: int = KEEP_LAST,
+) -> list[Description]:
+    """Describe sequences: function, location, GO terms (mapped and closed when ``terms`` is given).
+
+    ``retrieval`` (default: on when ``index`` is given) puts the top-``top_k`` homologs'
+    annotations before every question (``max_identity`` / ``exclude`` drop hits, as in
+    :meth:`ProteinIndex.search`). A plain string is one sequence.
+    """
+    if isinstance(sequences, (str, Query)):
+        sequences = [sequences]
+    queries = [
+        q if isinstance(q, Query) else Query(f"seq{i + 1}", clean_sequence(q, f"seq{i + 1}"))
+        for i, q in enumerate(sequences)
+    ]
+    for a in aspects:
+        if a not in ("F", "P", "C"):
+            raise InputError(f"unknown GO aspect {a!r}; use F, P or C")
+    use_retrieval = (index is not None) if retrieval is None else retrieval
+    if use_retrieval and index is None:
+        raise InputError("retrieval needs a knowledge graph (its proteins are what is searched)")
+    asks: list[tuple[str, str]] = [("function", FUNCTION_QUESTION), ("location", LOCATION_QUESTION)]
+    asks += [(f"go_{a}", go_question(a)) for a in aspects]
+    contexts: dict[str, tuple[list[Homolog], str | None]] = {}
+    if use_retrieval and index is not None:
+        fits = prompt_fits(model, tokenizer, [text for _, text in asks], reserve=16, cut_above=cut_above, keep=keep)
+        contexts = homolog_contexts(
+            index, queries, top_k=top_k, max_identity=max_identity, exclude=exclude, fits=fits
+        )  # fmt: skip
+    prompts, names = [], []
+    for q in queries:
+        ctx = contexts.get(q.id, (None, None))[1]
+        for key, text in asks:
+            prompts.append(build_prompt(q.sequence, text, context=ctx, cut_above=cut_above, keep=keep))
+            names.append(f"{q.id} ({key} question)")
+    answers = generate_answers(model, tokenizer, prompts, names=names, max_new_tokens=max_new_tokens)
+    loc = classify(
+        model, tokenizer, queries, LOCATION_QUESTION, LOCATION_LABELS, prefix=LOCATION_PREFIX, rule=location_rule,
+        contexts=[contexts.get(q.id, (None, None))[1] for q in queries], cut_above=cut_above, keep=keep,
+    )  # fmt: skip
+    out: list[Description] = []
+    for i, q in enumerate(queries):
+        got = dict(zip([k for k, _ in asks], answers[i * len(asks) : (i + 1) * len(asks)]))
+        model_length = len(q.sequence) if cut_above is None or len(q.sequence) <= cut_above else keep
+        desc = Description(
+            q.id, len(q.sequence), model_length, got["function"], got["location"],
+            {a: got[f"go_{a}"] for a in aspects}, loc[i],
+        )  # fmt: skip
+        if model_length < len(q.sequence):
+            desc.notes.append(f"longer than {cut_above} residues: the model read its last {keep}")
+        if q.id in contexts:
+            desc.homologs, desc.context = contexts[q.id]
+            if desc.context is None:
+                desc.notes.append("retrieval left out: no homolog block fits the model's context with this sequence")
+        if terms is not None:
+            found = [terms.find(text, source=key, fuzzy=fuzzy) for key, text in got.items()]
+            desc.terms = merge(found, terms)
+            for key, s in zip(got, found):
+                if not s.direct:
+                    what = key.replace("_", " ")
+                    desc.notes.append(f"the {what} answer names no GO term known to the knowledge graph")
+        out.append(desc)
+    return out
+
+
+# -- design ---------------------------------------------------------------------------------------------
+
+_INSTRUCTION_START = re.compile(
+    r"^(design|generate|write|create|propose|give|make|produce|suggest|i need|i want|can you|could you|please)\b", re.I
+)
+_CLAUSE_START = re.compile(
+    r"^(binds?|has|have|is|are|enables?|takes?|catalyzes|catalyses|localizes|localises|participates|acts|functions)\b",
+    re.I,
+)
+
+
+def design_question(description: str, length: int | None = None) -> str:
+    """The instruction for a request, in the wording of the ``design`` task.
+
+    - a full instruction ("Design a ...", "Generate ...", "I need ...") is used as it is;
+    - a verb clause ("binds zinc ion and is located in nucleus") fills phrasing 0,
+      "Design a protein that {description}." (phrasing 8 with a length hint:
+      "Design a protein of about {length} residues that ...");
+    - anything else ("zinc ion binding; nucleus") fills phrasing 1, "Generate the sequence
+      of a protein with these properties: {properties}." (phrasing 10 with a length hint).
+    """
+    text = check_description(description).rstrip(".")
+    if _INSTRUCTION_START.match(text):
+        return text if text.endswith((".", "?", "!")) else text + "."
+    if _CLAUSE_START.match(text):
+        if length:
+            return question("design", 8, description=text, length=str(length))
+        return question("design", 0, description=text)
+    if length:
+        return question("design", 10, properties=text, length=str(length))
+    return question("design", 1, properties=text)
+
+
+@dataclass
+class Design:
+    """One designed sequence, how its decoding ended, and its checks."""
+
+    id: str
+    sequence: str
+    ended_by: str  # "model" (</protein> sampled) or "max_len" (forced)
+    checks: SequenceChecks | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "sequence": self.sequence,
+            "length": len(self.sequence),
+            "ended_by": self.ended_by,
+            "checks": self.checks.to_dict() if self.checks else None,
+        }
+
+
+@dataclass
+class DesignRun:
+    """Everything one design request produced."""
+
+    request: str
+    prompt: str
+    designs: list[Design]
+    requested_terms: TermSet | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request": self.request,
+            "prompt": self.prompt,
+            "settings": self.settings,
+            "requested_terms": self.requested_terms.to_dict() if self.requested_terms is not None else None,
+            "designs": [d.to_dict() for d in self.designs],
+        }
+
+
+@torch.inference_mode()
+def sample_proteins(
+    model: PreTrainedModel,
+    tokenizer: ProteinTokenizer,
+    prompt: str,
+    *,
+    n: int = 4,
+    temperature: float = 1.0,
+    top_p: float = 0.95,
+    seed: int = 0,
+    min_len: int = 30,
+    max_len: int = 400,
+    use_cache: bool = True,
+) -> list[tuple[str, str]]:
+    """``n`` sequences sampled after ``prompt`` (which ends in ``<protein>``): (residues, ended_by).
+
+    Reproducible: the same prompt, ``n``, settings and ``seed`` give the same sequences
+    (sampling runs in a forked RNG seeded with ``seed``; the caller's RNG is untouched).
+    """
+    from transformers import LogitsProcessorList
+
+    if n < 1:
+        raise InputError(f"n must be at least 1, got {n}")
+    if min_len < 1:
+        raise InputError(f"min_len must be at least 1, got {min_len}")
+    if max_len < min_len:
+        raise InputError(f"max_len {max_len} is below min_len {min_len}")
+    ids = tokenizer.encode(prompt)
+    if ids[-1] != tokenizer.protein_open_id:
+        raise ValueError("a design prompt must end with <protein>")
+    ctx = context_length(model)
+    if len(ids) + max_len + 1 > ctx:
+        raise InputError(
+            f"the request is {len(ids)} tokens and max_len {max_len} residues + </protein> must follow it, "
+            f"but the model reads at most {ctx} tokens: lower max_len to {max(ctx - len(ids) - 1, 0)} "
+            "or shorten the request"
+        )
+    config, warpers = sample_config(temperature, top_p)
+    grammar = ProteinGrammar(tokenizer, min_len=min_len, max_len=max_len)
+    model.eval()
+    input_ids = torch.tensor([ids] * n, device=model.device)
+    devices = [model.device.index] if model.device.type == "cuda" and model.device.index is not None else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=max_len + 1,
+            eos_token_id=tokenizer.protein_close_id,
+            use_cache=use_cache,
+            logits_processor=LogitsProcessorList([grammar, *warpers]),
+            **config,
+            **_generation_kwargs(tokenizer),
+        )
+    letters = {i: a for a, i in tokenizer.residue_ids.items()}
+    results = []
+    for row in out[:, len(ids) :].tolist():
+        residues = []
+        ended = "max_len"
+        for t in row:
+            if t == tokenizer.protein_close_id:
+                ended = "model" if len(residues) < max_len else "max_len"
+                break
+            if t == tokenizer.pad_token_id and t not in letters:
+                break
+            residues.append(letters[t])
+        results.append(("".join(residues), ended))
+    return results
+
+
+def design(
+    model: PreTrainedModel,
+    tokenizer: ProteinTokenizer,
+    description: str,
+    *,
+    n: int = 4,
+    temperature: float = 1.0,
+    top_p: float = 0.95,
+    seed: int = 0,
+    min_len: int = 30,
+    max_len: int = 400,
+    length: int | None = None,
+    terms: TermIndex | None = None,
+    index: ProteinIndex | None = None,
+    check: bool = True,
+    fuzzy: bool = False,
+    sensitivity: float = 4.0,
+) -> DesignRun:
+    """Sample ``n`` proteins for a text request and check each.
+
+    ``length`` adds a length hint to the instruction (the ``design`` phrasings with
+    ``{length}``); ``min_len`` / ``max_len`` bound what decoding may write. With ``index``
+    (a graph's proteins) each design gets its closest known protein; with ``terms`` the GO
+    terms named in the request are mapped, and checked against that protein's annotations.
+    """
+    q = design_question(description, length)
+    prompt = design_prompt(q)
+    samples = sample_proteins(
+        model, tokenizer, prompt, n=n, temperature=temperature, top_p=top_p, seed=seed, min_len=min_len, max_len=max_len
+    )
+    requested = terms.find(check_description(description), source="request", fuzzy=fuzzy) if terms is not None else None
+    designs = [Design(f"design{i + 1}", s, e) for i, (s, e) in enumerate(samples)]
+    if check:
+        checked = check_designs(
+            [d.sequence for d in designs], min_len=min_len, max_len=max_len, index=index, requested=requested,
+            terms=terms, sensitivity=sensitivity,
+        )  # fmt: skip
+        for d, c in zip(designs, checked):
+            d.checks = c
+    settings = {"n": n, "temperature": temperature, "top_p": top_p, "seed": seed, "min_len": min_len,
+                "max_len": max_len, "length": length}  # fmt: skip
+    return DesignRun(check_description(description), prompt, designs, requested, settings)
