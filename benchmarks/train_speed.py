@@ -121,13 +121,12 @@ def main() -> None:
         from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
 
         counts = {"raw": 0, "useful": 0}
-        collator = DataCollatorForLanguageModeling(tokenizer=tok.backend, mlm=False)
+        collate = DataCollatorForLanguageModeling(tokenizer=tok.backend, mlm=False)
 
-        def collate(features):
-            batch = collator(features)
-            counts["raw"] += batch["input_ids"].numel()
-            counts["useful"] += int(batch["attention_mask"].sum())
-            return batch
+        def count(module, args, kwargs):  # the batches the model trains on (the loader fetches one ahead)
+            if module.training:
+                counts["raw"] += kwargs["input_ids"].numel()
+                counts["useful"] += int(kwargs["attention_mask"].sum())
 
         clock: dict[str, float] = {}
 
@@ -139,6 +138,7 @@ def main() -> None:
                 clock["end"] = time.perf_counter()
 
         model = create_model(preset, tok, seed=0)
+        model.register_forward_pre_hook(count, with_kwargs=True)
         targs = TrainingArguments(
             output_dir=str(work / f"trainer-{rep}"), per_device_train_batch_size=micro_rows,
             gradient_accumulation_steps=accumulation, max_steps=steps, learning_rate=spec.lr,

@@ -12,7 +12,6 @@ import json
 import sqlite3
 import time
 from array import array
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -969,10 +969,10 @@ def plot_losses(csv_path: str | Path, png_path: str | Path, title: str = "") -> 
     if len(train):
         ax.plot(steps, train, color="tab:blue", alpha=0.25, linewidth=0.8, label="train (per step)")
         smooth = np.empty_like(train)
-        acc = train[0]
-        for i, x in enumerate(train):  # exponential moving average, debiased from the first value
-            acc = 0.9 * acc + 0.1 * x if i else x
-            smooth[i] = acc
+        acc = 0.0
+        for i, x in enumerate(train):  # exponential moving average, bias-corrected (as TensorBoard's)
+            acc = 0.9 * acc + 0.1 * x
+            smooth[i] = acc / (1 - 0.9 ** (i + 1))
         ax.plot(steps, smooth, color="tab:blue", linewidth=1.6, label="train (smoothed)")
     if val:
         ax.plot([s for s, _ in val], [v for _, v in val], "o-", color="tab:orange", linewidth=1.6, markersize=4,

@@ -1,0 +1,27 @@
+"""`instructprotein serve`: the HTTP API (/docs) and the web page (/) for a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from instructprotein.errors import InstructProteinError
+
+
+def serve(
+    model: Annotated[Path, typer.Option("--model", help="Model folder.")],
+    kg: Annotated[Optional[Path], typer.Option("--kg", help="Knowledge graph: GO ids, design checks, retrieval.")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default; there is no authentication).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda where available).")] = None,
+    no_retrieval: Annotated[bool, typer.Option("--no-retrieval", help="No homologs in prompts.")] = False,
+) -> None:
+    """Serve the HTTP API and the web page until interrupted."""
+    from instructprotein.serve.run import serve as run_server
+
+    try:
+        run_server(model, kg, host, port, device=device, retrieval=False if no_retrieval else None)
+    except OSError as exc:  # the port is taken, or the address cannot be bound
+        raise InstructProteinError(f"cannot serve on {host}:{port}: {exc}") from exc
