@@ -772,9 +772,9 @@ def token_loss_sum(model: Any, batch: dict[str, Any], device: Any, attn_impl: st
         else:
             mask = _attention_mask(pos, attn_impl)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
-    return F.cross_entropy(
-        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100, reduction="sum"
-    )
+    # shift the labels, not the logits: slicing [B, T, V] logits would copy them (as transformers' own loss does)
+    shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]
+    return F.cross_entropy(logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100, reduction="sum")
 
 
 def _attention_mask(position_ids: torch.Tensor, attn_impl: str) -> torch.Tensor:

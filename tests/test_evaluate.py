@@ -1,0 +1,496 @@
+"""Evaluation: statistics, scoring rules, task files, baselines, held-out sets, the runner's outputs.
+
+The model is the random tiny one of ``helpers_model`` (no training: the tests check that the
+evaluation computes the right numbers from whatever weights it gets). Homology transfer runs
+MMseqs2 against the helpers' graph, whose P20007 is P20001 with 20 % of residues substituted;
+its label logic is also checked on the 3-protein graph of ``tests/data/tiny.dat``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import helpers_model as h
+from instructprotein.errors import InputError
+from instructprotein.evaluate import generation as g
+from instructprotein.evaluate import stats
+from instructprotein.evaluate.baselines import (
+    TermFrequency,
+    composition_classifier,
+    homology_predictions,
+    majority_class,
+)
+from instructprotein.evaluate.tasks import builtin_tasks, list_tasks, load_task, parse_task
+from instructprotein.infer.retrieval import Homolog
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    yield from h.one_thread()
+
+
+@pytest.fixture(scope="module")
+def tiny_kg(tmp_path_factory):
+    """The 3-protein graph of tests/data/tiny.dat + tiny.obo."""
+    from instructprotein.formats.obo import read_obo
+    from instructprotein.kg.inputs import build_from_uniprot
+    from instructprotein.kg.store import KnowledgeGraph
+
+    out = tmp_path_factory.mktemp("tinykg") / "kg.sqlite"
+    build_from_uniprot([DATA / "tiny.dat"], read_obo(DATA / "tiny.obo"), out)
+    with KnowledgeGraph(out) as kg:
+        yield kg
+
+
+# -- statistics ---------------------------------------------------------------------------------------------
+
+
+def test_wilson_interval_matches_hand_computation():
+    # 8 of 10: p = 0.8, z = 1.96: centre (0.8 + 1.9208/10) / 1.38415 = 0.71677,
+    # half-width 1.96 * sqrt(0.016 + 0.00960) / 1.38415 = 0.22658 -> [0.4902, 0.9433]
+    lo, hi = stats.wilson(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-4)
+    assert hi == pytest.approx(0.9433, abs=1e-4)
+    assert stats.wilson(0, 10)[0] == pytest.approx(0.0) and stats.wilson(10, 10)[1] == pytest.approx(1.0)
+    assert stats.wilson(0, 0) == (0.0, 1.0)
+    s = stats.accuracy_summary([True] * 8 + [False] * 2)
+    assert s["accuracy"] == 0.8 and s["n"] == 10 and s["ci95"][0] == pytest.approx(lo)
+    with pytest.raises(ValueError):
+        stats.wilson(11, 10)
+
+
+def test_average_precision_and_bootstrap():
+    # ranks: + - + -: AP = 1/2 * 1 + 1/2 * 2/3 = 0.8333
+    ap = stats.average_precision([0.9, 0.8, 0.7, 0.6], [1, 0, 1, 0])
+    assert ap == pytest.approx(5 / 6)
+    # ties enter together: all equal -> precision = prevalence
+    assert stats.average_precision([0.5] * 4, [1, 0, 1, 0]) == pytest.approx(0.5)
+    rng = np.random.default_rng(0)
+    y = rng.random(400) < 0.4
+    s = y + rng.normal(0, 0.8, 400)
+    lo, hi = stats.bootstrap_average_precision(s, y, resamples=300)
+    assert lo < stats.average_precision(s, y) < hi
+    acc, thr = stats.best_threshold_accuracy([5, 4, 3, 2, 1], [1, 1, 0, 1, 0])
+    assert acc == pytest.approx(0.8) and thr in (4.0, 2.0)
+
+
+def test_calibration_and_confusion():
+    cal = stats.calibration([0.95, 0.95, 0.55, 0.55], [True, True, True, False], bins=10)
+    assert cal["ece"] == pytest.approx((2 * 0.05 + 2 * 0.05) / 4)
+    m = stats.confusion([0, 0, 1, 2], [0, 1, 1, 1], 3)
+    assert m.tolist() == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
+    pc = stats.per_class(m, ["a", "b", "c"])
+    assert pc["a"]["accuracy"] == 0.5 and pc["c"]["accuracy"] == 0.0
+
+
+# -- scoring ------------------------------------------------------------------------------------------------
+
+
+def test_grouped_scoring_agrees_with_classify_naive():
+    from instructprotein.evaluate.scoring import score_grouped
+    from instructprotein.infer.classify import decide, score_naive
+    from instructprotein.infer.prompts import build_prompt
+
+    model, tok = h.model_and_tokenizer()
+    seqs = [h.SEQUENCES["P20001"][:150], h.SEQUENCES["P20002"][:90], h.SEQUENCES["P20003"][:60]]
+    terms = ["zinc ion binding", "DNA binding", "metal ion binding"]
+    prompts, groups = [], []
+    for s in seqs:
+        for t in terms:
+            prompts.append(build_prompt(s, f"Does the protein associate with {t}?", "Based on the record, the answer is"))
+            groups.append(s)
+    cands = [" no", " yes", " nucleus", " endoplasmic reticulum"]
+    # max_rows=5 forces several chunks on one cached prefix
+    fast = score_grouped(model, tok, prompts, cands, groups, max_rows=5)
+    ref = score_naive(model, tok, prompts, [c.strip() for c in cands])
+    for a, b in zip(fast, ref):
+        assert a.token_counts == b.token_counts
+        np.testing.assert_allclose(a.first_token, b.first_token, atol=1e-4)
+        np.testing.assert_allclose(a.total, b.total, atol=1e-4)
+        for rule in ("first_token", "sum"):
+            assert decide(a, rule).index == decide(b, rule).index
+    # one prompt per group is classify's own scheme
+    alone = score_grouped(model, tok, prompts[:2], cands)
+    np.testing.assert_allclose(alone[1].total, ref[1].total, atol=1e-4)
+
+
+# -- task files ---------------------------------------------------------------------------------------------
+
+
+def test_builtin_tasks_load():
+    names = [n for n, _ in list_tasks()]
+    for want in ("deeploc10", "deeploc_binary", "deeploc_binary_direct", "metal_ion_binding", "go_mf",
+                 "heldout_location", "heldout_metal", "heldout_go_mf", "heldout_go_bp", "heldout_go_cc"):  # fmt: skip
+        assert want in names
+    loc = load_task("deeploc10")
+    assert loc.question == "What cellular components is the protein located in?"
+    assert loc.prefix == "The protein is located in"
+    assert list(loc.candidates)[0] == " plasma membrane" and len(loc.classes) == 10
+    assert loc.paper == {"accuracy": 70.79}
+    binary = load_task("deeploc_binary")
+    membrane = {c.strip() for c, cls in binary.candidates.items() if cls == "membrane-bound"}
+    assert membrane == {"plasma membrane", "golgi", "vacuole", "endoplasmic reticulum"}
+    metal = load_task("metal_ion_binding")
+    assert metal.question == "Does the protein associate with metal ion binding?"
+    assert metal.prefix == "Based on the record, the answer is" and list(metal.candidates) == [" no", " yes"]
+    assert (metal.cut_above, metal.keep) == (1024, 1000)
+    go = load_task("go_mf")
+    assert go.format == "go_pairs" and go.uses_terms and go.positive == "yes" and go.term_frequency
+    assert set(builtin_tasks()) >= set(names)
+
+
+BASE_TASK = {
+    "name": "toy",
+    "data": {"test": "toy.jsonl"},
+    "prompt": {"question": "Does the protein associate with metal ion binding?",
+               "prefix": "Based on the record, the answer is"},
+    "candidates": [" no", " yes"],
+}  # fmt: skip
+
+
+def _task(**changes):
+    d = json.loads(json.dumps(BASE_TASK))
+    for k, v in changes.items():
+        if v is None:
+            d.pop(k)
+        else:
+            d[k] = v
+    return d
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"candidates": None}, "missing required field 'candidates'"),
+        ({"data": {"train": "x.jsonl"}}, "data.test"),
+        ({"prompt": {"prefix": "The answer is"}}, "either 'question'"),
+        ({"candidates": [" yes"]}, "at least two candidates"),
+        ({"labels": {"0": "no", "1": "maybe"}}, "'maybe', not among the candidates"),
+        ({"metrics": ["accuracy", "f2"]}, "metrics"),
+        ({"colour": "red"}, "unknown key(s) in the task: colour"),
+        ({"prompt": {"question": "Is {thing} here?"}}, "unknown slot"),
+        ({"baselines": {"composition": True}}, "needs data.train"),
+        ({"baselines": {"homology": {"rule": "carries_term"}}}, "GO:nnnnnnn"),
+        ({"metrics": ["aupr"]}, "positive"),
+    ],
+)
+def test_bad_task_files(tmp_path, changes, message):
+    path = tmp_path / "task.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(_task(**changes)))
+    with pytest.raises(InputError) as err:
+        load_task(path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_unknown_task_name_lists_builtins():
+    with pytest.raises(InputError, match="deeploc10"):
+        load_task("no_such_task")
+
+
+# -- baselines on hand-made data -------------------------------------------------------------------------------
+
+
+def test_majority_class_and_composition_on_separable_data():
+    assert majority_class(["b", "a", "b"], ["a", "b"]) == "b"
+    assert majority_class(["a", "b"], ["b", "a"]) == "b"  # tie: the task's class order
+    rng = np.random.default_rng(1)
+
+    def seq(rich: str, n: int = 120) -> str:
+        pool = "ACDEFGHIKLMNPQRSTVWY"
+        return "".join(rich if rng.random() < 0.4 else pool[rng.integers(20)] for _ in range(n))
+
+    train = [seq("K") for _ in range(30)] + [seq("E") for _ in range(30)]
+    labels = ["basic"] * 30 + ["acidic"] * 30
+    test = [seq("K") for _ in range(10)] + [seq("E") for _ in range(10)]
+    pred, prob, info = composition_classifier(train, labels, test, ["acidic", "basic"])
+    assert pred == ["basic"] * 10 + ["acidic"] * 10
+    assert prob.shape == (20, 2) and np.allclose(prob.sum(axis=1), 1)
+    assert info["features"] == 420 and info["c"] in (0.1, 0.01, 0.001)
+
+
+def test_homology_labels_on_tiny_graph(tiny_kg):
+    from instructprotein.evaluate.runner import _homology_baseline, _HomologySide
+    from instructprotein.evaluate.data import Item
+
+    side = _HomologySide(tiny_kg, frozenset(), 0.7, {"top_k": 5, "sensitivity": 4.0, "max_seqs": 100})
+
+    def hom(acc, ident):
+        return Homolog("q", acc, ident, 1e-10, 50.0, 10, 1.0, 1.0)
+
+    # item 0: best hit Q00003 has no MF term (no label) -> Q00002 (metal) decides; item 1: no hit -> fallback
+    side.hits = {"AAAA": [hom("Q00003", 0.6), hom("Q00002", 0.5), hom("Q00001", 0.4)], "CCCC": []}
+    items = [Item("a", "AAAA", "yes"), Item("b", "CCCC", "no")]
+    metal = parse_task(_task(labels={"0": "no", "1": "yes"},
+                             baselines={"homology": {"rule": "carries_term", "term": "GO:0046872"}}))  # fmt: skip
+    h_ = _homology_baseline(metal, items, side, fallback="no")
+    assert h_["best"] == ["yes", "no"] and h_["vote"] == ["yes", "no"]
+    assert h_["covered"] == [True, False] and h_["identity"][0] == 0.5
+    # location: Q00001's nuclear lumen is part of the nucleus
+    loc = parse_task({**_task(), "candidates": [" nucleus", " cytoplasm"], "baselines": {"homology": {"rule": "location",
+                      "class_of": {c: ("nucleus" if c == "nucleus" else "cytoplasm") for c in
+                      ["plasma membrane", "cytoplasm", "endoplasmic reticulum", "golgi", "vacuole", "mitochondrion",
+                       "nucleus", "peroxisome", "chloroplast", "extracellular"]}}}})  # fmt: skip
+    h_ = _homology_baseline(loc, items, side, fallback="cytoplasm")
+    assert h_["best"] == ["nucleus", "cytoplasm"] and h_["covered"] == [True, False]
+    # item_term: yes when the hit carries the asked term by propagation
+    go_items = [Item("c", "AAAA", "yes", term="GO:0043167"), Item("d", "AAAA", "no", term="GO:0046914")]
+    side.hits["AAAA"] = [hom("Q00001", 0.6)]
+    go = parse_task({**_task(), "data": {"test": "x.jsonl", "format": "go_pairs"},
+                     "prompt": {"question": "Does the protein associate with {term}?"},
+                     "baselines": {"homology": {"rule": "item_term"}}})  # fmt: skip
+    h_ = _homology_baseline(go, go_items, side, fallback="no")
+    assert h_["best"] == ["yes", "yes"]
+
+
+def test_identity_weighted_vote():
+    hits = [[Homolog("q", "A", 0.6, 0, 0, 0, 0, 0), Homolog("q", "B", 0.5, 0, 0, 0, 0, 0),
+             Homolog("q", "C", 0.45, 0, 0, 0, 0, 0)]]  # fmt: skip
+    labels = {"A": "x", "B": "y", "C": "y"}
+    r = homology_predictions(hits, lambda i, acc: labels[acc], k=3, fallback="z")
+    assert r["best"] == ["x"] and r["vote"] == ["y"]
+    r = homology_predictions(hits, lambda i, acc: labels[acc], k=1, fallback="z")
+    assert r["vote"] == ["x"]
+
+
+def test_term_frequency_prior(tiny_kg):
+    tf = TermFrequency(tiny_kg)
+    assert tf("GO:0046872") == 2 and tf("GO:0008270") == 2 and tf("GO:0005634") == 1
+    assert TermFrequency(tiny_kg, {"Q00001"})("GO:0046872") == 1
+    assert tf("GO:9999999") == 0
+
+
+def test_location_mapper():
+    from instructprotein.evaluate.locations import LocationMapper
+    from instructprotein.kg.store import KnowledgeGraph
+
+    with KnowledgeGraph(h.kg_path()) as kg:
+        m = LocationMapper(kg)
+        labels = m.labels(["P20007", "P20005", "P20002", "P20004"])
+    # nuclear lumen -> nucleus; cytosol -> cytoplasm; mitochondrion (part of nothing here); no CC -> None
+    assert labels == {"P20007": "nucleus", "P20005": "cytoplasm", "P20002": "mitochondrion", "P20004": None}
+    assert m.classes_of_terms(["GO:0005737", "GO:0005739"]) == ["mitochondrion", "cytoplasm"]
+
+
+# -- held-out split -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def instructions_dir(tmp_path_factory):
+    """A hand-made instruction folder over the helpers' graph: 5 train, 3 test proteins."""
+    from instructprotein.kg.store import KnowledgeGraph
+
+    d = tmp_path_factory.mktemp("instr")
+    (d / "splits").mkdir()
+    split = {"P20001": "test", "P20002": "test", "P20006": "test"}
+    rows = ["accession\trepresentative\tsplit"] + [f"{a}\t{a}\t{split.get(a, 'train')}" for a in h.SEQUENCES]
+    (d / "splits" / "splits.tsv").write_text("\n".join(rows) + "\n")
+    with KnowledgeGraph(h.kg_path()) as kg:
+        hash_ = kg.meta["content_hash"]
+    (d / "splits" / "splits.json").write_text(json.dumps({"inputs": {"kg_content_hash": hash_}, "counts": {}}))
+    (d / "instructions.json").write_text(json.dumps({"kg": str(h.kg_path()), "config": {}}))
+    return d
+
+
+def test_heldout_items(instructions_dir, tmp_path):
+    from instructprotein.evaluate.heldout import HeldOut
+    from instructprotein.evaluate.tasks import Source
+
+    ho = HeldOut(instructions_dir, out_dir=tmp_path)
+    loc = ho.items(Source(heldout="location"))
+    assert {(i.accession, i.label) for i in loc} == {("P20001", "nucleus"), ("P20002", "mitochondrion"),
+                                                     ("P20006", "nucleus")}  # fmt: skip
+    metal = ho.items(Source(heldout="metal"))
+    assert {(i.accession, i.label) for i in metal} == {("P20001", "yes"), ("P20002", "yes"), ("P20006", "no")}
+    go = ho.items(Source(heldout="go", aspect="F"), seed=3)
+    assert go and all(i.term and i.term_name for i in go)
+    pos = [i for i in go if i.label == "yes"]
+    assert {i.term for i in pos if i.accession == "P20001"} == {"GO:0008270"}
+    assert ho.items(Source(heldout="go", aspect="F"), seed=3) == go  # seeded, stable
+    assert (tmp_path / "heldout" / "location_test.jsonl").is_file()
+    assert ho.not_train() == frozenset({"P20001", "P20002", "P20006"})
+
+
+# -- the runner ---------------------------------------------------------------------------------------------------
+
+
+def _toy_task_files(folder: Path) -> Path:
+    """A user's yes/no task in JSON lines + a train TSV, with a YAML that uses every baseline."""
+    test = [
+        {"id": "a", "sequence": h.mutant(h.SEQUENCES["P20001"], 0.9, seed=5), "binds": "yes"},
+        {"id": "b", "sequence": h.mutant(h.SEQUENCES["P20006"], 0.9, seed=6), "binds": "no"},
+        {"id": "c", "sequence": h.mutant(h.SEQUENCES["P20008"], 0.9, seed=7), "binds": "no"},
+        {"id": "d", "sequence": h.random_protein(150, seed=4321), "binds": "yes"},
+    ]
+    (folder / "toy_test.jsonl").write_text("\n".join(json.dumps(r) for r in test) + "\n")
+    train = [(h.random_protein(100, seed=900 + i), "yes" if i % 3 else "no") for i in range(12)]
+    (folder / "toy_train.tsv").write_text("".join(f"{s}\t{lab}\n" for s, lab in train))
+    (folder / "toy.yaml").write_text(
+        "name: toy_metal\n"
+        "description: metal binding on my own proteins\n"
+        "data:\n  test: toy_test.jsonl\n  train: toy_train.tsv\n  label_field: binds\n"
+        "prompt:\n  question: Does the protein associate with metal ion binding?\n"
+        "  prefix: Based on the record, the answer is\n"
+        'candidates: [" no", " yes"]\n'
+        'positive: "yes"\n'
+        "metrics: [accuracy, aupr]\n"
+        "baselines:\n  homology: {rule: carries_term, term: 'GO:0046872', k: 3}\n"
+        "paper: {accuracy: 50}\n"
+    )
+    return folder / "toy.yaml"
+
+
+def test_user_task_runs_end_to_end(tmp_path):
+    from instructprotein.evaluate.runner import evaluate
+
+    task = _toy_task_files(tmp_path)
+    out = tmp_path / "eval"
+    r = evaluate(h.model_path(), [task], out_dir=out, kg=h.kg_path(), max_identity=0.95, seed=1)
+    t = r["tasks"]["toy_metal"]
+    assert t["n"] == 4
+    for rule in ("first_token", "sum"):
+        m = t["model"][rule]
+        assert m["n"] == 4 and 0 <= m["accuracy"] <= 1 and m["ci95"][0] <= m["accuracy"] <= m["ci95"][1]
+        assert "aupr" in m and "calibration" in m
+    b = t["baselines"]
+    assert b["majority"]["class"] == "yes" and b["majority"]["source"] == "train"  # 8 of 12 train items
+    assert b["majority"]["accuracy"] == 0.5
+    # homology: a -> P20001 (zinc: yes), b -> P20006 (kinase: no), c -> P20008 (DNA binding: no), d -> no hit
+    assert b["homology_best"]["covered"] == 3 and b["homology_best"]["coverage"] == 0.75
+    assert b["homology_best"]["accuracy"] == 1.0  # d falls back to the majority class, yes
+    assert "composition" in b and t["paper"] == {"accuracy": 50.0}
+    # results.json: the exact task definition, model, seed, versions
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["tasks"]["toy_metal"]["task"]["definition"]["data"]["label_field"] == "binds"
+    assert saved["tasks"]["toy_metal"]["task"]["file"] == str(task)
+    assert saved["tasks"]["toy_metal"]["data"]["test"]["sha256"]
+    assert saved["seed"] == 1 and saved["model"]["config_sha256"] and saved["versions"]["torch"]
+    assert saved["homology"]["max_identity"] == 0.95
+    # report and plots
+    report = (out / "report.md").read_text()
+    assert "toy_metal" in report and "95 %" in report and "0.95 identity" in report
+    for kind in ("confusion", "per_class", "calibration"):
+        assert (out / "plots" / f"toy_metal_{kind}.png").stat().st_size > 1000
+    assert (out / "plots" / "overview.png").is_file()
+    preds = [json.loads(x) for x in (out / "predictions" / "toy_metal.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in preds] == ["toy_test:1", "toy_test:2", "toy_test:3", "toy_test:4"]
+    assert preds[0]["homology_best"] == "yes"
+
+
+def test_labels_not_among_candidates_fail_before_the_model(tmp_path):
+    from instructprotein.evaluate.runner import evaluate
+
+    task = _toy_task_files(tmp_path)
+    rows = (tmp_path / "toy_test.jsonl").read_text().splitlines()
+    rows[2] = rows[2].replace('"binds": "no"', '"binds": "maybe"')
+    (tmp_path / "toy_test.jsonl").write_text("\n".join(rows) + "\n")
+    with pytest.raises(InputError) as err:  # the model path does not exist: the data error must come first
+        evaluate(tmp_path / "no-model", [task], out_dir=tmp_path / "o", kg=h.kg_path())
+    assert "'maybe'" in str(err.value) and "toy_test.jsonl:3" in str(err.value)
+
+
+def test_model_without_protein_tokens(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from instructprotein.evaluate.runner import evaluate
+
+    folder = tmp_path / "plain-model"
+    shutil.copytree(h.model_path(), folder)
+    for f in ("tokenizer.json", "tokenizer_config.json", "protein_tokenizer.json", "special_tokens_map.json"):
+        (folder / f).unlink(missing_ok=True)
+    raw = Tokenizer(models.BPE(unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel()
+    raw.train_from_iterator(["Does the protein bind metal?"] * 5, trainers.BpeTrainer(vocab_size=300,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>"]))  # fmt: skip
+    PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                            unk_token="<unk>").save_pretrained(folder)  # fmt: skip
+    task = _toy_task_files(tmp_path)
+    with pytest.raises(InputError, match="protein tokens"):
+        evaluate(folder, [task], out_dir=tmp_path / "o", kg=h.kg_path(), homology=False)
+
+
+def test_heldout_task_through_the_runner(instructions_dir, tmp_path):
+    from instructprotein.evaluate.runner import evaluate
+
+    r = evaluate(h.model_path(), ["heldout_metal", "heldout_go_mf"], out_dir=tmp_path,
+                 instructions_dir=instructions_dir, plots=False)  # fmt: skip
+    metal = r["tasks"]["heldout_metal"]
+    assert metal["n"] == 3 and metal["data"]["train"]["n"] == 5
+    assert metal["baselines"]["majority"]["source"] == "train"
+    assert r["homology"]["heldout_graph"]["excluded_not_in_train_split"] == 3
+    go = r["tasks"]["heldout_go_mf"]
+    assert "term_frequency" in go["baselines"] and go["baselines"]["term_frequency"]["excluded_proteins"] == 3
+    assert go["prompts_scored"] + go["prompts_reused"] == go["n"]  # a "metal ion binding" item reuses heldout_metal
+    assert (tmp_path / "report.md").is_file()
+
+
+def test_evaluate_command_prints_table(tmp_path):
+    from rich.console import Console
+
+    from instructprotein.evaluate.commands import evaluate_command, expand_tasks, list_tasks_command
+
+    console = Console(record=True, width=200)
+    task = _toy_task_files(tmp_path)
+    evaluate_command(h.model_path(), [str(task)], None, h.kg_path(), None, tmp_path / "o", homology=False,
+                     plots=False, console=console, show_progress=False)  # fmt: skip
+    text = console.export_text()
+    assert "toy_metal" in text and "first token (paper)" in text and "full option" in text and "report:" in text
+    rows = list_tasks_command(console)
+    assert ("deeploc10" in [n for n, _ in rows]) and "deeploc10" in expand_tasks(["all"])
+    assert all(n.startswith("heldout_") for n in expand_tasks(["heldout"]))
+
+
+# -- generation metrics -----------------------------------------------------------------------------------------------
+
+
+def test_bleu_and_rouge():
+    ref = "the protein binds zinc ion in the nucleus ."
+    assert g.sentence_bleu(ref, ref) == pytest.approx(1.0)
+    assert g.bleu(["zinc"], ["the protein binds zinc ion"], smooth=False) == 0.0
+    # hand: hyp "the protein binds zinc" vs ref "the protein binds zinc ion" (smoothing off):
+    # precisions 4/4, 3/3, 2/2, 1/1; brevity penalty exp(1 - 5/4)
+    assert g.bleu(["the protein binds zinc"], ["the protein binds zinc ion"], smooth=False) == pytest.approx(math.exp(-0.25))
+    assert 0 < g.sentence_bleu("a protein that binds zinc", ref) < 1
+    # ROUGE-L: LCS("a b c d", "a c d e") = 3 -> P = R = 3/4
+    assert g.rouge_l_pair("a b c d", "a c d e")["f1"] == pytest.approx(0.75)
+    assert g.rouge_l([ref, "x"], [ref, "y"]) == pytest.approx(0.5)
+
+
+def test_go_fmax():
+    truth = {"p1": {"A", "B"}, "p2": {"C"}}
+    pred = {"p1": {"A": 0.9, "B": 0.4, "X": 0.8}, "p2": {"C": 0.7}}
+    r = g.go_fmax(pred, truth)
+    # t in (0.7, 0.8]: p1 {A, X} P=1/2 R=1/2, p2 {} -> P over p1 only = 0.5, R = (0.5 + 0) / 2 = 0.25
+    # t in (0.4, 0.7]: p1 {A, X}, p2 {C}: P = (0.5 + 1) / 2 = 0.75, R = (0.5 + 1) / 2 = 0.75 -> F 0.75
+    # t <= 0.4: p1 {A, B, X} P 2/3 R 1, p2 P 1 R 1: P = 5/6, R = 1 -> F 0.909
+    assert r["f_max"] == pytest.approx(2 * (5 / 6) / (5 / 6 + 1))
+    assert r["threshold"] <= 0.4
+    assert g.set_precision_recall({"A", "X"}, {"A", "B"}) == {"precision": 0.5, "recall": 0.5, "f1": 0.5}
+
+
+def test_design_helpers():
+    good = h.random_protein(120, seed=3)
+    assert g.validity(good)["valid"]
+    assert not g.validity("MKX" + good)["standard_residues"]
+    assert not g.validity("A" * 80)["valid"] and not g.validity("MK")["length_in_range"]
+    d = g.diversity([good, good, h.random_protein(120, seed=4)])
+    assert d["max_identity"] == pytest.approx(1.0) and 0 < d["diversity"] < 1
+    assert g.pairwise_identity(good, h.mutant(good, 0.8, seed=2)) == pytest.approx(0.8, abs=0.02)
+    nov = g.novelty([0.9, 0.5, None])
+    assert nov["novelty"] == pytest.approx((0.1 + 0.5 + 1.0) / 3) and nov["novel_fraction"] == pytest.approx(2 / 3)
+    terms = {"P1": {"GO:1", "GO:2"}, "P2": {"GO:1"}}
+    c = g.annotation_consistency(["P1", "P2", None], [{"GO:2"}, {"GO:2"}, {"GO:1"}], lambda a: terms[a])
+    assert c["consistent_fraction"] == pytest.approx(1 / 3)
+    c = g.describe_consistency([{"GO:1", "GO:2"}, {"GO:3"}], [{"GO:1", "GO:2", "GO:9"}, set()])
+    assert c["consistent_fraction"] == 0.5 and c["mean_recall"] == 0.5
