@@ -494,3 +494,32 @@ def test_design_helpers():
     assert c["consistent_fraction"] == pytest.approx(1 / 3)
     c = g.describe_consistency([{"GO:1", "GO:2"}, {"GO:3"}], [{"GO:1", "GO:2", "GO:9"}, set()])
     assert c["consistent_fraction"] == 0.5 and c["mean_recall"] == 0.5
+
+
+def test_describe_task_from_a_user_file(tmp_path):
+    from instructprotein.evaluate.runner import evaluate
+
+    rows = [
+        {"sequence": h.mutant(h.SEQUENCES["P20001"], 0.9, seed=8), "reference": "It binds zinc ion.",
+         "go": ["GO:0008270", "GO:0046914", "GO:0046872"]},
+        {"sequence": h.mutant(h.SEQUENCES["P20006"], 0.9, seed=9), "reference": "It has protein kinase activity.",
+         "go": ["GO:0004672", "GO:0016301", "GO:0003824"]},
+    ]  # fmt: skip
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "d.yaml").write_text(
+        "name: my_describe\nkind: describe\ndata: {test: d.jsonl, terms_field: go}\n"
+        "prompt: {question: 'What is the function of this protein?'}\nmax_new_tokens: 6\n"
+        "baselines: {homology: {rule: go_terms, k: 3}}\n"
+    )
+    r = evaluate(h.model_path(), [tmp_path / "d.yaml"], out_dir=tmp_path / "o", kg=h.kg_path(), max_identity=0.95,
+                 plots=False)  # fmt: skip
+    t = r["tasks"]["my_describe"]
+    assert t["n"] == 2 and 0 <= t["generated"]["bleu"] <= 1 and 0 <= t["generated"]["rouge_l"] <= 1
+    assert "precision" in t["generated"]["go"]
+    # the homologs P20001 (zinc ion binding) and P20006 (protein kinase activity) give back every true term
+    assert t["baselines"]["homology_best"]["recall"] == 1.0 and t["baselines"]["homology_best"]["coverage"] == 1.0
+    assert "naive" in t["baselines"]
+    assert "my_describe" in (tmp_path / "o" / "report.md").read_text()
+    with pytest.raises(InputError, match="candidates"):
+        parse_task({"name": "x", "kind": "describe", "data": {"test": "d.jsonl"}, "prompt": {"question": "Q?"},
+                    "candidates": [" a", " b"]})  # fmt: skip

@@ -26,7 +26,11 @@ import torch
 
 from instructprotein.errors import InputError
 from instructprotein.model.presets import load_preset
-from instructprotein.model.tokenizer import corpus_texts, load_tokenizer, train_tokenizer
+from instructprotein.model.tokenizer import (
+    corpus_texts,
+    load_tokenizer,
+    train_tokenizer,
+)
 from instructprotein.train.data import (
     encode_examples,
     prepare_instruction_data,
@@ -70,8 +74,7 @@ def write_corpus(folder: Path, docs: int = 400, seed: int = 0) -> Path:
             records.append({"text": (sentence * rng.randint(1, 3)).strip(), "source": "go"})
     for k in range(2):
         with open(folder / f"shard-{k:05d}.jsonl", "w", encoding="utf-8") as fh:
-            for r in records[k::2]:
-                fh.write(json.dumps(r) + "\n")
+            fh.writelines(json.dumps(r) + "\n" for r in records[k::2])
     return folder
 
 
@@ -145,7 +148,7 @@ def test_pretraining_loss_falls_and_run_folder_is_complete(pretrained):
     assert result.last_train_loss < result.first_train_loss - 1.0
     assert result.best_val_loss < result.initial_val_loss - 1.0
     rows = read_log(run)
-    assert [r["step"] for r in rows] == list(range(0, 31))
+    assert [r["step"] for r in rows] == list(range(31))
     assert [r["step"] for r in rows if r["val_loss"] is not None] == [0, 10, 20, 30]
     assert rows[0]["train_loss"] is None and rows[0]["val_loss"] == pytest.approx(result.initial_val_loss)
     assert all(r["tokens_per_s"] > 0 and r["lr"] > 0 for r in rows[1:])
@@ -156,7 +159,7 @@ def test_pretraining_loss_falls_and_run_folder_is_complete(pretrained):
     assert summary["best_step"] == 30 and summary["preset"]["model"]["hidden_size"] == 32
     from instructprotein.model.factory import load_model_and_tokenizer
 
-    model, tok = load_model_and_tokenizer(run / "model")
+    model, _ = load_model_and_tokenizer(run / "model")
     assert json.loads((run / "model" / "metrics.json").read_text())["step"] == 30
     assert (run / "model" / "preset.yaml").exists()
     assert model.config.max_position_embeddings == 64
@@ -333,7 +336,7 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_loss(corpus, tokenizer_di
                         deterministic=True)
     assert resumed.steps == straight.steps == 20
     a, b = read_log(run), read_log(tmp_path / "straight")
-    assert [r["step"] for r in a] == list(range(0, 21))  # the rows the killed run wrote after its checkpoint are gone
+    assert [r["step"] for r in a] == list(range(21))  # the rows the killed run wrote after its checkpoint are gone
     assert a[-1]["train_loss"] == pytest.approx(b[-1]["train_loss"], abs=1e-5)
     assert resumed.final_val_loss == pytest.approx(straight.final_val_loss, abs=1e-5)
     np.testing.assert_allclose([r["train_loss"] for r in a[1:]], [r["train_loss"] for r in b[1:]], atol=1e-5)
@@ -418,7 +421,8 @@ def test_cli_refuses_a_finished_run(pretrained):
     run, _ = pretrained
     before = digest(run)
     result = subprocess.run([sys.executable, "-m", "instructprotein.cli", "train", "pretrain", "--out", str(run),
-                             "--corpus", str(run), "--set", "pretrain.max_steps=50"], capture_output=True, text=True)
+                             "--corpus", str(run), "--set", "pretrain.max_steps=50"],
+                            capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert "--resume" in result.stderr and "Traceback" not in result.stderr
     assert digest(run) == before

@@ -46,6 +46,7 @@ class Item:
     term_name: str | None = None  # what fills {term}
     line: int | None = None
     accession: str | None = None  # held-out items: the graph protein
+    terms: tuple[str, ...] | None = None  # describe: the protein's true GO ids
 
 
 @dataclass
@@ -97,6 +98,24 @@ def read_file_items(spec: TaskSpec, path: Path, kg: KnowledgeGraph | None, skipp
         raise InputError("data file not found", path)
     stem = _stem(path)
     items: list[Item] = []
+    if spec.kind == "describe":
+        if benchmark_kind(path) != "jsonl":
+            raise InputError("a describe task reads JSON lines (sequence, reference text, optional GO ids)", path)
+        required = [spec.sequence_field, spec.label_field] + ([spec.terms_field] if spec.terms_field else [])
+        for line, obj in numbered_jsonl(path, required):
+            seq, ref = obj[spec.sequence_field], obj[spec.label_field]
+            if not isinstance(seq, str) or not seq.strip():
+                raise InputError(f"{spec.sequence_field!r} must be a non-empty string", path, line)
+            if not isinstance(ref, str) or not ref.strip():
+                raise InputError(f"{spec.label_field!r} must be a non-empty reference text", path, line)
+            terms = None
+            if spec.terms_field:
+                raw = obj[spec.terms_field]
+                if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
+                    raise InputError(f"{spec.terms_field!r} must be a list of GO ids", path, line)
+                terms = tuple(t.strip() for t in raw)
+            items.append(Item(f"{stem}:{line}", _clean(seq.strip(), path, line), ref.strip(), line=line, terms=terms))
+        return items
     if spec.format == "go_pairs":
         if kg is None:
             raise InputError(f"task {spec.name} asks about GO terms by name: give a knowledge graph (kg=...)", path)
@@ -162,6 +181,8 @@ def _source_items(
 def _heldout_label(spec: TaskSpec, item: Item) -> Item:
     """Held-out items come labelled yes / no or with a DeepLoc class; map them to the task's classes."""
     label = item.label
+    if spec.kind == "describe":
+        return item
     if spec.format == "go_pairs":
         assert spec.labels is not None
         label = spec.labels["true" if item.label == "yes" else "false"]
@@ -172,7 +193,7 @@ def _heldout_label(spec: TaskSpec, item: Item) -> Item:
             f"task {spec.name}: held-out label {item.label!r} is not among the task's classes "
             f"({', '.join(map(repr, spec.classes))})"
         )
-    return Item(item.id, item.sequence, label, item.term, item.term_name, item.line, item.accession)
+    return Item(item.id, item.sequence, label, item.term, item.term_name, item.line, item.accession, item.terms)
 
 
 def load_task_data(
@@ -212,5 +233,6 @@ def load_task_data(
         if spec.train_note:
             train_info["note"] = spec.train_note
     test_info.update(items_in_source=total, n=len(items), skipped=dict(skipped))
-    test_info["class_counts"] = dict(Counter(i.label for i in items))
+    if spec.kind != "describe":
+        test_info["class_counts"] = dict(Counter(i.label for i in items))
     return TaskData(items, train, {"test": test_info, "train": train_info})

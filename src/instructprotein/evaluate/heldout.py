@@ -145,6 +145,8 @@ class HeldOut:
             items = self._metal(accessions, info)
         elif source.heldout == "go":
             items = self._go(accessions, str(source.aspect), seed, info)
+        elif source.heldout == "describe":
+            items = self._describe(accessions, source.split, info)
         else:  # pragma: no cover - validated in tasks.py
             raise ValueError(source.heldout)
         info["items"] = len(items)
@@ -157,7 +159,8 @@ class HeldOut:
             path.parent.mkdir(parents=True, exist_ok=True)
             lines = [
                 json.dumps({"id": i.id, "accession": i.accession, "sequence": i.sequence, "label": i.label,
-                            **({"term": i.term, "term_name": i.term_name} if i.term else {})})
+                            **({"term": i.term, "term_name": i.term_name} if i.term else {}),
+                            **({"terms": list(i.terms)} if i.terms is not None else {})})
                 for i in items
             ]  # fmt: skip
             write_text(path, "\n".join(lines) + ("\n" if lines else ""))
@@ -186,6 +189,40 @@ class HeldOut:
             binders = set()
         seqs = self._seqs(with_mf)
         return [Item(a, seqs[a], "yes" if a in binders else "no", accession=a) for a in with_mf if a in seqs]
+
+    def references(self, split: str) -> dict[str, str]:
+        """Accession -> the reference function text: the answer of the split's first ``function``
+        instruction about the protein (JSON lines shards, else the Hugging Face dataset)."""
+        out: dict[str, str] = {}
+        shards = sorted((self.dir / "jsonl").glob(f"{split}-*.jsonl"))
+        if shards:
+            for shard in shards:
+                with open(shard, encoding="utf-8") as fh:
+                    for line in fh:
+                        rec = json.loads(line)
+                        if rec.get("task") == "function" and rec.get("accession") not in out:
+                            out[rec["accession"]] = rec["answer"]
+            return out
+        from instructprotein.instruct.dataset import load_instructions
+
+        ds = load_instructions(self.dir)[split]
+        for acc, task, answer in zip(ds["accession"], ds["task"], ds["answer"]):
+            if task == "function" and acc not in out:
+                out[acc] = answer
+        return out
+
+    def _describe(self, accessions: list[str], split: str, info: dict[str, Any]) -> list[Item]:
+        refs = self.references(split)
+        kept = [a for a in accessions if a in refs]
+        info["without_reference"] = len(accessions) - len(kept)
+        seqs = self._seqs(kept)
+        items = []
+        for a in kept:
+            if a not in seqs:
+                continue
+            terms = tuple(x.entity.id for x in self.kg.propagated_annotations(a))
+            items.append(Item(a, seqs[a], refs[a], accession=a, terms=terms))
+        return items
 
     def _go(self, accessions: list[str], aspect: str, seed: int, info: dict[str, Any]) -> list[Item]:
         if self._view is None:

@@ -64,6 +64,8 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, str]]:
     """One row per (task, rule): the table of the report and of the command line."""
     rows = []
     for name, t in results["tasks"].items():
+        if "model" not in t:  # describe tasks have their own table
+            continue
         for rule in RULES:
             m = t["model"][rule]
             rows.append({
@@ -177,7 +179,9 @@ def plot_overview(results: dict[str, Any], path: Path) -> None:
     import numpy as np
 
     plt = _plt()
-    names = list(results["tasks"])
+    names = [n for n, t in results["tasks"].items() if "model" in t]
+    if not names:
+        return
     series = [("first token (paper)", "first_token"), ("full option", "sum")]
     extra = [b for b in ("majority", "homology_best", "composition") if any(b in results["tasks"][n]["baselines"] for n in names)]
     width = 0.8 / (len(series) + len(extra))
@@ -261,9 +265,20 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
     keys = ["task", "n", "rule", "accuracy", "aupr", "majority", "homology", "homology_vote", "composition",
             "term_frequency", "paper"]  # fmt: skip
     lines.append(_md_table(header, [[r[k] for k in keys] for r in rows]))
+    gen_rows = describe_rows(results)
+    if gen_rows:
+        lines += ["", "Generation tasks (greedy answers; BLEU-4 and ROUGE-L against the reference text; GO terms named "
+                  "in the answer, closed under the ontology, against the protein's true terms: mean precision / recall "
+                  "/ F1 per protein; baselines: the best decontaminated homolog's terms, the top-k identity-weighted "
+                  "vote (F-max), the naive term-frequency scores (F-max)):", "",
+                  _md_table(["task", "n", "BLEU-4", "ROUGE-L", "GO P / R / F1", "homology best P / R / F1",
+                             "homology vote F-max", "naive F-max"], gen_rows)]  # fmt: skip
     if "overview" in images.get("_", {}):
         lines += ["", f"![overview]({images['_']['overview']})"]
     for name, t in results["tasks"].items():
+        if "model" not in t:
+            lines += _describe_section(name, t)
+            continue
         res = t["task"]["resolved"]
         lines += ["", f"## {name}", "", t["description"] + "."]
         if t.get("notes"):
@@ -328,6 +343,48 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
     return "\n".join(lines) + "\n"
 
 
+def _prf(r: dict[str, Any] | None) -> str:
+    if not r or "precision" not in r:
+        return "-"
+    return f"{pct(r['precision'])} / {pct(r['recall'])} / {pct(r['f1'])}"
+
+
+def describe_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, t in results["tasks"].items():
+        if "generated" not in t:
+            continue
+        g, b = t["generated"], t["baselines"]
+        rows.append([
+            name, f"{t['n']:,}", pct(g.get("bleu")), pct(g.get("rouge_l")), _prf(g.get("go")),
+            _prf(b.get("homology_best")) + (f" (cov. {pct(b['homology_best']['coverage'], 0)} %)" if "homology_best" in b else ""),
+            pct(b.get("homology_vote", {}).get("f_max")), pct(b.get("naive", {}).get("f_max")),
+        ])  # fmt: skip
+    return rows
+
+
+def _describe_section(name: str, t: dict[str, Any]) -> list[str]:
+    res = t["task"]["resolved"]
+    d = t["data"]["test"]
+    lines = ["", f"## {name}", "", t["description"] + "."]
+    if t.get("notes"):
+        lines += ["", t["notes"]]
+    lines += [
+        "",
+        f"- items: {t['n']:,} from `{d.get('source')}`" + (f"; held-out set: {d['heldout']}" if d.get("heldout") else ""),
+        f"- prompt: `{res['prompt']}`; greedy, at most {res.get('max_new_tokens')} new tokens; GO aspect "
+        f"{res.get('go_aspect') or 'all'}",
+        f"- sequence cut: {t['cut']['rule']}",
+        f"- time: {t['seconds']}",
+        "",
+        "Examples (answer / reference):",
+        "",
+    ]
+    for ex in t.get("examples", []):
+        lines.append(f"- `{ex['id']}`: {ex['answer']!r} / {ex['reference']!r}")
+    return lines
+
+
 def write_report(results: dict[str, Any], out_dir: str | Path, *, plots: bool = True) -> Path:
     """``report.md`` (and the plots, unless ``plots`` is false) in ``out_dir``."""
     out = Path(out_dir)
@@ -335,9 +392,12 @@ def write_report(results: dict[str, Any], out_dir: str | Path, *, plots: bool = 
     if plots:
         fig_dir = out / "plots"
         fig_dir.mkdir(parents=True, exist_ok=True)
-        plot_overview(results, fig_dir / "overview.png")
-        images["_"] = {"overview": "plots/overview.png"}
+        if any("model" in t for t in results["tasks"].values()):
+            plot_overview(results, fig_dir / "overview.png")
+            images["_"] = {"overview": "plots/overview.png"}
         for name, t in results["tasks"].items():
+            if "model" not in t:
+                continue
             images[name] = {}
             for kind, fn in (("confusion", plot_confusion), ("per_class", plot_per_class), ("calibration", plot_calibration)):
                 fn(t, fig_dir / f"{name}_{kind}.png")

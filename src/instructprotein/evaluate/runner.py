@@ -154,8 +154,8 @@ def _prompt(spec: TaskSpec, item: Item, sequence: str, context: str | None) -> s
 def build_prompts(
     spec: TaskSpec, items: Sequence[Item], tokenizer: Any, context_len: int, longest_candidate: int,
     contexts: Sequence[str | None] | None = None, *, reserve: int = CONTEXT_RESERVE,
-) -> tuple[list[list[int]], list[str], dict[str, Any]]:  # fmt: skip
-    """Token ids of every item's prompt, and the sequence each read, after the cut rules.
+) -> tuple[list[list[int]], list[str], dict[str, Any], list[str]]:  # fmt: skip
+    """Token ids of every item's prompt, the sequence each read, counts, and the prompts' text.
 
     1. the task's rule (the paper's: above ``cut.above`` residues keep the last ``cut.keep``);
     2. a model whose context is shorter than that reads the last ``context - reserve``
@@ -193,7 +193,8 @@ def build_prompts(
                 f"the model's context ({context_len} tokens)"
             )
         seqs[n] = seq[-keep:]
-        ids[n] = tokenizer.encode_batch([_prompt(spec, item, seqs[n], ctxs[n])], add_bos=True)[0].input_ids
+        texts[n] = _prompt(spec, item, seqs[n], ctxs[n])
+        ids[n] = tokenizer.encode_batch([texts[n]], add_bos=True)[0].input_ids
         fitted += 1
         shortest = keep if shortest is None else min(shortest, keep)
     rule = f"above {spec.cut_above} residues keep the last {spec.keep}" if spec.cut_above else "no cut"
@@ -207,7 +208,7 @@ def build_prompts(
         "shortest_kept": shortest,
         "rule": rule,
     }
-    return ids, seqs, info
+    return ids, seqs, info, texts
 
 
 # -- the metrics of one prediction set ---------------------------------------------------------------------
@@ -546,6 +547,9 @@ def _evaluate(
                                        sides.get(need_side.get(spec.name, "")), retrieval)  # fmt: skip
         prepared[spec.name]["seconds"]["prompts"] = round(time.perf_counter() - t0, 2)
     _score_all(model, prepared, max_rows, progress)
+    for spec in specs:
+        if spec.kind == "describe":
+            _generate(spec, model, tokenizer, prepared[spec.name], progress)
 
     # -- metrics and baselines per task ---------------------------------------------------------------------
     results: dict[str, Any] = {}
@@ -553,9 +557,15 @@ def _evaluate(
     pred_dir.mkdir(exist_ok=True)
     for spec in specs:
         t0 = time.perf_counter()
+        side = sides.get(need_side.get(spec.name, ""))
         with progress.step(f"{spec.name}: metrics and baselines"):
-            res = _finish(spec, data[spec.name], prepared[spec.name], sides.get(need_side.get(spec.name, "")),
-                          homology, seed, pred_dir)  # fmt: skip
+            if spec.kind == "describe":
+                from instructprotein.evaluate.describe import finish_describe
+
+                kg_terms = heldout.kg if (spec.test.heldout and heldout is not None) else kg_obj
+                res = finish_describe(spec, data[spec.name], prepared[spec.name], side, kg_terms, homology, pred_dir)
+            else:
+                res = _finish(spec, data[spec.name], prepared[spec.name], side, homology, seed, pred_dir)
         res["seconds"]["baselines_and_metrics"] = round(time.perf_counter() - t0, 2)
         res["seconds"]["total"] = round(sum(v for k, v in res["seconds"].items() if k != "total"), 2)
         results[spec.name] = res
@@ -601,6 +611,10 @@ def _prepare(
     from instructprotein.evaluate.scoring import encode_candidates
 
     items = td.items
+    if spec.kind == "describe":
+        ids, read, cut_info, texts = build_prompts(spec, items, tokenizer, ctx_len, spec.max_new_tokens,
+                                                   reserve=CONTEXT_RESERVE + spec.max_new_tokens)  # fmt: skip
+        return {"texts": texts, "read": read, "cut": cut_info, "keys": [], "seconds": {}}
     cands = list(spec.candidates)
     cand_ids = encode_candidates(tokenizer, cands)
     contexts = None
@@ -609,7 +623,8 @@ def _prepare(
 
         assert side is not None
         contexts = [homolog_block(side.index, side.hits.get(i.sequence, [])[:3]) for i in items]
-    prompt_ids, seqs_read, cut_info = build_prompts(spec, items, tokenizer, ctx_len, max(map(len, cand_ids)), contexts)
+    prompt_ids, seqs_read, cut_info, _ = build_prompts(spec, items, tokenizer, ctx_len, max(map(len, cand_ids)),
+                                                       contexts)  # fmt: skip
     keys = [hashlib.blake2b(np.asarray(p, dtype=np.int64).tobytes() + repr(cands).encode(), digest_size=16).digest()
             for p in prompt_ids]  # fmt: skip
     return {"candidates": cands, "candidate_ids": cand_ids, "prompt_ids": prompt_ids, "read": seqs_read,
@@ -656,6 +671,25 @@ def _score_all(model: Any, prepared: dict[str, dict[str, Any]], max_rows: int, p
     for p in prepared.values():
         p["scores"] = [by_key[k] for k in p["keys"]]
         p["seconds"]["model"] = round(p["seconds"]["model"], 2)
+
+
+def _generate(spec: TaskSpec, model: Any, tokenizer: Any, prep: dict[str, Any], progress: Progress,
+              batch: int = 8) -> None:  # fmt: skip
+    """Greedy answers of a describe task (batched, left-padded), into ``prep["answers"]``."""
+    from instructprotein.infer.generate import generate_answers
+
+    t0 = time.perf_counter()
+    texts = prep["texts"]
+    answers: list[str] = []
+    with progress.step(f"{spec.name}: generate {len(texts):,} answers", total=len(texts)) as bar:
+        for i in range(0, len(texts), batch):
+            chunk = texts[i : i + batch]
+            answers += generate_answers(model, tokenizer, chunk, max_new_tokens=spec.max_new_tokens)
+            bar.advance(len(chunk))
+    prep["answers"] = answers
+    prep["seconds"]["model"] = round(time.perf_counter() - t0, 2)
+    prep["prompts_scored"] = len(texts)
+    prep["prompts_reused"] = 0
 
 
 def _finish(

@@ -61,15 +61,17 @@ from instructprotein.errors import InputError
 
 TASK_SUFFIXES = (".yaml", ".yml", ".json")
 FORMATS = ("labelled", "go_pairs")
-HELDOUT_KINDS = ("location", "metal", "go")
+HELDOUT_KINDS = ("location", "metal", "go", "describe")
 METRICS = ("accuracy", "aupr")
-HOMOLOGY_RULES = ("location", "carries_term", "item_term")
+HOMOLOGY_RULES = ("location", "carries_term", "item_term", "go_terms")
 _NAME = re.compile(r"[A-Za-z0-9_\-]+")
 _GO_ID = re.compile(r"GO:\d{7}")
 
-_TOP_KEYS = {"name", "description", "data", "prompt", "candidates", "labels", "positive", "metrics", "cut",
-             "baselines", "paper", "notes"}  # fmt: skip
-_DATA_KEYS = {"test", "train", "train_note", "format", "sequence_field", "label_field", "term_field"}
+_TOP_KEYS = {"name", "description", "kind", "data", "prompt", "candidates", "labels", "positive", "metrics", "cut",
+             "baselines", "paper", "notes", "max_new_tokens", "go_aspect"}  # fmt: skip
+_DATA_KEYS = {"test", "train", "train_note", "format", "sequence_field", "label_field", "term_field", "terms_field"}
+KINDS = ("choice", "describe")
+DESCRIBE_METRICS = ("bleu", "rouge_l", "go")
 _SOURCE_KEYS = {"path", "packaged", "heldout", "aspect", "split"}
 _PROMPT_KEYS = {"question", "prefix", "template"}
 _BASELINE_KEYS = {"majority", "composition", "term_frequency", "homology"}
@@ -161,6 +163,10 @@ class TaskSpec:
     notes: str | None
     source: Path | None
     raw: dict[str, Any] = field(default_factory=dict)
+    kind: str = "choice"  # choice: score candidates; describe: generate text
+    max_new_tokens: int = 64
+    go_aspect: str | None = "F"  # describe: the aspect of GO terms compared
+    terms_field: str | None = None  # describe, JSON lines: the reference GO ids
 
     @property
     def uses_terms(self) -> bool:
@@ -169,7 +175,7 @@ class TaskSpec:
 
     @property
     def needs_kg(self) -> bool:
-        return self.format == "go_pairs"
+        return self.format == "go_pairs" or (self.kind == "describe" and "go" in self.metrics)
 
     def class_index(self, name: str) -> int:
         return self.classes.index(name)
@@ -181,6 +187,7 @@ class TaskSpec:
             "file": str(self.source) if self.source else None,
             "definition": self.raw,
             "resolved": {
+                "kind": self.kind,
                 "test": self.test.describe(),
                 "train": self.train.describe() if self.train else None,
                 "format": self.format,
@@ -192,6 +199,7 @@ class TaskSpec:
                 "metrics": list(self.metrics),
                 "cut": {"above": self.cut_above, "keep": self.keep} if self.cut_above is not None else None,
                 "homology": self.homology.to_dict() if self.homology else None,
+                **({"max_new_tokens": self.max_new_tokens, "go_aspect": self.go_aspect} if self.kind == "describe" else {}),
             },
         }
 
@@ -285,9 +293,15 @@ def _source(value: Any, what: str, path: Path | None) -> Source:
 def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
     """Validate a task mapping (as read from a file) into a :class:`TaskSpec`."""
     _unknown(d, _TOP_KEYS, "the task", path)
-    for key in ("name", "data", "prompt", "candidates"):
+    kind = str(d.get("kind") or "choice")
+    if kind not in KINDS:
+        raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", path)
+    required = ("name", "data", "prompt", "candidates") if kind == "choice" else ("name", "data", "prompt")
+    for key in required:
         if key not in d or d[key] in (None, "", [], {}):
             raise InputError(f"missing required field {key!r}", path)
+    if kind == "describe":
+        return _parse_describe(d, path)
     name = str(d["name"])
     if not _NAME.fullmatch(name):
         raise InputError(f"name {name!r}: use letters, digits, '_' and '-' only", path)
@@ -497,3 +511,62 @@ def _homology(value: Any, classes: list[str], fmt: str, path: Path | None) -> Ho
     if fmt != "go_pairs":
         raise InputError("homology rule item_term is for go_pairs tasks", path)
     return HomologyRule("item_term", yes=yes, no=no, k=k)
+
+
+def _parse_describe(d: dict[str, Any], path: Path | None) -> TaskSpec:
+    """A generation task: the model answers a question, scored against reference texts and GO terms."""
+    name = str(d["name"])
+    if not _NAME.fullmatch(name):
+        raise InputError(f"name {name!r}: use letters, digits, '_' and '-' only", path)
+    for key in ("candidates", "labels", "positive"):
+        if key in d:
+            raise InputError(f"{key!r} is for choice tasks; a describe task generates its answer", path)
+    data = d["data"]
+    if not isinstance(data, dict) or not data.get("test"):
+        raise InputError("missing required field 'data.test'", path)
+    _unknown(data, _DATA_KEYS, "data", path)
+    test = _source(data["test"], "test", path)
+    if test.heldout and test.heldout != "describe":
+        raise InputError("a describe task's held-out source is {heldout: describe}", path)
+    prompt = d["prompt"]
+    if not isinstance(prompt, dict) or not prompt.get("question") or prompt.get("template"):
+        raise InputError("a describe task's prompt needs 'question' (and an optional 'prefix')", path)
+    _unknown(prompt, _PROMPT_KEYS, "prompt", path)
+    metrics = d.get("metrics") or list(DESCRIBE_METRICS)
+    if not isinstance(metrics, list) or any(m not in DESCRIBE_METRICS for m in metrics):
+        raise InputError(f"a describe task's metrics are {', '.join(DESCRIBE_METRICS)}, got {metrics!r}", path)
+    try:
+        max_new = int(d.get("max_new_tokens", 64))
+    except (TypeError, ValueError):
+        raise InputError("max_new_tokens must be an integer", path) from None
+    if not 1 <= max_new <= 2048:
+        raise InputError("max_new_tokens must be between 1 and 2048", path)
+    aspect = d.get("go_aspect", "F")
+    if aspect not in ("F", "P", "C", None):
+        raise InputError("go_aspect must be F, P, C or null (all)", path)
+    b = d.get("baselines") or {}
+    if not isinstance(b, dict):
+        raise InputError("baselines must be a mapping", path)
+    _unknown(b, {"homology", "term_frequency"}, "baselines (describe)", path)
+    homology = None
+    if b.get("homology"):
+        h = b["homology"]
+        if not isinstance(h, dict) or h.get("rule") != "go_terms":
+            raise InputError("a describe task's homology baseline is {rule: go_terms}", path)
+        homology = HomologyRule("go_terms", k=int(h.get("k", 5)))
+    cut = d.get("cut", {"above": 1024, "keep": 1000})
+    cut_above, keep = (None, 1000) if cut is None else (int(cut.get("above", 1024)), int(cut.get("keep", 1000)))
+    terms_field = str(data["terms_field"]) if data.get("terms_field") else None
+    if "go" in metrics and not test.heldout and not terms_field:
+        raise InputError("metric go needs data.terms_field (each item's true GO ids)", path)
+    return TaskSpec(
+        name=name, description=str(d.get("description") or name), test=test, train=None, train_note=None,
+        format="describe", sequence_field=str(data.get("sequence_field") or "sequence"),
+        label_field=str(data.get("label_field") or "reference"), term_field=None,
+        question=str(prompt["question"]), prefix=str(prompt.get("prefix") or "").rstrip(), template=None,
+        candidates={}, classes=[], labels=None, positive=None, metrics=list(metrics), cut_above=cut_above, keep=keep,
+        majority=False, composition=False, term_frequency=bool(b.get("term_frequency", "go" in metrics)),
+        homology=homology, paper={str(k): float(v) for k, v in (d.get("paper") or {}).items()},
+        notes=str(d["notes"]) if d.get("notes") else None, source=path, raw=json.loads(json.dumps(d, default=str)),
+        kind="describe", max_new_tokens=max_new, go_aspect=aspect, terms_field=terms_field,
+    )  # fmt: skip

@@ -374,26 +374,48 @@ def _pid_aligned_chunks(pids: np.ndarray, n: int) -> list[np.ndarray]:
 
 
 def assemble_hf(out_dir: Path) -> dict[str, dict[str, int]]:
-    """Join the Parquet shards into a ``DatasetDict`` saved with ``save_to_disk``."""
+    """Join the Parquet shards into a ``DatasetDict`` saved with ``save_to_disk``.
+
+    Streams: the shards' record batches go into one Arrow stream file per split (in a scratch
+    folder removed afterwards), which ``Dataset.from_file`` memory-maps and ``save_to_disk``
+    copies from, so memory stays flat whatever the number of instructions (a million
+    instructions are ~1.5 GB of text).
+    """
+    import shutil
+    import tempfile
+
     import datasets
 
     datasets.disable_progress_bars()
-    parts: dict[str, list[pa.Table]] = {s: [] for s in SPLITS}
+    files: dict[str, list[str]] = {s: [] for s in SPLITS}
     for path in sorted((out_dir / "parquet").glob("*.parquet")):
-        parts[path.name.split("-")[0]].append(pq.read_table(path))
-    dd = datasets.DatasetDict()
-    per_split: dict[str, dict[str, int]] = {}
-    for name, tables in parts.items():
-        table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
-        dd[name] = datasets.Dataset(table)
-        per_split[name] = dict(sorted(Counter(table.column("task").to_pylist()).items()))
-        per_split[name]["total"] = table.num_rows
-    if sum(v["total"] for v in per_split.values()) == 0:
-        raise InputError("no instruction was generated (no annotated protein in any split?)", out_dir)
-    with atomic_dir(out_dir / "hf") as tmp:
-        # one shard per 500 MB, and one even for an empty split (zero shards would not load)
-        shards = {name: max(1, int(ds.data.nbytes // 500_000_000) + 1) for name, ds in dd.items()}
-        dd.save_to_disk(str(tmp), num_shards=shards)
+        files[path.name.split("-")[0]].append(str(path))
+    scratch = Path(tempfile.mkdtemp(prefix=".hf-cache-", dir=out_dir))
+    try:
+        dd = datasets.DatasetDict()
+        per_split: dict[str, dict[str, int]] = {}
+        for name, paths in files.items():
+            arrow = scratch / f"{name}.arrow"
+            with pa.OSFile(str(arrow), "wb") as sink, pa.ipc.new_stream(sink, SCHEMA) as writer:
+                for path in paths:
+                    for batch in pq.ParquetFile(path).iter_batches(batch_size=50_000):
+                        writer.write_batch(batch)
+            ds = datasets.Dataset.from_file(str(arrow))
+            dd[name] = ds
+            tasks = Counter()
+            for batch in ds.data.to_batches(max_chunksize=200_000):
+                tasks.update(batch.column(batch.schema.get_field_index("task")).to_pylist())
+            per_split[name] = dict(sorted(tasks.items()))
+            per_split[name]["total"] = ds.num_rows
+        if sum(v["total"] for v in per_split.values()) == 0:
+            raise InputError("no instruction was generated (no annotated protein in any split?)", out_dir)
+        with atomic_dir(out_dir / "hf") as tmp:
+            # one shard per 500 MB, and one even for an empty split (zero shards would not load)
+            shards = {name: max(1, int(ds.data.nbytes // 500_000_000) + 1) for name, ds in dd.items()}
+            dd.save_to_disk(str(tmp), num_shards=shards)
+        del dd
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return per_split
 
 

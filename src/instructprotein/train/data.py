@@ -141,12 +141,13 @@ class _RowWriter:
         self.context = context
         self.id_dtype = id_dtype
         self.rows = 0
+        # kept open across add() calls and closed by close(): rows stream to disk as they are packed
         self.files = {
-            "ids": open(folder / f"{split}.ids", "wb"),
-            "mask": open(folder / f"{split}.mask", "wb"),
+            "ids": open(folder / f"{split}.ids", "wb"),  # noqa: SIM115
+            "mask": open(folder / f"{split}.mask", "wb"),  # noqa: SIM115
         }
         if positions:
-            self.files["pos"] = open(folder / f"{split}.pos", "wb")
+            self.files["pos"] = open(folder / f"{split}.pos", "wb")  # noqa: SIM115
 
     def add(self, ids: np.ndarray, mask: np.ndarray, pos: np.ndarray | None = None) -> None:
         if not len(ids):

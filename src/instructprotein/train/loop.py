@@ -93,9 +93,9 @@ from instructprotein.progress import Progress
 from instructprotein.train.data import (
     RowSchedule,
     StageData,
-    files_fingerprint,
     block_causal_mask,
     corpus_shards,
+    files_fingerprint,
     first_document,
 )
 
@@ -184,8 +184,16 @@ def pretrain(
     if first_document(corpus_shards(corpus_dir)) is None:
         raise InputError("the corpus is empty (no documents in its shards)", corpus_dir)
 
-    from instructprotein.model.factory import check_model_folder, create_model, start_from
-    from instructprotein.model.tokenizer import corpus_texts, load_tokenizer, train_tokenizer
+    from instructprotein.model.factory import (
+        check_model_folder,
+        create_model,
+        start_from,
+    )
+    from instructprotein.model.tokenizer import (
+        corpus_texts,
+        load_tokenizer,
+        train_tokenizer,
+    )
     from instructprotein.train.data import prepare_pretrain_data
 
     init_from = preset.model.init_from
@@ -272,8 +280,15 @@ def finetune(
         raise InputError("instruction tuning needs a model to start from: pass --init MODEL_DIR (e.g. RUN/model of "
                          "`train pretrain`) or set model.init_from")
 
-    from instructprotein.model.factory import check_model_folder, load_model_and_tokenizer, start_from
-    from instructprotein.train.data import load_instruction_splits, prepare_instruction_data
+    from instructprotein.model.factory import (
+        check_model_folder,
+        load_model_and_tokenizer,
+        start_from,
+    )
+    from instructprotein.train.data import (
+        load_instruction_splits,
+        prepare_instruction_data,
+    )
 
     check_model_folder(source)
     if len(load_instruction_splits(instructions_dir)["train"]) == 0:
@@ -814,7 +829,7 @@ class _CsvLog:
             writer.writeheader()
             for r in rows:
                 writer.writerow({k: ("" if r.get(k) is None else r[k]) for k in LOG_COLUMNS})
-        self.fh = open(path, "a", newline="", encoding="utf-8")
+        self.fh = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - one row per step until close()
         self.writer = csv.DictWriter(self.fh, fieldnames=LOG_COLUMNS)
 
     def write(self, **row: Any) -> None:
@@ -919,7 +934,13 @@ class _TrainBar:
     """Steps, loss, validation loss, tokens/s, elapsed and ETA on stderr (rich)."""
 
     def __init__(self, stage: str, total: int, done: int, budget_s: float | None, elapsed_before: float):
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
         from rich.progress import Progress as RichBar
 
         self.budget_s = budget_s
