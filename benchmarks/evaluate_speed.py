@@ -63,6 +63,9 @@ def go_ratio(model_dir: Path, kg_path: str | None, n_proteins: int, threads: int
             prompts.append(build_prompt(seq, f"Does the protein associate with {names[term]}?",
                                         "Based on the record, the answer is", cut_above=None))  # fmt: skip
             groups.append(seq)
+    lengths = [len(e.input_ids) for e in tok.encode_batch(prompts, add_bos=True)]
+    keep = [n for n, k in enumerate(lengths) if k + 4 <= ctx]  # a long term name can overflow the context
+    prompts, groups = [prompts[n] for n in keep], [groups[n] for n in keep]
     t = time.perf_counter()
     fast = score_grouped(model, tok, prompts, [" no", " yes"], groups)
     t_fast = time.perf_counter() - t
@@ -118,12 +121,14 @@ def main() -> None:
           f"torch threads {args.threads}; tasks: {', '.join(map(str, names))}")  # fmt: skip
     progress = RichProgress()
     start = time.perf_counter()
+    cpu_start = time.process_time()
     try:
         r = evaluate(model_dir, names, out_dir=out, limit=args.limit, kg=args.kg, instructions_dir=args.instructions,
                      homology=not args.no_homology, threads=args.threads, progress=progress)  # fmt: skip
     finally:
         progress.stop()
     total = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     print(f"\n{'task':24s} {'items':>7s} {'prompts':>8s} {'model s':>8s} {'baselines s':>12s} {'total s':>8s}")
     for name, t in r["tasks"].items():
         s = t["seconds"]
@@ -133,8 +138,9 @@ def main() -> None:
     searches = {k: v for k, v in h.items() if k.endswith("_search_seconds")}
     print("homology search: " + (", ".join(f"{k.removesuffix('_search_seconds')} {v} s" for k, v in searches.items())
                                  or "none"))  # fmt: skip
-    print(f"total {total:.0f} s ({total / 60:.1f} min) against the bar of {BAR_SECONDS / 60:.0f} min: "
-          f"{'within' if total <= BAR_SECONDS else 'OVER'}")
+    print(f"total {total:.0f} s wall ({total / 60:.1f} min) against the bar of {BAR_SECONDS / 60:.0f} min: "
+          f"{'within' if total <= BAR_SECONDS else 'OVER'}; this process used {cpu:.0f} s of CPU "
+          f"(MMseqs2 runs in its own processes; on a machine shared with other jobs wall time exceeds CPU time)")
     print(f"report: {out / 'report.md'}")
     if args.ratio_n > 0 and (args.kg or args.instructions):
         kg = args.kg or r["knowledge_graph"]["path"]

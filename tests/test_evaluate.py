@@ -13,10 +13,10 @@ import math
 import shutil
 from pathlib import Path
 
+import helpers_model as h
 import numpy as np
 import pytest
 
-import helpers_model as h
 from instructprotein.errors import InputError
 from instructprotein.evaluate import generation as g
 from instructprotein.evaluate import stats
@@ -26,7 +26,12 @@ from instructprotein.evaluate.baselines import (
     homology_predictions,
     majority_class,
 )
-from instructprotein.evaluate.tasks import builtin_tasks, list_tasks, load_task, parse_task
+from instructprotein.evaluate.tasks import (
+    builtin_tasks,
+    list_tasks,
+    load_task,
+    parse_task,
+)
 from instructprotein.infer.retrieval import Homolog
 
 DATA = Path(__file__).parent / "data"
@@ -133,7 +138,7 @@ def test_builtin_tasks_load():
     loc = load_task("deeploc10")
     assert loc.question == "What cellular components is the protein located in?"
     assert loc.prefix == "The protein is located in"
-    assert list(loc.candidates)[0] == " plasma membrane" and len(loc.classes) == 10
+    assert next(iter(loc.candidates)) == " plasma membrane" and len(loc.classes) == 10
     assert loc.paper == {"accuracy": 70.79}
     binary = load_task("deeploc_binary")
     membrane = {c.strip() for c, cls in binary.candidates.items() if cls == "membrane-bound"}
@@ -220,8 +225,8 @@ def test_majority_class_and_composition_on_separable_data():
 
 
 def test_homology_labels_on_tiny_graph(tiny_kg):
-    from instructprotein.evaluate.runner import _homology_baseline, _HomologySide
     from instructprotein.evaluate.data import Item
+    from instructprotein.evaluate.runner import _homology_baseline, _HomologySide
 
     side = _HomologySide(tiny_kg, frozenset(), 0.7, {"top_k": 5, "sensitivity": 4.0, "max_seqs": 100})
 
@@ -438,7 +443,11 @@ def test_heldout_task_through_the_runner(instructions_dir, tmp_path):
 def test_evaluate_command_prints_table(tmp_path):
     from rich.console import Console
 
-    from instructprotein.evaluate.commands import evaluate_command, expand_tasks, list_tasks_command
+    from instructprotein.evaluate.commands import (
+        evaluate_command,
+        expand_tasks,
+        list_tasks_command,
+    )
 
     console = Console(record=True, width=200)
     task = _toy_task_files(tmp_path)

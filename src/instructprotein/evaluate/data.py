@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from instructprotein.errors import InputError
+from instructprotein.evaluate.tasks import Source, TaskSpec, label_key
 from instructprotein.formats.benchmarks import (
     _stem,
     benchmark_kind,
@@ -28,7 +29,6 @@ from instructprotein.formats.benchmarks import (
     read_labelled_sequences,
 )
 from instructprotein.instruct.render import normalize_sequence
-from instructprotein.evaluate.tasks import Source, TaskSpec, label_key
 
 if TYPE_CHECKING:
     from instructprotein.evaluate.heldout import HeldOut

@@ -162,7 +162,7 @@ def plot_calibration(task: dict[str, Any], path: Path) -> None:
         pts = [(b["confidence"], b["accuracy"], b["n"]) for b in cal["bins"] if b["n"]]
         if not pts:
             continue
-        xs, ys, ns = zip(*pts)
+        xs, ys, _ns = zip(*pts)
         ax.plot(xs, ys, marker=marker, label=f"{RULE_NAMES[rule]} (ECE {cal['ece']:.3f})")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -223,11 +223,11 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
     lines = [
         "# Evaluation report",
         "",
-        f"- model: `{m['path']}` ({m['architecture']}, {m['parameters']:,} parameters, context {m['context_length']}, "
+        (f"- model: `{m['path']}` ({m['architecture']}, {m['parameters']:,} parameters, context {m['context_length']}, "
         f"config sha256 `{(m['config_sha256'] or '')[:16]}`, weights `{m['weights']['file']}` "
-        f"sha256 `{(m['weights']['sha256'] or 'not hashed')[:16]}`)",
-        f"- created {results['created']}, seed {results['seed']}, limit {results['limit'] or 'none (every item)'}, "
-        f"retrieval in prompts: {'yes' if results.get('retrieval') else 'no'}; {results['seconds']} s in all",
+        f"sha256 `{(m['weights']['sha256'] or 'not hashed')[:16]}`)"),
+        (f"- created {results['created']}, seed {results['seed']}, limit {results['limit'] or 'none (every item)'}, "
+        f"retrieval in prompts: {'yes' if results.get('retrieval') else 'no'}; {results['seconds']} s in all"),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if k != "platform"),
     ]
     if results.get("knowledge_graph"):
@@ -247,14 +247,14 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
         )
     lines += [
         "",
-        "Scoring: the model's log-probability of each candidate answer right after the prompt. **first token "
+        ("Scoring: the model's log-probability of each candidate answer right after the prompt. **first token "
         "(paper)**: the candidates' first tokens only, argmax (the paper's rule); **full option**: the whole "
         "candidate's log-likelihood. Accuracy in %, with its 95 % Wilson interval; AUPR with a 95 % bootstrap "
         "interval (1,000 resamples). Baselines on the same items: majority class (from the train split where "
         "the task has one), homology transfer (best labelled hit, coverage = share of items with one; others get "
         "the majority class), composition classifier (amino-acid + dipeptide frequencies, logistic regression, "
         "trained on the task's train split), term-frequency prior (* its accuracy uses the threshold best on the "
-        "test items: an upper bound).",
+        "test items: an upper bound)."),
         "",
         "## Summary",
         "",
@@ -267,10 +267,10 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
     lines.append(_md_table(header, [[r[k] for k in keys] for r in rows]))
     gen_rows = describe_rows(results)
     if gen_rows:
-        lines += ["", "Generation tasks (greedy answers; BLEU-4 and ROUGE-L against the reference text; GO terms named "
+        lines += ["", ("Generation tasks (greedy answers; BLEU-4 and ROUGE-L against the reference text; GO terms named "
                   "in the answer, closed under the ontology, against the protein's true terms: mean precision / recall "
                   "/ F1 per protein; baselines: the best decontaminated homolog's terms, the top-k identity-weighted "
-                  "vote (F-max), the naive term-frequency scores (F-max)):", "",
+                  "vote (F-max), the naive term-frequency scores (F-max)):"), "",
                   _md_table(["task", "n", "BLEU-4", "ROUGE-L", "GO P / R / F1", "homology best P / R / F1",
                              "homology vote F-max", "naive F-max"], gen_rows)]  # fmt: skip
     if "overview" in images.get("_", {}):
@@ -372,8 +372,8 @@ def _describe_section(name: str, t: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"- items: {t['n']:,} from `{d.get('source')}`" + (f"; held-out set: {d['heldout']}" if d.get("heldout") else ""),
-        f"- prompt: `{res['prompt']}`; greedy, at most {res.get('max_new_tokens')} new tokens; GO aspect "
-        f"{res.get('go_aspect') or 'all'}",
+        (f"- prompt: `{res['prompt']}`; greedy, at most {res.get('max_new_tokens')} new tokens; GO aspect "
+        f"{res.get('go_aspect') or 'all'}"),
         f"- sequence cut: {t['cut']['rule']}",
         f"- time: {t['seconds']}",
         "",

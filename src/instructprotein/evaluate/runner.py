@@ -110,9 +110,9 @@ def versions() -> dict[str, str]:
 
         root = Path(__file__).resolve().parents[3]
         if (root / ".git").exists():
-            rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+            rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
             dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=5)  # fmt: skip
+                                   capture_output=True, text=True, timeout=5, check=False)  # fmt: skip
             if rev.returncode == 0:
                 out["git_commit"] = rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, ValueError):
@@ -572,7 +572,7 @@ def _evaluate(
 
     summary = {
         "format": "instructprotein-evaluation/1",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "model": minfo,
         "seed": seed,
         "limit": limit,
@@ -612,7 +612,7 @@ def _prepare(
 
     items = td.items
     if spec.kind == "describe":
-        ids, read, cut_info, texts = build_prompts(spec, items, tokenizer, ctx_len, spec.max_new_tokens,
+        _ids, read, cut_info, texts = build_prompts(spec, items, tokenizer, ctx_len, spec.max_new_tokens,
                                                    reserve=CONTEXT_RESERVE + spec.max_new_tokens)  # fmt: skip
         return {"texts": texts, "read": read, "cut": cut_info, "keys": [], "seconds": {}}
     cands = list(spec.candidates)

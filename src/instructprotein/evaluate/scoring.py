@@ -5,9 +5,12 @@ scores all options on its cache. A GO yes/no set asks about several terms per pr
 (go_mf_test: 22,372 questions about 3,415 proteins) and every one of those prompts starts
 with the same ``<protein>...</protein>Instruction: Does the protein associate with``: here
 prompts are grouped (by protein), the longest common *token* prefix of a group runs once,
-and every (prompt, candidate) row of the group runs as one right-padded batch on its
-cache: row = the prompt's remaining tokens + the candidate's tokens but the last, at
-positions ``P, P+1, ...``. One prompt per group is exactly ``score_options``' scheme.
+and the rows of the group run as one right-padded batch on its cache, at positions ``P,
+P+1, ...``: per prompt one row, its remaining tokens + its longest candidate's tokens but
+the last (the logits after the remaining tokens give every candidate's first-token score),
+and one more row for each other candidate of more than one token. With one-token answers
+(`` yes`` / `` no`` in most vocabularies) a prompt costs one row. One prompt per group is
+``score_options``' scheme.
 
 The common prefix is found on token ids, not text, so nothing assumes where the BPE splits;
 it stops one token short of the shortest prompt so every row has a token whose logits
@@ -29,7 +32,13 @@ from typing import TYPE_CHECKING
 import torch
 
 from instructprotein.errors import InputError
-from instructprotein.infer.classify import OptionScores, cache_argument, context_length, keep_logits, returned_cache
+from instructprotein.infer.classify import (
+    OptionScores,
+    cache_argument,
+    context_length,
+    keep_logits,
+    returned_cache,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -116,9 +125,16 @@ def score_token_groups(
         prefix = torch.tensor([list(seqs[0][:n_prefix])], device=device)
         res = model(input_ids=prefix, use_cache=True, **keep_logits(model, 1))
         cache = returned_cache(res)
-        rows = [(m, k) for m, i in enumerate(members) for k in range(len(per_cands[i]))]
+        # one row per prompt gives every candidate's first-token score (and completes the longest
+        # candidate); each other candidate of more than one token needs a row of its own
+        rows: list[tuple[int, int, bool]] = []
+        for m, i in enumerate(members):
+            cs = per_cands[i]
+            lead = max(range(len(cs)), key=lambda k: len(cs[k]))
+            rows.append((m, lead, True))
+            rows += [(m, k, False) for k in range(len(cs)) if k != lead and len(cs[k]) > 1]
         first = [[0.0] * len(per_cands[i]) for i in members]
-        total = [[0.0] * len(per_cands[i]) for i in members]
+        total: list[list[float | None]] = [[None] * len(per_cands[i]) for i in members]
         batch_size = 1
         for start in range(0, len(rows), max_rows):
             chunk = rows[start : start + max_rows]
@@ -129,8 +145,8 @@ def score_token_groups(
             if len(chunk) != batch_size or start > 0:
                 cache.batch_select_indices(torch.zeros(len(chunk), dtype=torch.long, device=device))
             batch_size = len(chunk)
-            tails = [list(seqs[m][n_prefix:]) for m, _ in chunk]
-            cands = [list(per_cands[members[m]][k]) for m, k in chunk]
+            tails = [list(seqs[m][n_prefix:]) for m, _, _ in chunk]
+            cands = [list(per_cands[members[m]][k]) for m, k, _ in chunk]
             width = max(len(t) + len(c) - 1 for t, c in zip(tails, cands))
             inputs = torch.full((len(chunk), width), pad, dtype=torch.long)
             mask = torch.zeros((len(chunk), n_prefix + width), dtype=torch.long)
@@ -157,13 +173,15 @@ def score_token_groups(
             logp = torch.log_softmax(out.logits.float(), dim=-1)
             picked = logp.gather(-1, targets.to(device).unsqueeze(-1)).squeeze(-1) * valid.to(device)
             sums = picked.sum(dim=1).tolist()
-            firsts = picked[torch.arange(len(chunk)), torch.tensor(starts)].tolist()
-            for row, (m, k) in enumerate(chunk):
-                first[m][k] = firsts[row]
+            for row, (m, k, lead) in enumerate(chunk):
                 total[m][k] = sums[row]
+                if lead:
+                    ids_ = torch.tensor([c[0] for c in per_cands[members[m]]], device=device)
+                    first[m] = logp[row, starts[row]].index_select(0, ids_).tolist()
         for m, i in enumerate(members):
             cs = per_cands[i]
-            results[i] = OptionScores(names[i], list(per_names[i]), [len(c) for c in cs], first[m], total[m],
+            tot = [first[m][k] if t is None else t for k, t in enumerate(total[m])]  # one-token candidates
+            results[i] = OptionScores(names[i], list(per_names[i]), [len(c) for c in cs], first[m], tot,
                                       [c[0] for c in cs])  # fmt: skip
         if on_group is not None:
             on_group(members, time.perf_counter() - t0)

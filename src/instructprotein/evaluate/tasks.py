@@ -39,6 +39,18 @@ A complete example (every key; only ``name``, ``data.test``, ``prompt`` and
       homology: {rule: carries_term, term: GO:0003824}  # or rule: location | item_term; or null
     paper: {accuracy: 70.79}           # numbers reported in the paper (percent), shown beside ours
 
+A second kind of task generates text instead of choosing (``kind: describe``; the built-in
+``heldout_describe``): no candidates; ``data.label_field`` names the reference text (default
+``reference``) and ``data.terms_field`` the item's true GO ids; ``max_new_tokens``,
+``go_aspect`` (F / P / C / null), ``metrics`` among ``bleu``, ``rouge_l``, ``go``, and
+baselines ``homology: {rule: go_terms}`` and ``term_frequency`` (CAFA's naive predictor)::
+
+    name: my_describe
+    kind: describe
+    data: {test: described.jsonl, terms_field: go}     # {"sequence", "reference", "go": [...]}
+    prompt: {question: "What is the function of this protein?"}
+    max_new_tokens: 48
+
 Prompts are the paper's format, ``{protein}Instruction: {question}\\n\\nOutput: {prefix}``,
 built by :func:`~instructprotein.infer.prompts.build_prompt` (no trailing space; each
 candidate brings its own). Every problem in a task file is an
