@@ -532,3 +532,26 @@ def test_describe_task_from_a_user_file(tmp_path):
     with pytest.raises(InputError, match="candidates"):
         parse_task({"name": "x", "kind": "describe", "data": {"test": "d.jsonl"}, "prompt": {"question": "Q?"},
                     "candidates": [" a", " b"]})  # fmt: skip
+
+
+def test_go_pairs_names_from_graph_then_go_sqlite(tmp_path):
+    from instructprotein.evaluate.data import go_sqlite_names, load_task_data
+    from instructprotein.kg.store import KnowledgeGraph
+
+    rows = [{"sequence": h.SEQUENCES["P20001"][:50], "label": ["GO:0008270"], "negative_labels": ["GO:0140096"]}]
+    (tmp_path / "go.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    spec = parse_task({**_task(), "data": {"test": str(tmp_path / "go.jsonl"), "format": "go_pairs"},
+                       "prompt": {"question": "Does the protein associate with {term}?"}})  # fmt: skip
+    with KnowledgeGraph(h.kg_path()) as kg:
+        td = load_task_data(spec, kg=kg)
+    names = {i.term: i.term_name for i in td.items}
+    assert names["GO:0008270"] == "zinc ion binding"
+    assert [i.label for i in td.items] == (["yes", "no"] if len(td.items) == 2 else ["yes"])
+    if go_sqlite_names():  # the data cache has GO.sqlite (GO 2022): a term newer than the graph is named from it
+        assert names["GO:0140096"] == "catalytic activity, acting on a protein"
+    else:
+        assert "GO:0140096" not in names
+    kg_only = parse_task({**_task(), "data": {"test": str(tmp_path / "go.jsonl"), "format": "go_pairs", "term_names": "kg"},
+                          "prompt": {"question": "Does the protein associate with {term}?"}})  # fmt: skip
+    with KnowledgeGraph(h.kg_path()) as kg:
+        assert [i.term for i in load_task_data(kg_only, kg=kg).items] == ["GO:0008270"]

@@ -92,7 +92,44 @@ def _class_of(spec: TaskSpec, raw: Any, path: Path, line: int | None) -> str:
     )
 
 
-def read_file_items(spec: TaskSpec, path: Path, kg: KnowledgeGraph | None, skipped: Counter) -> list[Item]:
+_GO_SQLITE_NAMES: dict[str, str] | None = None
+
+
+def go_sqlite_names() -> dict[str, str]:
+    """GO id -> name from GO.db's GO.sqlite (GO release 2022-07-01) when the data cache has it,
+    live, obsolete and secondary ids; empty otherwise. For GO yes/no sets whose terms are newer
+    than the knowledge graph's GO: the model is asked about them by name, and the graph-based
+    baselines know nothing about them (frequency 0, no homolog carries them)."""
+    global _GO_SQLITE_NAMES
+    if _GO_SQLITE_NAMES is None:
+        import sqlite3
+
+        out: dict[str, str] = {}
+        try:
+            from instructprotein.sources.registry import resource_path
+
+            path = resource_path("go-sqlite", must_exist=False)
+            if Path(path).is_file():
+                con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                for go_id, name in con.execute("SELECT go_id, term FROM go_term"):
+                    out[go_id] = name
+                if "go_obsolete" in tables:
+                    for go_id, name in con.execute("SELECT go_id, term FROM go_obsolete"):
+                        out.setdefault(go_id, name)
+                for secondary, owner in con.execute(
+                    "SELECT s.secondary, t.go_id FROM go_synonym s JOIN go_term t ON t._id = s._id"
+                    " WHERE s.like_go_id = 1 AND s.secondary IS NOT NULL"
+                ):
+                    out.setdefault(secondary, out.get(owner, ""))
+                con.close()
+        except (OSError, sqlite3.Error, KeyError, ValueError):
+            out = {}
+        _GO_SQLITE_NAMES = {k: v for k, v in out.items() if v}
+    return _GO_SQLITE_NAMES
+
+
+def read_file_items(spec: TaskSpec, path: Path, kg: KnowledgeGraph | None, counts: Counter) -> list[Item]:
     """Items of a data file in the task's format; labels mapped, sequences normalised."""
     if not path.is_file():
         raise InputError("data file not found", path)
@@ -120,16 +157,21 @@ def read_file_items(spec: TaskSpec, path: Path, kg: KnowledgeGraph | None, skipp
         if kg is None:
             raise InputError(f"task {spec.name} asks about GO terms by name: give a knowledge graph (kg=...)", path)
         names: dict[str, str | None] = {}
+        fallback = go_sqlite_names() if spec.term_names == "kg+go_sqlite" else None
         for prot in read_go_pairs(path):
             seq = _clean(prot.sequence, path, prot.line)
             for term, yes in prot.pairs:
                 if term not in names:
                     try:
                         names[term] = kg.entity(term).name
+                        source_key = "names from the knowledge graph"
                     except KeyError:
-                        names[term] = None
+                        names[term] = fallback.get(term) if fallback else None
+                        source_key = "names from GO.sqlite (term not in the graph)"
+                    if names[term] is not None:
+                        counts[source_key + " (terms)"] += 1
                 if names[term] is None:
-                    skipped["term not in the knowledge graph"] += 1
+                    counts["items skipped: term named by neither the graph nor GO.sqlite"] += 1
                     continue
                 label = _class_of(spec, yes, path, prot.line)
                 items.append(Item(f"{stem}:{prot.line}|{term}", seq, label, term, names[term], prot.line))
@@ -159,7 +201,7 @@ def read_file_items(spec: TaskSpec, path: Path, kg: KnowledgeGraph | None, skipp
 
 
 def _source_items(
-    spec: TaskSpec, source: Source, kg: KnowledgeGraph | None, heldout: HeldOut | None, skipped: Counter,
+    spec: TaskSpec, source: Source, kg: KnowledgeGraph | None, heldout: HeldOut | None, counts: Counter,
     info: dict[str, Any], seed: int,
 ) -> list[Item]:  # fmt: skip
     if source.heldout:
@@ -175,7 +217,7 @@ def _source_items(
     path = source.resolve()
     info["file"] = str(path)
     info["sha256"] = file_sha256(path)
-    return read_file_items(spec, path, kg, skipped)
+    return read_file_items(spec, path, kg, counts)
 
 
 def _heldout_label(spec: TaskSpec, item: Item) -> Item:
@@ -209,9 +251,9 @@ def load_task_data(
 
     The paper's files are sorted by class, so ``limit`` samples rather than taking the first N.
     """
-    skipped: Counter = Counter()
+    counts: Counter = Counter()
     test_info: dict[str, Any] = {"source": spec.test.describe()}
-    items = _source_items(spec, spec.test, kg, heldout, skipped, test_info, seed)
+    items = _source_items(spec, spec.test, kg, heldout, counts, test_info, seed)
     if not items:
         raise InputError(f"task {spec.name}: no items in {spec.test.describe()}")
     total = len(items)
@@ -232,7 +274,7 @@ def load_task_data(
         train_info["n"] = len(train)
         if spec.train_note:
             train_info["note"] = spec.train_note
-    test_info.update(items_in_source=total, n=len(items), skipped=dict(skipped))
+    test_info.update(items_in_source=total, n=len(items), reading=dict(counts))
     if spec.kind != "describe":
         test_info["class_counts"] = dict(Counter(i.label for i in items))
     return TaskData(items, train, {"test": test_info, "train": train_info})

@@ -290,8 +290,8 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
             f"- items: {t['n']:,} of {d.get('items_in_source', t['n']):,} from {src}; classes "
             + ", ".join(f"{k} {v}" for k, v in sorted(d.get("class_counts", {}).items(), key=lambda kv: -kv[1])),
         ]
-        if d.get("skipped"):
-            lines.append("- skipped: " + ", ".join(f"{v} ({k})" for k, v in d["skipped"].items()))
+        if d.get("reading"):
+            lines.append("- reading the data: " + ", ".join(f"{k}: {v:,}" for k, v in d["reading"].items()))
         if d.get("heldout"):
             lines.append("- held-out set: " + ", ".join(f"{k} {v}" for k, v in d["heldout"].items()))
         tr = t["data"].get("train")

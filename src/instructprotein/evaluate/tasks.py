@@ -21,6 +21,7 @@ A complete example (every key; only ``name``, ``data.test``, ``prompt`` and
       sequence_field: sequence         # JSON lines: where the sequence and the label are
       label_field: label
       term_field: null                 # JSON lines: a per-item term that fills {term} in the prompt
+      term_names: kg+go_sqlite         # go_pairs: GO names from the graph, else GO.sqlite (or: kg only)
     prompt:
       question: Is this protein an enzyme?       # {term} is filled per item where there is one
       prefix: Based on the record, the answer is # the answer's fixed start; the candidate follows it
@@ -81,7 +82,9 @@ _GO_ID = re.compile(r"GO:\d{7}")
 
 _TOP_KEYS = {"name", "description", "kind", "data", "prompt", "candidates", "labels", "positive", "metrics", "cut",
              "baselines", "paper", "notes", "max_new_tokens", "go_aspect"}  # fmt: skip
-_DATA_KEYS = {"test", "train", "train_note", "format", "sequence_field", "label_field", "term_field", "terms_field"}
+_DATA_KEYS = {"test", "train", "train_note", "format", "sequence_field", "label_field", "term_field", "terms_field",
+              "term_names"}
+TERM_NAMES = ("kg", "kg+go_sqlite")
 KINDS = ("choice", "describe")
 DESCRIBE_METRICS = ("bleu", "rouge_l", "go")
 _SOURCE_KEYS = {"path", "packaged", "heldout", "aspect", "split"}
@@ -179,6 +182,7 @@ class TaskSpec:
     max_new_tokens: int = 64
     go_aspect: str | None = "F"  # describe: the aspect of GO terms compared
     terms_field: str | None = None  # describe, JSON lines: the reference GO ids
+    term_names: str = "kg+go_sqlite"  # go_pairs: where GO names come from (the graph, then GO.sqlite)
 
     @property
     def uses_terms(self) -> bool:
@@ -397,6 +401,10 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
         if "{term}" not in text:
             raise InputError("a go_pairs task's prompt needs a {term} slot for the GO term's name", path)
 
+    term_names = str(data.get("term_names") or "kg+go_sqlite")
+    if term_names not in TERM_NAMES:
+        raise InputError(f"data.term_names must be one of {', '.join(TERM_NAMES)}, got {term_names!r}", path)
+
     positive = d.get("positive")
     if positive is not None:
         positive = str(positive).strip()
@@ -469,6 +477,7 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
         notes=str(d["notes"]) if d.get("notes") else None,
         source=path,
         raw=json.loads(json.dumps(d, default=str)),
+        term_names=term_names,
     )
 
 
