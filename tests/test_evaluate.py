@@ -256,6 +256,11 @@ def test_homology_labels_on_tiny_graph(tiny_kg):
                      "baselines": {"homology": {"rule": "item_term"}}})  # fmt: skip
     h_ = _homology_baseline(go, go_items, side, fallback="no")
     assert h_["best"] == ["yes", "yes"]
+    from instructprotein.evaluate.data import go_sqlite_aspect
+
+    if go_sqlite_aspect("GO:0140096") == "F":  # a term newer than the graph: a homolog with MF terms says no
+        newer = [Item("e", "AAAA", "no", term="GO:0140096")]
+        assert _homology_baseline(go, newer, side, fallback="yes")["best"] == ["no"]
 
 
 def test_identity_weighted_vote():
@@ -276,7 +281,7 @@ def test_term_frequency_prior(tiny_kg):
 
 
 def test_location_mapper():
-    from instructprotein.evaluate.locations import LocationMapper
+    from instructprotein.instruct.compartments import LocationMapper
     from instructprotein.kg.store import KnowledgeGraph
 
     with KnowledgeGraph(h.kg_path()) as kg:

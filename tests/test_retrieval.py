@@ -19,7 +19,6 @@ from instructprotein.infer.retrieval import (
     ProteinIndex,
     go_labels,
     homolog_block,
-    homolog_blocks_for_accessions,
     transfer,
 )
 from instructprotein.kg.store import KnowledgeGraph
@@ -78,15 +77,22 @@ def test_a_protein_finds_itself_unless_excluded(index):
 def test_prompt_block(index):
     hits = index.search({"q": QUERY}, top_k=3)["q"]
     assert [x.accession for x in hits] == ["P20001", "P20007"]
-    block = homolog_block(index, hits)
-    assert block.startswith("Homologs: P20001 (identity 0.9")
-    assert "P20001 (identity 0.90): zinc ion binding; DNA repair; nucleus." in block
-    assert "P20007 (identity 0.7" in block and "DNA binding; zinc ion binding; nuclear lumen." in block
+    pct = int(hits[1].identity * 100)
+    # general questions: each homolog's most specific GO terms, functions, processes, locations
+    assert homolog_block(index, hits) == (
+        f"Homologs: 90% identical: zinc ion binding, DNA repair, nucleus. {pct}% identical: zinc ion binding, "
+        "DNA binding, nuclear lumen."
+    )
+    # location questions: the location answer's words (class, then the specific terms)
+    assert homolog_block(index, hits, "location") == f"Homologs: 90% identical: nucleus. {pct}% identical: nucleus (nuclear lumen)."
+    # yes/no questions: carried by propagation (zinc ion binding is a metal ion binding)
+    assert homolog_block(index, hits, "term", "GO:0046872") == (
+        f"Homologs with metal ion binding? 90% identical: yes. {pct}% identical: yes."
+    )
+    # a process question about a homolog without processes: unknown, not "no"
+    assert homolog_block(index, hits[1:], "term", "GO:0006281").endswith("identical: unknown.")
+    assert homolog_block(index, hits[:1], "term", "GO:0006281").endswith("90% identical: yes.")
     assert homolog_block(index, []) == "Homologs: none found."
-    # for the instruction generator: a graph protein's block without itself
-    blocks = homolog_blocks_for_accessions(index, ["P20001", "P20004"])
-    assert blocks["P20001"].startswith("Homologs: P20007 (identity 0.80)") and "P20001" not in blocks["P20001"]
-    assert blocks["P20004"] == "Homologs: none found."
 
 
 def test_homology_transfer(kg, index):
@@ -156,7 +162,7 @@ def test_block_shrinks_to_fit_the_context(index):
     q = Query("q", QUERY)
     full = homolog_contexts(index, [q], top_k=3)["q"]
     assert [x.accession for x in full[0]] == ["P20001", "P20007"]
-    one = homolog_contexts(index, [q], top_k=3, fits=lambda _q, block: block.count("identity") <= 1)["q"]
+    one = homolog_contexts(index, [q], top_k=3, fits=lambda _q, block: block.count("identical") <= 1)["q"]
     assert [x.accession for x in one[0]] == ["P20001"] and one[1] == homolog_block(index, one[0])
     assert homolog_contexts(index, [q], fits=lambda _q, _b: False)["q"] == ([], None)
     loner = homolog_contexts(index, [Query("loner", LONER)])["loner"]

@@ -92,19 +92,18 @@ def _class_of(spec: TaskSpec, raw: Any, path: Path, line: int | None) -> str:
     )
 
 
-_GO_SQLITE_NAMES: dict[str, str] | None = None
+_GO_SQLITE: dict[str, tuple[str, str | None]] | None = None
+_NAMESPACE = {"MF": "F", "BP": "P", "CC": "C"}
 
 
-def go_sqlite_names() -> dict[str, str]:
-    """GO id -> name from GO.db's GO.sqlite (GO release 2022-07-01) when the data cache has it,
-    live, obsolete and secondary ids; empty otherwise. For GO yes/no sets whose terms are newer
-    than the knowledge graph's GO: the model is asked about them by name, and the graph-based
-    baselines know nothing about them (frequency 0, no homolog carries them)."""
-    global _GO_SQLITE_NAMES
-    if _GO_SQLITE_NAMES is None:
+def _go_sqlite() -> dict[str, tuple[str, str | None]]:
+    """GO id -> (name, aspect) from GO.db's GO.sqlite (GO release 2022-07-01) when the data cache
+    has it: live, obsolete and secondary ids; empty otherwise."""
+    global _GO_SQLITE
+    if _GO_SQLITE is None:
         import sqlite3
 
-        out: dict[str, str] = {}
+        out: dict[str, tuple[str, str | None]] = {}
         try:
             from instructprotein.sources.registry import resource_path
 
@@ -112,21 +111,36 @@ def go_sqlite_names() -> dict[str, str]:
             if Path(path).is_file():
                 con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
                 tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                for go_id, name in con.execute("SELECT go_id, term FROM go_term"):
-                    out[go_id] = name
+                for go_id, name, ont in con.execute("SELECT go_id, term, ontology FROM go_term"):
+                    out[go_id] = (name, _NAMESPACE.get(ont))
                 if "go_obsolete" in tables:
-                    for go_id, name in con.execute("SELECT go_id, term FROM go_obsolete"):
-                        out.setdefault(go_id, name)
+                    for go_id, name, ont in con.execute("SELECT go_id, term, ontology FROM go_obsolete"):
+                        out.setdefault(go_id, (name, _NAMESPACE.get(ont)))
                 for secondary, owner in con.execute(
                     "SELECT s.secondary, t.go_id FROM go_synonym s JOIN go_term t ON t._id = s._id"
                     " WHERE s.like_go_id = 1 AND s.secondary IS NOT NULL"
                 ):
-                    out.setdefault(secondary, out.get(owner, ""))
+                    if owner in out:
+                        out.setdefault(secondary, out[owner])
                 con.close()
         except (OSError, sqlite3.Error, KeyError, ValueError):
             out = {}
-        _GO_SQLITE_NAMES = {k: v for k, v in out.items() if v}
-    return _GO_SQLITE_NAMES
+        _GO_SQLITE = {k: v for k, v in out.items() if v[0]}
+    return _GO_SQLITE
+
+
+def go_sqlite_names() -> dict[str, str]:
+    """GO id -> name from GO.sqlite (GO 2022) where the data cache has it, else empty. For GO
+    yes/no sets whose terms are newer than the knowledge graph's GO: the model is asked about
+    them by name; the graph's baselines know nothing of them (frequency 0, no homolog carries
+    them, so a homolog annotated in the term's aspect says no)."""
+    return {k: v[0] for k, v in _go_sqlite().items()}
+
+
+def go_sqlite_aspect(term: str) -> str | None:
+    """F / P / C of a GO id according to GO.sqlite, None if unknown there (or no GO.sqlite)."""
+    entry = _go_sqlite().get(term)
+    return entry[1] if entry else None
 
 
 def read_file_items(spec: TaskSpec, path: Path, kg: KnowledgeGraph | None, counts: Counter) -> list[Item]:
@@ -157,21 +171,21 @@ def read_file_items(spec: TaskSpec, path: Path, kg: KnowledgeGraph | None, count
         if kg is None:
             raise InputError(f"task {spec.name} asks about GO terms by name: give a knowledge graph (kg=...)", path)
         names: dict[str, str | None] = {}
-        fallback = go_sqlite_names() if spec.term_names == "kg+go_sqlite" else None
+        fallback = {k: v[0] for k, v in _go_sqlite().items()} if spec.term_names == "kg+go_sqlite" else None
         for prot in read_go_pairs(path):
             seq = _clean(prot.sequence, path, prot.line)
             for term, yes in prot.pairs:
                 if term not in names:
                     try:
                         names[term] = kg.entity(term).name
-                        source_key = "names from the knowledge graph"
+                        source_key = "terms named by the graph"
                     except KeyError:
                         names[term] = fallback.get(term) if fallback else None
-                        source_key = "names from GO.sqlite (term not in the graph)"
+                        source_key = "terms named by GO.sqlite (newer than the graph)"
                     if names[term] is not None:
-                        counts[source_key + " (terms)"] += 1
+                        counts[source_key] += 1
                 if names[term] is None:
-                    counts["items skipped: term named by neither the graph nor GO.sqlite"] += 1
+                    counts["items skipped (term unknown to both)"] += 1
                     continue
                 label = _class_of(spec, yes, path, prot.line)
                 items.append(Item(f"{stem}:{prot.line}|{term}", seq, label, term, names[term], prot.line))

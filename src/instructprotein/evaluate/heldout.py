@@ -6,7 +6,7 @@ protein, and proteins decontamination removed are in none. Here the test (or tra
 proteins become items of the built-in held-out tasks, labelled from the graph:
 
 - ``location``: DeepLoc's 10 classes from the protein's GO CC terms
-  (:class:`~instructprotein.evaluate.locations.LocationMapper`), single-location proteins only;
+  (:class:`~instructprotein.instruct.compartments.LocationMapper`), single-location proteins only;
 - ``metal``: proteins with at least one GO molecular-function term; "yes" when they carry
   metal ion binding (GO:0046872) directly or by propagation;
 - ``go`` (one aspect): up to ``positives`` direct terms of the aspect per protein, drawn
@@ -33,7 +33,7 @@ from typing import Any
 from instructprotein.atomic import write_text
 from instructprotein.errors import InputError
 from instructprotein.evaluate.data import Item
-from instructprotein.evaluate.locations import LocationMapper
+from instructprotein.instruct.compartments import LocationMapper
 from instructprotein.evaluate.tasks import Source
 from instructprotein.instruct.render import normalize_sequence
 from instructprotein.kg.store import KnowledgeGraph

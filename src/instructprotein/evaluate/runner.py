@@ -277,7 +277,7 @@ class _HomologySide:
 
     # labels of a hit
     def location(self, accessions: Sequence[str]) -> dict[str, str | None]:
-        from instructprotein.evaluate.locations import LocationMapper
+        from instructprotein.instruct.compartments import LocationMapper
 
         if self._loc is None:
             self._loc = (LocationMapper(self.kg), {})
@@ -299,8 +299,10 @@ class _HomologySide:
         if term not in self._aspect_of:
             try:
                 self._aspect_of[term] = self.kg.entity(term).aspect
-            except KeyError:
-                self._aspect_of[term] = None
+            except KeyError:  # a term newer than the graph: its aspect from GO.sqlite, where there is one
+                from instructprotein.evaluate.data import go_sqlite_aspect
+
+                self._aspect_of[term] = go_sqlite_aspect(term)
         return self._aspect_of[term]
 
     def has_aspect(self, accessions: Sequence[str], aspect: str) -> dict[str, bool]:

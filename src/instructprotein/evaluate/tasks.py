@@ -504,7 +504,7 @@ def _homology(value: Any, classes: list[str], fmt: str, path: Path | None) -> Ho
     if k < 1:
         raise InputError("baselines.homology.k must be positive", path)
     if rule == "location":
-        from instructprotein.evaluate.locations import ANCHORS
+        from instructprotein.instruct.compartments import ANCHORS
 
         class_of = value.get("class_of")
         if class_of is not None:

@@ -16,6 +16,7 @@ there the space stays, because in training the BPE sees ``Output: `` before the 
 from __future__ import annotations
 
 from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, cut_sequence
+from instructprotein.instruct.evidence import with_evidence
 from instructprotein.instruct.render import PROTEIN_OPEN, render_paper
 from instructprotein.instruct.templates import ASPECT_NAMES, TASKS
 
@@ -67,12 +68,9 @@ def go_question(aspect: str) -> str:
 
 # -- assembling ----------------------------------------------------------------------------------------
 
-HOMOLOGS_HEADER = "Homologs:"
-
-
 def with_context(question_text: str, context: str | None) -> str:
-    """A question with a retrieval block (``Homologs: ...``) on the line before it."""
-    return f"{context}\n{question_text}" if context else question_text
+    """A question with a retrieval block (``Homologs: ...``) on the line before it, as in training."""
+    return with_evidence(question_text, context)
 
 
 def build_prompt(

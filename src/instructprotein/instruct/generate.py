@@ -19,10 +19,12 @@ the dataset builder's job, not this module's.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from instructprotein.instruct.compartments import Compartments, location_text, view_compartments
+from instructprotein.instruct.evidence import evidence_block, with_evidence
 from instructprotein.instruct.chains import Chain, chain_text, cross_aspect_chain, go_chain, go_path_chain
 from instructprotein.instruct.kgview import GO_ASPECTS, KGView, ProteinInfo, ProteinTerms
 from instructprotein.instruct.negatives import NegativeSampler
@@ -43,6 +45,9 @@ from instructprotein.instruct.templates import (
     signature_phrase,
 )
 from instructprotein.kg.schema import PROTEIN_RELATIONS
+
+if TYPE_CHECKING:
+    from instructprotein.instruct.facts import ViewFacts
 
 Triple = tuple[str, str, str]
 
@@ -98,6 +103,12 @@ class GenerateOptions:
     - ``chain_in_answer``: probability of writing the knowledge chain into the answer.
     - ``length_hint``: probability that a design instruction states the length.
     - ``max_design_length``: no design instruction for longer proteins (None: no limit).
+    - ``evidence_fraction``: probability that a protein -> text instruction of a protein
+      with searched homologs (an :class:`Evidence` given) carries their evidence block
+      before its question (:mod:`~instructprotein.instruct.evidence`), so the model learns
+      to answer with and without retrieval.
+    - ``paper_phrasing``: probability of phrasing 0 (the paper's benchmark wording, the
+      one inference asks in) instead of a uniform choice among all phrasings.
     """
 
     tasks: tuple[str, ...] = tuple(TASKS)
@@ -115,15 +126,37 @@ class GenerateOptions:
     max_design_annotations: int = 3
     max_design_length: int | None = 1024
     design_format: Literal["paper", "plain"] = "paper"
+    evidence_fraction: float = 0.5
+    paper_phrasing: float = 0.3
 
     def count(self, task: str) -> int:
         return self.counts.get(task, self.default_count) if task in self.tasks else 0
 
 
+@dataclass
+class Evidence:
+    """Retrieval for the generator: each protein's homologs (pid, identity; best first) among
+    the training proteins, found by the dataset builder, and how to describe them. A protein
+    absent from ``homologs`` was not searched and gets no block; an empty list gets
+    ``Homologs: none found.``"""
+
+    facts: ViewFacts
+    homologs: Mapping[int, Sequence[tuple[int, float]]]
+
+    def block(self, pid: int, kind: str, term: int | None = None) -> str | None:
+        found = self.homologs.get(pid)
+        if found is None:
+            return None
+        name = self.facts.view.names[term] if term is not None else None
+        return evidence_block(kind, self.facts.facts(found, kind, term), name)
+
+
 class _Protein:
     """Per-protein working state: looked-up once, shared by every task."""
 
-    def __init__(self, view: KGView, accession: str, rng: random.Random, sampler: NegativeSampler, options: GenerateOptions):
+    def __init__(self, view: KGView, accession: str, rng: random.Random, sampler: NegativeSampler, options: GenerateOptions,
+                 evidence: Evidence | None = None):  # fmt: skip
+        self.evidence = evidence
         self.view = view
         self.pid = view.pid(accession)
         self.accession = view.accessions[self.pid]
@@ -140,6 +173,10 @@ class _Protein:
         self._cross: Chain | None | Literal[False] = False
         # the sampled triple's term an instruction must be about (debiased sampling), if any
         self.focus: int | None = None
+
+    @property
+    def compartments(self) -> Compartments:
+        return view_compartments(self.view)
 
     def ordered(self, group: str) -> list[int]:
         """The most specific direct terms of a group, the focus term first when it is of it."""
@@ -186,7 +223,10 @@ class _Protein:
 
     def phrasing(self, task: str, indices: list[int] | None = None) -> int:
         n = len(TASKS[task].phrasings)
-        return self.rng.randrange(n) if indices is None else indices[self.rng.randrange(len(indices))]
+        pool = list(range(n)) if indices is None else indices
+        if 0 in pool and self.options.paper_phrasing and self.rng.random() < self.options.paper_phrasing:
+            return 0
+        return pool[self.rng.randrange(len(pool))]
 
     def chain_for(self, eid: int) -> Chain:
         """Why the protein carries ``eid``: its hierarchy chain if direct, else the path
@@ -221,8 +261,15 @@ class _Protein:
         chain: Chain | None = None,
         negatives: list[str] | None = None,
         aspect: str = "",
+        asked: int | None = None,
     ) -> Instruction:
-        """Render the instruction; write the chain into the answer with probability ``chain_in_answer``."""
+        """Render the instruction; write the chain into the answer with probability ``chain_in_answer``;
+        put the homologs' evidence before the question with probability ``evidence_fraction``
+        (about the ``asked`` term for a yes/no question)."""
+        if self.evidence is not None and TASKS[task].direction == "protein_to_text":
+            if self.rng.random() < self.options.evidence_fraction:
+                kind = "location" if task == "location" else "term" if asked is not None else "general"
+                question = with_evidence(question, self.evidence.block(self.pid, kind, asked))
         ctext = chain_text(chain, self.rng) if chain is not None else ""
         if ctext and self.rng.random() < self.options.chain_in_answer:
             # the reason follows the answer as its own sentence (its own line after a list)
@@ -271,7 +318,7 @@ def _location(p: _Protein) -> Instruction | None:
     chain = None
     if cc:
         eids = cc
-        names = [p.name(e) for e in cc]
+        names = [location_text(p.compartments.of_terms(p.terms.direct.get("C", ())), [p.name(e) for e in cc])]
         chain = go_chain(p.view, p.view.ids[cc[0]])
     else:  # UniProt subcellular locations where the graph has no CC term
         eids = sorted(p.terms.direct.get("location", ()), key=lambda e: p.view.ids[e])[: p.options.max_terms]
@@ -346,13 +393,14 @@ def _yes_no(p: _Protein) -> Instruction | None:
     index = p.phrasing("yes_no")
     if p.rng.random() < p.options.yes_fraction:
         question, answer = render("yes_no", index, {"term": p.name(positive), "answer": "yes"})
-        return p.finish("yes_no", index, question, answer, [p.triple(positive)], p.chain_for(positive), aspect=aspect)
+        return p.finish("yes_no", index, question, answer, [p.triple(positive)], p.chain_for(positive), aspect=aspect,
+                        asked=positive)  # fmt: skip
     negs = p.sampler.sample(p.rng, aspect, p.terms, 1, anchor=positive, hard_fraction=p.options.hard_fraction)
     if not negs:
         return None
     neg = negs[0].eid
     question, answer = render("yes_no", index, {"term": p.name(neg), "answer": "no"})
-    return p.finish("yes_no", index, question, answer, [], None, [p.view.ids[neg]], aspect)
+    return p.finish("yes_no", index, question, answer, [], None, [p.view.ids[neg]], aspect, asked=neg)
 
 
 def _multiple_choice(p: _Protein) -> Instruction | None:
@@ -449,6 +497,7 @@ def instructions_for_protein(
     rng: random.Random,
     negatives_provider: NegativeSampler,
     options: GenerateOptions | None = None,
+    evidence: Evidence | None = None,
 ) -> list[Instruction]:
     """Every instruction ``options`` asks for that this protein supports, in task order.
 
@@ -464,7 +513,7 @@ def instructions_for_protein(
         raise ValueError(
             f"NegativeSampler min_depth {negatives_provider.min_depth} != options.min_depth {options.min_depth}"
         )
-    p = _Protein(kg_view, accession, rng, negatives_provider, options)
+    p = _Protein(kg_view, accession, rng, negatives_provider, options, evidence)
     out: list[Instruction] = []
     for task in TASKS:
         for _ in range(options.count(task)):
@@ -486,6 +535,7 @@ def instructions_for_triples(
     rng: random.Random,
     negatives_provider: NegativeSampler,
     options: GenerateOptions | None = None,
+    evidence: Evidence | None = None,
 ) -> list[Instruction]:
     """One instruction per sampled (term eid, task) of this protein, about that term.
 
@@ -497,7 +547,7 @@ def instructions_for_triples(
     the task's own choice of term; a task that does not apply yields nothing.
     """
     options = options or GenerateOptions()
-    p = _Protein(kg_view, accession, rng, negatives_provider, options)
+    p = _Protein(kg_view, accession, rng, negatives_provider, options, evidence)
     out: list[Instruction] = []
     for eid, task in focus:
         p.focus = eid
