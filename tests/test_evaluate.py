@@ -397,6 +397,21 @@ def test_user_task_runs_end_to_end(tmp_path):
     assert preds[0]["homology_best"] == "yes"
 
 
+def test_retrieval_puts_the_declared_evidence_in_the_prompt(tmp_path):
+    from instructprotein.evaluate.runner import evaluate
+
+    task = _toy_task_files(tmp_path)
+    task.write_text(task.read_text() + "evidence: {term: 'GO:0046872'}\n")
+    r = evaluate(h.model_path(), [task], out_dir=tmp_path / "eval", kg=h.kg_path(), max_identity=0.95, retrieval=True)
+    assert r["retrieval"] is True and r["tasks"]["toy_metal"]["task"]["resolved"]["evidence"] == "term (GO:0046872)"
+    preds = [json.loads(x) for x in (tmp_path / "eval" / "predictions" / "toy_metal.jsonl").read_text().splitlines()]
+    ev = [p["evidence"] for p in preds]
+    # a -> P20001 (zinc ion binding: a metal ion binding), b -> P20006 (a kinase, no metal), d -> nothing
+    assert ev[0].startswith("Homologs with metal ion binding? 9") and ev[0].endswith("identical: yes.")
+    assert ev[1].startswith("Homologs with metal ion binding? ") and ev[1].endswith("identical: no.")
+    assert ev[3] == "Homologs: none found."
+
+
 def test_labels_not_among_candidates_fail_before_the_model(tmp_path):
     from instructprotein.evaluate.runner import evaluate
 
@@ -463,6 +478,30 @@ def test_evaluate_command_prints_table(tmp_path):
     rows = list_tasks_command(console)
     assert ("deeploc10" in [n for n, _ in rows]) and "deeploc10" in expand_tasks(["all"])
     assert all(n.startswith("heldout_") for n in expand_tasks(["heldout"]))
+
+
+def test_evaluate_cli(tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        import os
+
+        return subprocess.run([sys.executable, "-m", "instructprotein.cli", "evaluate", *args], capture_output=True,
+                              text=True, cwd=tmp_path, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+
+    task = _toy_task_files(tmp_path)
+    r = cli("--model", str(h.model_path()), "--task", str(task), "--kg", str(h.kg_path()), "--out", str(tmp_path / "o"),
+            "--no-homology", "--no-plots")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "toy_metal" in r.stdout and "report:" in r.stdout
+    saved = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert saved["retrieval"] is True  # on by default with a knowledge graph
+    assert "evidence" in (tmp_path / "o" / "predictions" / "toy_metal.jsonl").read_text()
+    bad = cli("--model", str(tmp_path / "nope"), "--task", "deeploc10")
+    assert bad.returncode == 1 and "no such model folder" in bad.stderr and "Traceback" not in bad.stderr
+    unknown = cli("--model", str(h.model_path()), "--task", "deeploc11", "--no-homology")
+    assert unknown.returncode == 1 and "unknown task 'deeploc11'" in unknown.stderr
 
 
 # -- generation metrics -----------------------------------------------------------------------------------------------

@@ -367,17 +367,19 @@ def test_empty_corpus_and_empty_dataset(tmp_path, tokenizer_dir, pretrained):
     assert not (tmp_path / "ft").exists()
 
 
-def test_over_long_examples_are_an_error_unless_dropped(tmp_path, pretrained):
+def test_over_long_examples_cropped_dropped_or_an_error(tmp_path, pretrained):
     run, _ = pretrained
     rng = random.Random(5)
     train = [example(rng, i) for i in range(30)] + [example(rng, 100 + i, (150, 200)) for i in range(3)]
     write_instructions(tmp_path / "instr", train, [example(rng, 500)])
     preset = load_preset("tiny", micro(max_steps=2, warmup_steps=1))
-    with pytest.raises(InputError, match=r"3 of 33 train examples \(longest: \d+ tokens.*--drop-long"):
-        finetune(preset, tmp_path / "instr", tmp_path / "ft", init=run / "model")
+    with pytest.raises(InputError, match=r"3 of 33 train examples \(longest: \d+ tokens.*--long crop"):
+        finetune(preset, tmp_path / "instr", tmp_path / "ft", init=run / "model", long="error")
     assert not (tmp_path / "ft" / "checkpoints").exists() and not (tmp_path / "ft" / "model").exists()
-    result = finetune(preset, tmp_path / "instr", tmp_path / "ft", init=run / "model", drop_long=True)
+    result = finetune(preset, tmp_path / "instr", tmp_path / "ft", init=run / "model", long="drop")
     assert result.data["dropped_long"]["train"] == 3 and result.data["examples"]["train"] == 30
+    cropped = finetune(preset, tmp_path / "instr", tmp_path / "ft2", init=run / "model")
+    assert cropped.data["cropped"]["train"] == 3 and cropped.data["examples"]["train"] == 33
 
 
 def test_bad_model_tokenizer_and_config(tmp_path, pretrained, instructions, corpus):

@@ -15,6 +15,7 @@ import typer
 from instructprotein.cli.common import err
 from instructprotein.cli.corpus import corpus_app
 from instructprotein.cli.data import data_app
+from instructprotein.cli.evaluate import evaluate
 from instructprotein.cli.infer import classify, describe, design
 from instructprotein.cli.instructions import instr_app
 from instructprotein.cli.kg import kg_app
@@ -32,6 +33,7 @@ app.add_typer(train_app, name="train")
 app.command("describe")(describe)
 app.command("design")(design)
 app.command("classify")(classify)
+app.command("evaluate")(evaluate)
 app.command("serve")(serve)
 app.command("run")(run)
 

@@ -46,6 +46,8 @@ def instructions_build(
     split_linclust: Annotated[bool, typer.Option(help="Cluster splits with linclust (fast, less sensitive at 30 %).")] = False,
     shards: Annotated[int, typer.Option(help="Shards of the training split.")] = 8,
     workers: Annotated[int, typer.Option(help="Processes generating shards.")] = 2,
+    evidence_fraction: Annotated[float, typer.Option(help="Share of protein -> text instructions with their homologs' evidence before the question (0: no homolog search).")] = 0.5,
+    evidence_top_k: Annotated[int, typer.Option(help="Homologs in an evidence block.")] = 3,
 ) -> None:
     """Decontaminate, split by homology, sample debiased triples and write the dataset."""
     from instructprotein.instruct.dataset import BuildConfig, build_instructions
@@ -56,6 +58,7 @@ def instructions_build(
         n_train=n, eval_fraction=eval_fraction, seed=seed, max_residues=max_residues, shards=shards, workers=workers,
         min_identity=min_identity, sensitivity=sensitivity, split_identity=split_identity,
         split_linclust=split_linclust, benchmarks=_benchmark_paths(benchmark, no_decontamination),
+        evidence_fraction=evidence_fraction, evidence_top_k=evidence_top_k,
     )
     progress = progress_bar()
     start = time.perf_counter()

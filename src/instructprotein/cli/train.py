@@ -101,7 +101,8 @@ def train_finetune(
     instructions_dir: Annotated[Optional[Path], typer.Option("--instructions", help="Instruction dataset folder (default: WORKDIR/instructions).")] = None,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default: WORKDIR/runs/finetune).")] = None,
     loss_on: Annotated[Optional[str], typer.Option("--loss-on", help="answer: loss on the answer tokens; all: the paper's whole-sequence loss (default: the preset's).")] = None,
-    drop_long: Annotated[bool, typer.Option("--drop-long", help="Leave out (and count) examples longer than the context instead of stopping.")] = False,
+    long: Annotated[str, typer.Option("--long", help="Examples longer than the context: crop (their protein, as inference does), drop (counted) or error.")] = "crop",
+    drop_long: Annotated[bool, typer.Option("--drop-long", help="Same as --long drop.")] = False,
     no_pack: Annotated[bool, typer.Option("--no-pack", help="One example per padded row instead of several per row.")] = False,
     resume: ResumeOpt = False,
     force: ForceOpt = False,
@@ -123,5 +124,5 @@ def train_finetune(
     result = finetune(spec, instructions_dir or work_dir(workdir) / "instructions",
                       out_path or work_dir(workdir) / "runs" / "finetune",
                       init=init or work_dir(workdir) / "runs" / "pretrain" / "model", resume=resume, force=force,
-                      loss_on=loss_on, drop_long=drop_long, pack=not no_pack, progress=True)
+                      loss_on=loss_on, long="drop" if drop_long else long, pack=not no_pack, progress=True)
     _print_training(result)

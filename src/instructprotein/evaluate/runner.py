@@ -158,22 +158,25 @@ def build_prompts(
     """Token ids of every item's prompt, the sequence each read, counts, and the prompts' text.
 
     1. the task's rule (the paper's: above ``cut.above`` residues keep the last ``cut.keep``);
-    2. a model whose context is shorter than that reads the last ``context - reserve``
-       residues (``reserve`` tokens for bos, tags, question, answer prefix and candidate);
-       the same for every task, so the tasks that ask about one protein share its prefix;
+    2. a model whose context is shorter than that reads ``context - reserve`` residues
+       (``reserve`` tokens for bos, tags, question, answer prefix and candidate), cut as
+       the model was trained on long proteins (:func:`~instructprotein.instruct.evidence.fit_residues`:
+       the first residues, one ``X``, the last ones); the same for every task, so the
+       tasks that ask about one protein share its prefix;
     3. a prompt that still does not fit (a long GO term name, a retrieval block) has its
-       sequence cut further to the last residues that fit (one token per residue).
+       sequence fitted further, the same way (one token per residue).
 
     Counts of each go to the results.
     """
     from instructprotein.infer.inputs import cut_sequence
+    from instructprotein.instruct.evidence import fit_residues
 
     ctxs = list(contexts) if contexts is not None else [None] * len(items)
     seqs = [cut_sequence(i.sequence, spec.cut_above, spec.keep) for i in items]
     paper_cut = sum(1 for i, s in zip(items, seqs) if len(s) < len(i.sequence))
     limit = max(1, context_len - reserve)
     context_cut = sum(1 for s in seqs if len(s) > limit)
-    seqs = [s[-limit:] for s in seqs]
+    seqs = [fit_residues(s, limit) for s in seqs]
     texts = [_prompt(spec, i, s, c) for i, s, c in zip(items, seqs, ctxs)]
     try:
         ids = [e.input_ids for e in tokenizer.encode_batch(texts, add_bos=True)]
@@ -192,14 +195,15 @@ def build_prompts(
                 f"task {spec.name}, item {item.id}: the prompt without its protein is already longer than "
                 f"the model's context ({context_len} tokens)"
             )
-        seqs[n] = seq[-keep:]
+        seqs[n] = fit_residues(seq, keep)
         texts[n] = _prompt(spec, item, seqs[n], ctxs[n])
         ids[n] = tokenizer.encode_batch([texts[n]], add_bos=True)[0].input_ids
         fitted += 1
         shortest = keep if shortest is None else min(shortest, keep)
     rule = f"above {spec.cut_above} residues keep the last {spec.keep}" if spec.cut_above else "no cut"
     if limit < (spec.keep if spec.cut_above else 1 << 30):
-        rule += f"; the model reads {context_len} positions: longer sequences keep their last {limit} residues"
+        rule += (f"; the model reads {context_len} positions: longer sequences keep {limit} residues "
+                 "(the first three quarters and the last quarter, joined by one X, as in training)")
     info = {
         "paper_cut": paper_cut,
         "context_cut": context_cut,
@@ -621,16 +625,43 @@ def _prepare(
     cand_ids = encode_candidates(tokenizer, cands)
     contexts = None
     if retrieval:
-        from instructprotein.infer.retrieval import homolog_block
-
         assert side is not None
-        contexts = [homolog_block(side.index, side.hits.get(i.sequence, [])[:3]) for i in items]
+        contexts = evidence_blocks(spec, items, side)
     prompt_ids, seqs_read, cut_info, _ = build_prompts(spec, items, tokenizer, ctx_len, max(map(len, cand_ids)),
                                                        contexts)  # fmt: skip
     keys = [hashlib.blake2b(np.asarray(p, dtype=np.int64).tobytes() + repr(cands).encode(), digest_size=16).digest()
             for p in prompt_ids]  # fmt: skip
     return {"candidates": cands, "candidate_ids": cand_ids, "prompt_ids": prompt_ids, "read": seqs_read,
-            "keys": keys, "cut": cut_info, "seconds": {}}  # fmt: skip
+            "keys": keys, "cut": cut_info, "seconds": {}, "contexts": contexts}  # fmt: skip
+
+
+RETRIEVAL_TOP_K = 3
+
+
+def evidence_blocks(spec: TaskSpec, items: Sequence[Item], side: _HomologySide) -> list[str]:
+    """Each item's homolog block, of the kind the task declares (``evidence``), from its top
+    decontaminated homologs: the words the instruction generator trained the model on."""
+    from instructprotein.infer.retrieval import homolog_block
+
+    out = []
+    for i in items:
+        hits = side.hits.get(i.sequence, [])[:RETRIEVAL_TOP_K]
+        if spec.evidence == "term":
+            term = spec.evidence_term or i.term
+            if not term:
+                raise InputError(f"task {spec.name}, item {i.id}: evidence about a term, but the item has none")
+            name = i.term_name if not spec.evidence_term else None
+            if name is None:
+                try:
+                    name = side.kg.entity(term).name
+                except KeyError:
+                    from instructprotein.evaluate.data import go_sqlite_names
+
+                    name = go_sqlite_names().get(term, term)
+            out.append(homolog_block(side.index, hits, "term", term, term_name=name, aspect=side.aspect(term)))
+        else:
+            out.append(homolog_block(side.index, hits, spec.evidence))
+    return out
 
 
 def _score_all(model: Any, prepared: dict[str, dict[str, Any]], max_rows: int, progress: Progress) -> None:
@@ -788,6 +819,8 @@ def _finish(
         if item.term_name:
             row["term_name"] = item.term_name
         row["residues_read"] = len(seqs_read[n])
+        if prep.get("contexts") is not None:
+            row["evidence"] = prep["contexts"][n]
         for rule in RULES:
             pred, probs = per_item[rule]
             row[rule] = {"prediction": pred[n], "probabilities": {c: round(float(p), 5) for c, p in zip(spec.classes, probs[n])}}

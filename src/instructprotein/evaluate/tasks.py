@@ -39,6 +39,10 @@ A complete example (every key; only ``name``, ``data.test``, ``prompt`` and
       term_frequency: false            # GO yes/no only: how often the term is annotated in the graph
       homology: {rule: carries_term, term: GO:0003824}  # or rule: location | item_term; or null
     paper: {accuracy: 70.79}           # numbers reported in the paper (percent), shown beside ours
+    evidence: general                  # with retrieval, what the homolog block says: general (their GO
+                                       # terms), location (their locations), term (whether they carry
+                                       # the item's {term}), or {term: GO:0046872} (a fixed term);
+                                       # default: term when the prompt has {term}, else general
 
 A second kind of task generates text instead of choosing (``kind: describe``; the built-in
 ``heldout_describe``): no candidates; ``data.label_field`` names the reference text (default
@@ -81,7 +85,7 @@ _NAME = re.compile(r"[A-Za-z0-9_\-]+")
 _GO_ID = re.compile(r"GO:\d{7}")
 
 _TOP_KEYS = {"name", "description", "kind", "data", "prompt", "candidates", "labels", "positive", "metrics", "cut",
-             "baselines", "paper", "notes", "max_new_tokens", "go_aspect"}  # fmt: skip
+             "baselines", "paper", "notes", "max_new_tokens", "go_aspect", "evidence"}  # fmt: skip
 _DATA_KEYS = {"test", "train", "train_note", "format", "sequence_field", "label_field", "term_field", "terms_field",
               "term_names"}
 TERM_NAMES = ("kg", "kg+go_sqlite")
@@ -183,6 +187,8 @@ class TaskSpec:
     go_aspect: str | None = "F"  # describe: the aspect of GO terms compared
     terms_field: str | None = None  # describe, JSON lines: the reference GO ids
     term_names: str = "kg+go_sqlite"  # go_pairs: where GO names come from (the graph, then GO.sqlite)
+    evidence: str = "general"  # retrieval block kind: general | location | term
+    evidence_term: str | None = None  # evidence "term" with a fixed GO id (None: the item's term)
 
     @property
     def uses_terms(self) -> bool:
@@ -215,6 +221,7 @@ class TaskSpec:
                 "metrics": list(self.metrics),
                 "cut": {"above": self.cut_above, "keep": self.keep} if self.cut_above is not None else None,
                 "homology": self.homology.to_dict() if self.homology else None,
+                "evidence": self.evidence + (f" ({self.evidence_term})" if self.evidence_term else ""),
                 **({"max_new_tokens": self.max_new_tokens, "go_aspect": self.go_aspect} if self.kind == "describe" else {}),
             },
         }
@@ -304,6 +311,27 @@ def _source(value: Any, what: str, path: Path | None) -> Source:
     if split not in ("train", "valid", "test"):
         raise InputError(f"data.{what}.split must be train, valid or test, got {split!r}", path)
     return Source(heldout=kind, aspect=aspect, split=split)
+
+
+EVIDENCE_KINDS = ("general", "location", "term")
+
+
+def _evidence(value: Any, has_term_slot: bool, path: Path | None) -> tuple[str, str | None]:
+    """``evidence:`` -> (kind, fixed GO id or None)."""
+    if value is None:
+        return ("term" if has_term_slot else "general"), None
+    if isinstance(value, dict):
+        _unknown(value, {"term"}, "evidence", path)
+        term = str(value.get("term") or "")
+        if not _GO_ID.fullmatch(term):
+            raise InputError(f"evidence.term must be a GO id (GO:0046872), got {term!r}", path)
+        return "term", term
+    kind = str(value)
+    if kind not in EVIDENCE_KINDS:
+        raise InputError(f"evidence must be one of {', '.join(EVIDENCE_KINDS)} or {{term: GO:...}}, got {kind!r}", path)
+    if kind == "term" and not has_term_slot:
+        raise InputError("evidence: term needs a {term} slot in the prompt (or give {term: GO:...})", path)
+    return kind, None
 
 
 def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
@@ -448,6 +476,7 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
     paper = d.get("paper") or {}
     if not isinstance(paper, dict) or any(not isinstance(v, int | float) for v in paper.values()):
         raise InputError("paper must map a metric name to a number (percent)", path)
+    evidence, evidence_term = _evidence(d.get("evidence"), "{term}" in text, path)
 
     return TaskSpec(
         name=name,
@@ -478,6 +507,8 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
         source=path,
         raw=json.loads(json.dumps(d, default=str)),
         term_names=term_names,
+        evidence=evidence,
+        evidence_term=evidence_term,
     )
 
 

@@ -35,7 +35,9 @@ import scipy.sparse as sp
 from instructprotein.atomic import atomic_dir, atomic_path, write_text
 from instructprotein.errors import InputError
 from instructprotein.instruct.decontaminate import decontaminate
-from instructprotein.instruct.generate import GenerateOptions, Instruction, instructions_for_triples
+from instructprotein.instruct.facts import ViewFacts
+from instructprotein.instruct.generate import Evidence, GenerateOptions, Instruction, instructions_for_triples
+from instructprotein.instruct.homologs import training_homologs
 from instructprotein.instruct.kgview import KGView
 from instructprotein.instruct.negatives import NegativeSampler
 from instructprotein.instruct.sampling import merge_clusters, minhash, plan, signature_keys
@@ -76,6 +78,10 @@ class BuildConfig:
     minhash_hashes: int = 4
     benchmarks: list[str] = field(default_factory=list)
     generate: dict = field(default_factory=dict)  # GenerateOptions overrides
+    evidence_fraction: float = 0.5  # protein -> text instructions with the homologs' evidence block
+    evidence_top_k: int = 3
+    evidence_max_identity: float | None = None  # None: the decontamination threshold (min_identity)
+    evidence_sensitivity: float = 4.0
 
 
 @dataclass
@@ -142,6 +148,7 @@ def choose_tasks(view: KGView, eids: np.ndarray, rng: np.random.Generator) -> np
 # ------------------------------------------------------------------------------- shards
 _VIEW: KGView | None = None
 _SAMPLER: NegativeSampler | None = None
+_EVIDENCE: Evidence | None = None
 
 
 def _protein_rng(seed: int, pid: int) -> random.Random:
@@ -192,6 +199,7 @@ def generate_shard(
     tasks: np.ndarray,
     seed: int,
     options: GenerateOptions,
+    evidence: Evidence | None = None,
 ) -> list[dict]:
     """Instructions for one shard of drawn (pid, eid, task) rows, sorted by pid."""
     out: list[dict] = []
@@ -203,7 +211,7 @@ def generate_shard(
         pid = int(pids[part[0]])
         accession = view.accessions[pid]
         focus = [(int(e), TASK_NAMES[int(t)]) for e, t in zip(eids[part], tasks[part])]
-        insts = instructions_for_triples(view, accession, focus, _protein_rng(seed, pid), sampler, options)
+        insts = instructions_for_triples(view, accession, focus, _protein_rng(seed, pid), sampler, options, evidence)
         residues = int(view.lengths[pid])
         # instructions come back in focus order, skipping tasks that did not apply
         for inst in insts:
@@ -231,7 +239,7 @@ def _write_shard(out_dir: Path, name: str, records: list[dict]) -> int:
 def _run_shard(job: tuple) -> tuple[str, int]:
     out_dir, name, split, pids, eids, tasks, seed, options = job
     assert _VIEW is not None and _SAMPLER is not None
-    records = generate_shard(_VIEW, _SAMPLER, split, pids, eids, tasks, seed, options)
+    records = generate_shard(_VIEW, _SAMPLER, split, pids, eids, tasks, seed, options, _EVIDENCE)
     return name, _write_shard(out_dir, name, records)
 
 
@@ -243,11 +251,11 @@ def build_instructions(
     progress: Progress | None = None,
 ) -> BuildResult:
     """Run every stage; reuse those whose outputs match their inputs."""
-    global _VIEW, _SAMPLER
+    global _VIEW, _SAMPLER, _EVIDENCE
     progress = progress or Progress()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    options = GenerateOptions(**config.generate)
+    options = GenerateOptions(**{"evidence_fraction": config.evidence_fraction, **config.generate})
     with KnowledgeGraph(kg_path) as kg:
         removed = decontaminate(
             kg, config.benchmarks, out_dir / "decontamination", min_identity=config.min_identity,
@@ -303,6 +311,9 @@ def build_instructions(
                 # the sampler's own expectation per term: free of the noise of a finite draw
                 mass = np.bincount(s_eids, weights=sampling.probability * len(s_eids))
                 expected_after = {int(e): float(mass[e]) for e in np.unique(s_eids)}
+    evidence, evidence_info = None, {}
+    if options.evidence_fraction > 0:
+        evidence, evidence_info = _evidence(kg_path, view, drawn, splits, out_dir, config, progress)
     with atomic_path(out_dir / "plan.npz", suffix=".npz") as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(
             fh, **{f"{s}_{k}": v for s, arrs in drawn.items() for k, v in zip(("pid", "eid", "task"), arrs)}
@@ -317,7 +328,7 @@ def build_instructions(
         (out_dir / sub).mkdir(exist_ok=True)
         for old in (out_dir / sub).glob("*"):
             old.unlink()
-    _VIEW, _SAMPLER = view, sampler
+    _VIEW, _SAMPLER, _EVIDENCE = view, sampler, evidence
     counts: dict[str, int] = {}
     total_draws = sum(len(j[3]) for j in jobs)
     with progress.step("generate instructions", total=total_draws) as bar:
@@ -332,7 +343,7 @@ def build_instructions(
                 name, n = _run_shard(job)
                 counts[name] = n
                 bar.advance(len(job[3]))
-    _VIEW = _SAMPLER = None
+    _VIEW = _SAMPLER = _EVIDENCE = None
     with progress.step("Hugging Face dataset (Arrow)"):
         per_split = assemble_hf(out_dir)
     summary = {
@@ -341,6 +352,7 @@ def build_instructions(
         "kg_content_hash": view.meta.get("content_hash", "") if hasattr(view, "meta") else "",
         "decontamination": removed.counts if removed else {},
         "splits": splits.counts,
+        "evidence": evidence_info,
         "sampling": plan_stats,
         "skipped": dict(skipped),
         "instructions": per_split,
@@ -358,6 +370,30 @@ def build_instructions(
             )
     view.close()
     return BuildResult(out_dir, {"instructions": per_split}, summary)
+
+
+def _evidence(
+    kg_path: str | Path, view: KGView, drawn: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], splits,
+    out_dir: Path, config: BuildConfig, progress: Progress,
+) -> tuple[Evidence, dict]:  # fmt: skip
+    """Search the homologs of every protein a protein -> text instruction is drawn about (all
+    splits) among the training split's proteins (:mod:`~instructprotein.instruct.homologs`)."""
+    design = TASK_NAMES.index("design")
+    pids = sorted({int(p) for d_pids, _e, d_tasks in drawn.values() for p, t in zip(d_pids, d_tasks) if t != design})
+    train = [a for a, name in splits.split.items() if name == "train"]
+    max_identity = config.evidence_max_identity
+    if max_identity is None:
+        max_identity = config.min_identity if config.benchmarks else 0.7
+    with KnowledgeGraph(kg_path) as kg:
+        found = training_homologs(
+            kg, [view.accessions[p] for p in pids], train, out_dir / "homologs", top_k=config.evidence_top_k,
+            max_identity=max_identity, sensitivity=config.evidence_sensitivity, progress=progress,
+        )  # fmt: skip
+    by_pid = {view.pid_of[q]: [(view.pid_of[a], ident) for a, ident in hits if a in view.pid_of]
+              for q, hits in found.items() if q in view.pid_of}  # fmt: skip
+    info = {"proteins_searched": len(by_pid), "with_homologs": sum(1 for v in by_pid.values() if v),
+            "max_identity": max_identity, "top_k": config.evidence_top_k, "fraction": config.evidence_fraction}  # fmt: skip
+    return Evidence(ViewFacts(view), by_pid), info
 
 
 def _pid_aligned_chunks(pids: np.ndarray, n: int) -> list[np.ndarray]:

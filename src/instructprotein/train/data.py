@@ -20,10 +20,13 @@ Instruction tuning (:func:`prepare_instruction_data`)
     keeps its own positions ``0..L-1``; the loop turns the positions into a block-diagonal
     causal mask, so attention never crosses from one example into another and a packed
     row trains exactly as its examples would one by one (a test checks it). ``pack=False``
-    gives one example per padded row instead. An example longer than the context is an
-    error listing how many and the longest, before any training step, unless
-    ``drop_long`` (then they are left out and counted): cutting an example would cut its
-    answer, and teach a wrong one.
+    gives one example per padded row instead. An example longer than the context
+    (``long``): ``crop`` (default) shortens the protein in its prompt the way inference
+    fits a long protein into the model (:func:`~instructprotein.instruct.evidence.fit_residues`:
+    its first residues, one ``X``, its last residues), so training sees what the model will
+    be asked; an example whose protein is its answer (design) cannot be cut without teaching
+    a wrong answer and is left out and counted. ``drop`` leaves every over-long example
+    out (counted); ``error`` stops before any training step, listing how many and the longest.
 
 Cache layout (``run_dir/data/<stage>/``): ``meta.json`` (format, fingerprint of the
 inputs, tokenizer and settings; row counts; statistics) and per split raw little-endian
@@ -538,6 +541,32 @@ def encode_examples(
     return out
 
 
+LONG_MODES = ("crop", "drop", "error")
+
+
+def _crop_protein(
+    tokenizer: ProteinTokenizer, text: str, span: tuple[int, int], excess: int, loss_on: str, context: int
+) -> _Example | None:
+    """The example with the protein of its prompt fitted ``excess`` tokens shorter (one token a
+    residue), or None when its prompt holds no protein (design: the protein is the answer)."""
+    from instructprotein.instruct.evidence import fit_residues
+    from instructprotein.instruct.render import PROTEIN_CLOSE, PROTEIN_OPEN
+
+    a, b = int(span[0]), int(span[1])
+    i = text.find(PROTEIN_OPEN)
+    j = text.find(PROTEIN_CLOSE, i + 1) if i >= 0 else -1
+    if i < 0 or j < 0 or j >= a:
+        return None
+    start = i + len(PROTEIN_OPEN)
+    residues = text[start:j]
+    keep = len(residues) - excess
+    if keep < max(8, context // 8):  # a protein cut to a few residues would say nothing
+        return None
+    new = fit_residues(residues, keep)
+    shift = len(new) - len(residues)
+    return encode_examples(tokenizer, [text[:start] + new + text[j:]], [(a + shift, b + shift)], loss_on)[0]
+
+
 def load_instruction_splits(instructions_dir: str | Path) -> dict[str, Any]:
     """The ``train`` and ``valid`` splits of a built instruction dataset (``hf/``), columns checked.
 
@@ -586,7 +615,7 @@ def prepare_instruction_data(
     *,
     loss_on: str = "answer",
     pack: bool = True,
-    drop_long: bool = False,
+    long: str = "crop",
     seed: int = 0,
     val_fraction: float = 0.02,
     progress: Progress | None = None,
@@ -594,10 +623,12 @@ def prepare_instruction_data(
     """Tokenise, label and pack the instruction dataset's train and valid splits (or reuse the cache).
 
     Raises :class:`InputError` before anything is trained: an empty train split, missing
-    columns, an answer span outside its text, and examples longer than ``context_length``
-    (how many, and the longest) unless ``drop_long``. A dataset without a valid split
+    columns, an answer span outside its text, and (``long="error"``) examples longer than
+    ``context_length`` (how many, and the longest). A dataset without a valid split
     holds out ``val_fraction`` of the train examples instead.
     """
+    if long not in LONG_MODES:
+        raise InputError(f"long must be one of {', '.join(LONG_MODES)}, not {long!r}")
     progress = progress or Progress()
     cache = Path(cache_dir)
     splits = load_instruction_splits(instructions_dir)
@@ -606,7 +637,7 @@ def prepare_instruction_data(
     fingerprint = _fingerprint(
         kind="instructions", files=[[str(p.relative_to(hf)), *files_fingerprint([p])[0][1:]] for p in data_files],
         tokenizer=tokenizer_fingerprint(tokenizer), context=context_length, loss_on=loss_on, pack=pack,
-        drop_long=drop_long, seed=seed, val_fraction=val_fraction, version=VERSION,
+        long=long, seed=seed, val_fraction=val_fraction, version=VERSION,
     )
     hit = _cached(cache, fingerprint)
     if hit is not None:
@@ -632,7 +663,7 @@ def prepare_instruction_data(
     id_dtype = _id_dtype(tokenizer)
     stats: dict[str, Any] = {
         "loss_on": loss_on, "pack": pack, "valid_from_train": held_out,
-        "examples": {}, "too_long": {}, "longest": {}, "dropped_long": {}, "without_answer_tokens": {},
+        "examples": {}, "too_long": {}, "longest": {}, "cropped": {}, "dropped_long": {}, "without_answer_tokens": {},
         "tokens": {}, "label_tokens": {}, "rows": {}, "padding_fraction": {}, "examples_per_row": {},
     }
     too_long_examples: dict[str, list[tuple[int, int, str]]] = {}
@@ -641,7 +672,8 @@ def prepare_instruction_data(
         for split in ("train", "valid"):
             ds, idx = sources[split], order[split]
             packer = _RowPacker(_RowWriter(tmp, split, context_length, id_dtype, positions=True), tokenizer.pad_token_id, pack)
-            long: list[tuple[int, int, str]] = []
+            too_long: list[tuple[int, int, str]] = []
+            cropped = 0
             no_answer = 0
             longest = 0
             with progress.step(f"tokenising and packing {split} instructions", total=len(idx)) as bar:
@@ -664,8 +696,13 @@ def prepare_instruction_data(
                     for k, ex in enumerate(examples):
                         n = len(ex.ids)
                         longest = max(longest, n)
+                        if n > context_length and long == "crop":
+                            fitted = _crop_protein(tokenizer, texts[k], spans[k], n - context_length, loss_on, context_length)
+                            if fitted is not None and len(fitted.ids) <= context_length:
+                                ex, n = fitted, len(fitted.ids)
+                                cropped += 1
                         if n > context_length:
-                            long.append((n, chunk[k], accessions[k] or ""))
+                            too_long.append((n, chunk[k], accessions[k] or ""))
                             continue
                         if not ex.mask.any():
                             no_answer += 1
@@ -673,8 +710,9 @@ def prepare_instruction_data(
                     bar.advance(len(chunk))
             rows[split] = packer.close()
             stats["examples"][split] = packer.examples
-            stats["too_long"][split] = len(long)
-            stats["dropped_long"][split] = len(long) if drop_long else 0
+            stats["too_long"][split] = len(too_long) + cropped
+            stats["cropped"][split] = cropped
+            stats["dropped_long"][split] = len(too_long) if long != "error" else 0
             stats["longest"][split] = longest
             stats["without_answer_tokens"][split] = no_answer
             stats["tokens"][split] = packer.tokens
@@ -682,9 +720,9 @@ def prepare_instruction_data(
             stats["rows"][split] = rows[split]
             stats["padding_fraction"][split] = round(1 - packer.tokens / max(1, rows[split] * context_length), 6)
             stats["examples_per_row"][split] = round(packer.examples / max(1, rows[split]), 3)
-            too_long_examples[split] = long
+            too_long_examples[split] = too_long
         total_long = sum(len(v) for v in too_long_examples.values())
-        if total_long and not drop_long:
+        if total_long and long == "error":
             parts = []
             for split, items in too_long_examples.items():
                 if items:
@@ -695,7 +733,7 @@ def prepare_instruction_data(
                     )
             raise InputError(
                 f"examples longer than the context of {context_length} tokens: {'; '.join(parts)}. "
-                "Cutting them would cut their answers. Pass --drop-long to leave them out (they are counted), "
+                "Pass --long crop to fit their proteins, --long drop to leave them out (they are counted), "
                 "raise model.context_length, or build the instructions with a lower --max-residues",
                 hf,
             )

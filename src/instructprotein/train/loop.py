@@ -254,7 +254,7 @@ def finetune(
     resume: bool = False,
     force: bool = False,
     loss_on: str | None = None,
-    drop_long: bool = False,
+    long: str = "crop",
     pack: bool = True,
     progress: bool = False,
     deterministic: bool = False,
@@ -309,7 +309,7 @@ def finetune(
     try:
         data = main_first(accelerator, lambda: prepare_instruction_data(
             instructions_dir, tok, preset.model.context_length, run_dir / "data" / "finetune",
-            loss_on=loss_on, pack=pack, drop_long=drop_long, seed=preset.seed, progress=reporter,
+            loss_on=loss_on, pack=pack, long=long, seed=preset.seed, progress=reporter,
         ))
     finally:
         _stop(reporter)
