@@ -21,6 +21,7 @@ def corpus_build(
     text: Annotated[list[Path], typer.Option("--text", help="Your text files (plain paragraphs or JSON lines with 'text').")] = [],  # noqa: B006
     chebi: Annotated[bool, typer.Option(help="Add ChEBI definitions from the cache.")] = True,
     max_residues: Annotated[int, typer.Option(help="Longer proteins are cropped to a window of this many residues.")] = 1000,
+    max_proteins: Annotated[Optional[int], typer.Option(help="A seeded sample of this many training proteins (default: all).")] = None,
     shards: Annotated[int, typer.Option(help="Number of shards.")] = 8,
     seed: Annotated[int, typer.Option(help="Shuffle seed.")] = 0,
     cache: CacheOpt = None,
@@ -50,11 +51,12 @@ def corpus_build(
     try:
         with KnowledgeGraph(kg_path) as graph:
             stats = build_corpus(graph, target, exclude=exclude, chebi=chebi_onto, user_text=text,
-                                 max_residues=max_residues, shards=shards, seed=seed, progress=progress)
+                                 max_residues=max_residues, max_proteins=max_proteins, shards=shards, seed=seed,
+                                 progress=progress)  # fmt: skip
     finally:
         progress.stop()
     err.print(
         f"[green]corpus written to {target}[/]: {stats.proteins:,} proteins ({stats.residues:,} residues, "
-        f"{stats.proteins_excluded:,} held out, {stats.proteins_cropped:,} cropped), {stats.go_documents:,} GO, "
+        f"{stats.proteins_excluded:,} held out, {stats.proteins_not_sampled:,} not sampled, {stats.proteins_cropped:,} cropped), {stats.go_documents:,} GO, "
         f"{stats.chebi_documents:,} ChEBI and {stats.user_documents:,} user documents in {stats.shards} shards"
     )

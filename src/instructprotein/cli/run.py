@@ -1,9 +1,18 @@
-"""`instructprotein run`: the main job, every stage in order, finished stages checked and skipped."""
+"""`instructprotein run`: the main job, every stage in order, finished stages checked and skipped.
+
+fetch -> graph -> statistics -> instructions -> statistics -> corpus -> pre-training ->
+instruction tuning -> evaluation -> summary. Each stage is also its own command; this one
+only chains them with the embedded default's settings, so that a new user gets a trained,
+evaluated model without choosing anything, and a rerun resumes where the last one stopped.
+"""
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Annotated, Optional
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -17,58 +26,66 @@ from instructprotein.cli.data import data_fetch
 from instructprotein.cli.instructions import instructions_build, instructions_stats
 from instructprotein.cli.kg import kg_build, kg_stats
 
+CORPUS_PROTEINS = {"tiny": 20_000, "small": 200_000}
+"""Proteins in the pre-training corpus per preset (a seeded sample of the training split):
+about what the preset reads in its budget, with room for more than one pass; the paper
+preset takes them all."""
+
 
 def run(
     cache: CacheOpt = None,
     workdir: WorkOpt = None,
+    preset: Annotated[str, typer.Option("--preset", help="tiny | small | paper, or a YAML file.")] = "tiny",
     sample: Annotated[Optional[float], typer.Option(help="Build the graph from this fraction of proteins (a quick trial).")] = None,
-    n: Annotated[int, typer.Option("--n", help="Training instructions to draw.")] = 100_000,
+    n: Annotated[int, typer.Option("--n", help="Training instructions to draw.")] = 20_000,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a preset key for both training stages, e.g. --set finetune.max_minutes=20 (repeatable).")] = [],  # noqa: B006
+    eval_limit: Annotated[Optional[int], typer.Option(help="At most this many items per evaluation task (default: all).")] = None,
 ) -> None:
     """The main job on the embedded default, every stage in order; finished stages are skipped.
 
     Each stage's outputs are checked before it is skipped (the cache against its manifest,
-    the graph by opening it, the dataset and corpus by their summaries), so an interrupted
-    run resumes at the stage it was in.
+    the graph by opening it, the dataset and corpus by their summaries, a training run by
+    its summary and model, the evaluation by the model it scored), so an interrupted run
+    resumes at the stage it was in; an interrupted training run continues from its last
+    checkpoint.
     """
-    from instructprotein.kg.store import KnowledgeGraph
+    from instructprotein.cli.train import _overrides, _passive_threads
 
+    _passive_threads()
     start = time.perf_counter()
     work = work_dir(workdir)
     kg_path = default_kg_path(workdir)
     instr_dir = work / "instructions"
     corpus_dir = work / "corpus"
+    pre_dir, fine_dir = work / "runs" / "pretrain", work / "runs" / "finetune"
+    eval_dir = work / "evaluation"
+    overrides = _overrides(set_)
+    results: dict[str, Any] = {}
 
-    def kg_done() -> str | None:
-        try:
-            KnowledgeGraph(kg_path).close()
-            return f"{kg_path} opens"
-        except InstructProteinError:
-            return None
-
-    def instructions_done() -> str | None:
-        ok = (instr_dir / "instructions.json").exists() and (instr_dir / "hf" / "dataset_dict.json").exists()
-        return f"{instr_dir} has instructions.json and hf/" if ok else None
-
-    def corpus_done() -> str | None:
-        return f"{corpus_dir}/corpus.json exists" if (corpus_dir / "corpus.json").exists() else None
-
-    stages = [
+    stages: list[tuple[str, Callable[[], str | None], Callable[[], None]]] = [
         ("data fetch", lambda: None,
          lambda: data_fetch(cache=cache, group=["data", "tools"], package=[], deb_dir=None, force=False, keep_debs=False)),
-        ("knowledge graph", kg_done,
+        ("knowledge graph", lambda: _kg_done(kg_path),
          lambda: kg_build(source="debian", uniprot=[], obo=None, out_path=kg_path, sample=sample, skip_bad=False,
                           cache=cache, workdir=workdir)),
         ("graph statistics", lambda: None, lambda: kg_stats(kg=kg_path, workdir=workdir, plot=None, as_json=False)),
-        ("knowledge instructions", instructions_done,
+        ("knowledge instructions", lambda: _instructions_done(instr_dir, kg_path, n),
          lambda: instructions_build(kg=kg_path, workdir=workdir, out_path=instr_dir, n=n, eval_fraction=0.05, seed=0,
                                     max_residues=1000, benchmark=[], min_identity=0.7, sensitivity=4.0,
                                     no_decontamination=False, split_identity=0.3, split_linclust=False, shards=8,
-                                    workers=2)),
+                                    workers=2, evidence_fraction=0.5, evidence_top_k=3)),
         ("instruction statistics", lambda: None,
          lambda: instructions_stats(workdir=workdir, out_path=instr_dir, plot=None, as_json=False)),
-        ("pre-training corpus", corpus_done,
+        ("pre-training corpus", lambda: _corpus_done(corpus_dir, instr_dir),
          lambda: corpus_build(kg=kg_path, workdir=workdir, out_path=corpus_dir, instructions_dir=instr_dir, text=[],
-                              chebi=True, max_residues=1000, shards=8, seed=0, cache=cache)),
+                              chebi=True, max_residues=1000, max_proteins=CORPUS_PROTEINS.get(preset), shards=8,
+                              seed=0, cache=cache)),
+        ("pre-training", lambda: _training_done(pre_dir, after=corpus_dir / "corpus.json"),
+         lambda: _train("pretrain", preset, overrides, corpus_dir, pre_dir)),
+        ("instruction tuning", lambda: _training_done(fine_dir, after=pre_dir / "training.json"),
+         lambda: _train("finetune", preset, overrides, instr_dir, fine_dir, init=pre_dir / "model")),
+        ("evaluation", lambda: _evaluation_done(eval_dir, fine_dir / "model", eval_limit),
+         lambda: results.update(_evaluate(fine_dir / "model", kg_path, instr_dir, eval_dir, eval_limit))),
     ]
     timings = []
     for i, (name, done, action) in enumerate(stages, 1):
@@ -80,14 +97,146 @@ def run(
         else:
             action()
         timings.append((name, time.perf_counter() - t, "skipped" if reason else "ran"))
-    table = Table(title=f"main job done in {time.perf_counter() - start:.0f} s")
+    _summary(timings, time.perf_counter() - start, work, kg_path, instr_dir, fine_dir, eval_dir, results)
+
+
+# -- is a stage done? (each returns why it is, or None) ------------------------------------------------------
+
+
+def _kg_done(kg_path: Path) -> str | None:
+    from instructprotein.kg.store import KnowledgeGraph
+
+    try:
+        KnowledgeGraph(kg_path).close()
+        return f"{kg_path} opens"
+    except InstructProteinError:
+        return None
+
+
+def _instructions_done(instr_dir: Path, kg_path: Path, n: int) -> str | None:
+    try:
+        summary = json.loads((instr_dir / "instructions.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not (instr_dir / "hf" / "dataset_dict.json").exists() or summary.get("config", {}).get("n_train") != n:
+        return None
+    from instructprotein.kg.store import KnowledgeGraph
+
+    with KnowledgeGraph(kg_path) as kg:
+        if summary.get("kg_content_hash") not in ("", kg.meta.get("content_hash")):
+            return None
+    return f"{instr_dir} holds {n:,} training instructions from this graph"
+
+
+def _corpus_done(corpus_dir: Path, instr_dir: Path) -> str | None:
+    summary, splits = corpus_dir / "corpus.json", instr_dir / "splits" / "splits.tsv"
+    if summary.exists() and (not splits.exists() or summary.stat().st_mtime >= splits.stat().st_mtime):
+        return f"{summary} exists"
+    return None
+
+
+def _training_done(run_dir: Path, *, after: Path) -> str | None:
+    """Done: a finished run (training.json + a loadable model) newer than its input."""
+    from instructprotein.model.factory import check_model_folder
+
+    summary = run_dir / "training.json"
+    if not summary.exists() or (after.exists() and summary.stat().st_mtime < after.stat().st_mtime):
+        return None
+    try:
+        check_model_folder(run_dir / "model")
+    except InstructProteinError:
+        return None
+    return f"{run_dir} holds a finished run"
+
+
+def _train(stage: str, preset: str, overrides: dict[str, str], data_dir: Path, run_dir: Path, init: Path | None = None) -> None:
+    from instructprotein.cli.train import _print_training
+    from instructprotein.model.presets import load_preset
+    from instructprotein.train.loop import finetune, latest_checkpoint, pretrain
+
+    spec = load_preset(preset, overrides)
+    resume = latest_checkpoint(run_dir) is not None and not (run_dir / "training.json").exists()
+    force = not resume and run_dir.exists() and any(run_dir.iterdir())
+    if resume:
+        err.print(f"resuming the interrupted run in {run_dir} from its last checkpoint")
+    if stage == "pretrain":
+        result = pretrain(spec, data_dir, run_dir, resume=resume, force=force, progress=True)
+    else:
+        assert init is not None
+        result = finetune(spec, data_dir, run_dir, init=init, resume=resume, force=force, progress=True)
+    _print_training(result)
+
+
+def _evaluation_done(eval_dir: Path, model_dir: Path, limit: int | None) -> str | None:
+    try:
+        saved = json.loads((eval_dir / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    from instructprotein.evaluate.runner import _sha256
+
+    same_model = saved.get("model", {}).get("config_sha256") == _sha256(model_dir / "config.json")
+    same_weights = saved.get("model", {}).get("weights", {}).get("sha256") == _sha256(model_dir / "model.safetensors")
+    if same_model and same_weights and saved.get("limit") == limit:
+        return f"{eval_dir}/results.json scored this model"
+    return None
+
+
+def _evaluate(model_dir: Path, kg_path: Path, instr_dir: Path, eval_dir: Path, limit: int | None) -> dict[str, Any]:
+    from instructprotein.evaluate.commands import evaluate_command
+
+    return evaluate_command(model_dir, ["all"], limit, kg_path, instr_dir, eval_dir, retrieval=True, threads=None, console=out)
+
+
+# -- the end -------------------------------------------------------------------------------------------------
+
+HEADLINE = ("deeploc10", "deeploc_binary", "metal_ion_binding", "go_mf", "heldout_location", "heldout_metal")
+
+
+def _summary(timings: list[tuple[str, float, str]], total: float, work: Path, kg_path: Path, instr_dir: Path,
+             fine_dir: Path, eval_dir: Path, results: dict[str, Any]) -> None:  # fmt: skip
+    table = Table(title=f"main job done in {total / 60:.1f} min")
     for col in ("stage", "seconds", ""):
         table.add_column(col, justify="right" if col == "seconds" else "left")
     for name, seconds, what in timings:
         table.add_row(name, f"{seconds:.0f}", what)
     out.print(table)
+    if not results:
+        try:
+            results = json.loads((eval_dir / "results.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            results = {}
+    if results.get("tasks"):
+        out.print(_headline(results))
+    model = fine_dir / "model"
     out.print(
-        f"knowledge graph: {kg_path}\ninstructions:    {instr_dir}\ncorpus:          {corpus_dir}\n"
-        f"next: instructprotein kg show P04637 --propagated --kg {kg_path}\n"
-        f"      instructprotein instructions show --protein P04637 --workdir {work}"
+        f"knowledge graph: {kg_path}\ninstructions:    {instr_dir}\nmodel:           {model}\n"
+        f"report:          {eval_dir / 'report.md'}\n\nnext:\n"
+        f"  instructprotein describe MKTAYIAKQRQISFVKSHFSRQ... --model {model} --kg {kg_path}\n"
+        f'  instructprotein design "a zinc-binding protein located in the nucleus" --model {model} --kg {kg_path} --n 4\n'
+        f"  instructprotein serve --model {model} --kg {kg_path}      # web page and HTTP API on http://127.0.0.1:8000\n"
+        f"  instructprotein evaluate --model {model} --workdir {work} --task deeploc10 --no-retrieval"
     )
+
+
+def _headline(results: dict[str, Any]) -> Table:
+    """Accuracy of the model (full-option rule) beside majority class and homology transfer."""
+
+    def pct(r: dict[str, Any] | None) -> str:
+        if not r or r.get("accuracy") is None:
+            return "-"
+        lo, hi = r.get("ci95", (None, None))
+        ci = f" [{lo * 100:.1f}, {hi * 100:.1f}]" if lo is not None else ""
+        return f"{r['accuracy'] * 100:.1f}{ci}"
+
+    t = Table(title="headline results (accuracy %, 95 % interval; the model with retrieval, full-option rule)")
+    for col in ("task", "n", "model", "majority", "homology (best hit)", "paper"):
+        t.add_column(col, justify="left" if col == "task" else "right")
+    for name in HEADLINE:
+        r = results["tasks"].get(name)
+        if r is None or "model" not in r:
+            continue
+        b = r.get("baselines", {})
+        paper = r.get("paper") or {}
+        t.add_row(name, f"{r['n']:,}", pct(r["model"].get("sum")), pct(b.get("majority")), pct(b.get("homology_best")),
+                  ", ".join(f"{k} {v}" for k, v in paper.items()) or "-")  # fmt: skip
+    return t

@@ -191,7 +191,8 @@ def plot_overview(results: dict[str, Any], path: Path) -> None:
     for label, rule in series:
         acc = [results["tasks"][n]["model"][rule]["accuracy"] for n in names]
         ci = [results["tasks"][n]["model"][rule]["ci95"] for n in names]
-        err = [[a - c[0] for a, c in zip(acc, ci)], [c[1] - a for a, c in zip(acc, ci)]]
+        # clipped at 0: a Wilson bound can sit a rounding error inside an accuracy of exactly 0 or 1
+        err = [[max(0.0, a - c[0]) for a, c in zip(acc, ci)], [max(0.0, c[1] - a) for a, c in zip(acc, ci)]]
         ax.bar(x + (s - (len(series) + len(extra) - 1) / 2) * width, acc, width, yerr=err, capsize=2, label=label)
         s += 1
     for b in extra:

@@ -35,7 +35,10 @@ def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
     denom = 1.0 + z2 / n
     center = (p + z2 / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    return (max(0.0, center - half), min(1.0, center + half))
+    # exact at the ends: the bound is 0 (1) when none (all) are right, not a rounding error away
+    lo = 0.0 if correct == 0 else max(0.0, center - half)
+    hi = 1.0 if correct == n else min(1.0, center + half)
+    return (lo, hi)
 
 
 def accuracy_summary(correct: Sequence[bool] | np.ndarray) -> dict[str, Any]:

@@ -39,8 +39,10 @@ class CorpusStats:
     user_documents: int = 0
     residues: int = 0
     text_characters: int = 0
+    proteins_not_sampled: int = 0
     shards: int = 0
     max_residues: int = 0
+    max_proteins: int | None = None
     seed: int = 0
     sources: list[str] = field(default_factory=list)
 
@@ -131,15 +133,27 @@ def build_corpus(
     chebi: Ontology | None = None,
     user_text: Iterable[Path] = (),
     max_residues: int = 1000,
+    max_proteins: int | None = None,
     shards: int = 8,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> CorpusStats:
-    """Write ``out_dir/shard-0000N.jsonl`` (records ``{"text", "source"}``) and ``corpus.json``."""
+    """Write ``out_dir/shard-0000N.jsonl`` (records ``{"text", "source"}``) and ``corpus.json``.
+
+    ``max_proteins``: keep a seeded sample of that many of the allowed proteins (a small
+    preset reads a few million tokens in its budget; writing and tokenising all of
+    Swiss-Prot for it would cost more than the training).
+    """
     progress = progress or Progress()
     out_dir = Path(out_dir)
     excluded = set(exclude)
-    stats = CorpusStats(max_residues=max_residues, seed=seed)
+    stats = CorpusStats(max_residues=max_residues, max_proteins=max_proteins, seed=seed)
+    keep: set[str] | None = None
+    if max_proteins is not None:
+        allowed = [a for a in kg.accessions() if a and a not in excluded]
+        if len(allowed) > max_proteins:
+            rng = np.random.default_rng(seed)
+            keep = {allowed[i] for i in rng.choice(len(allowed), size=max_proteins, replace=False).tolist()}
     docs: list[str] = []
     sources: list[str] = []
     total = kg.count("protein")
@@ -148,6 +162,9 @@ def build_corpus(
             bar.advance()
             if accession in excluded:
                 stats.proteins_excluded += 1
+                continue
+            if keep is not None and accession not in keep:
+                stats.proteins_not_sampled += 1
                 continue
             window = crop(sequence, max_residues, accession)
             stats.proteins_cropped += window != sequence

@@ -112,16 +112,18 @@ class TrainSpec:
             )
         return self.batch_tokens // per_step
 
-    def lr_at(self, step: int) -> float:
+    def lr_at(self, step: int, horizon: int | None = None) -> float:
         """The schedule every preset describes: linear warm-up, then linear/cosine/constant decay
-        to ``lr * final_lr_fraction`` at ``max_steps``. ``step`` counts optimiser steps from 0."""
+        to ``lr * final_lr_fraction`` at ``max_steps`` (or at ``horizon``, the step a time
+        budget is projected to end at). ``step`` counts optimiser steps from 0."""
         import math
 
         if self.warmup_steps and step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
         if self.decay == "constant":
             return self.lr
-        span = max(1, self.max_steps - self.warmup_steps)
+        end = self.max_steps if horizon is None else min(self.max_steps, horizon)
+        span = max(1, end - self.warmup_steps)
         progress = min(1.0, (step - self.warmup_steps) / span)
         floor = self.lr * self.final_lr_fraction
         if self.decay == "linear":

@@ -450,6 +450,7 @@ def train_loop(
         csv_log.write(step=0, epoch=0.0, tokens=0, val_loss=val0, lr=spec.lr_at(0), elapsed_s=0.0)
     step_times: list[tuple[int, float]] = []
     stop_reason = ""
+    segment_steps = [state.step]  # the step this segment started at (for the time-budget projection)
     model.train()
     try:
         while True:
@@ -472,7 +473,7 @@ def train_loop(
 
             # -- one optimiser step: lr from the schedule, accumulate micro-batches, clip, step
             t0 = time.perf_counter()
-            lr = spec.lr_at(state.step)
+            lr = spec.lr_at(state.step, _horizon(spec, state.step, budget_s, elapsed, elapsed_before, segment_steps))
             for group in optimizer.param_groups:
                 group["lr"] = lr
             global_rows = schedule.rows_at(state.rows_seen)
@@ -790,6 +791,23 @@ def token_loss_sum(model: Any, batch: dict[str, Any], device: Any, attn_impl: st
     # shift the labels, not the logits: slicing [B, T, V] logits would copy them (as transformers' own loss does)
     shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]
     return F.cross_entropy(logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100, reduction="sum")
+
+
+HORIZON_AFTER = 10
+"""Steps of a segment before its pace is trusted for projecting where a time budget ends."""
+
+
+def _horizon(spec: TrainSpec, step: int, budget_s: float | None, elapsed: float, elapsed_before: float,
+             segment_steps: list[int]) -> int | None:  # fmt: skip
+    """The step a time-capped run is projected to stop at, so the learning rate decays to its
+    floor by then instead of being cut off high (a 10-minute run of a 1,000-step schedule
+    would otherwise end at a quarter of its decay). None without a time budget, or before
+    the pace is known (the schedule then runs as if to ``max_steps``)."""
+    done = step - segment_steps[0]
+    if budget_s is None or done < HORIZON_AFTER:
+        return None
+    pace = (elapsed - elapsed_before) / done  # wall seconds per step, evaluations and checkpoints included
+    return step + max(1, int((budget_s - elapsed) / max(pace, 1e-9)))
 
 
 def _attention_mask(position_ids: torch.Tensor, attn_impl: str) -> torch.Tensor:
