@@ -81,7 +81,7 @@ def test_every_stage_ran_and_its_artefact_loads(job):
     fine = json.loads((work / "runs" / "finetune" / "training.json").read_text())
     assert pre["stage"] == "pretrain" and pre["steps"] == 6 and fine["stage"] == "finetune" and fine["steps"] == 6
     model, tok = load_model_and_tokenizer(work / "runs" / "finetune" / "model")
-    assert tok.protein_open_id is not None and model.config.max_position_embeddings == 512
+    assert tok.protein_open_id is not None and model.config.max_position_embeddings == 256
     # the tuned model was started from the pre-trained one (same tokenizer files)
     assert (work / "runs" / "pretrain" / "model" / "tokenizer.json").read_bytes() == (
         work / "runs" / "finetune" / "model" / "tokenizer.json"

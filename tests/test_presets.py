@@ -63,7 +63,7 @@ def test_paper_preset_has_the_papers_optimiser():
 def test_tiny_fits_the_cpu_budget():
     p = load_preset("tiny")
     assert p.pretrain.max_minutes + p.finetune.max_minutes <= 18
-    assert p.model.context_length == 512
+    assert p.model.context_length == 256
     assert p.pretrain.accumulation_steps(1) == p.pretrain.batch_tokens // p.pretrain.micro_batch_tokens
     assert p.pretrain.rows_per_batch(p.model.context_length) * p.model.context_length == p.pretrain.batch_tokens
 
@@ -75,6 +75,9 @@ def test_schedule_shapes():
     assert peak == pytest.approx(s.lr)
     assert s.lr_at(s.max_steps) == pytest.approx(0.1 * s.lr)
     assert s.lr_at(s.warmup_steps + 10) < peak
+    # a time-capped run decays to its floor by the step the budget is projected to end at
+    assert s.lr_at(100, horizon=100) == pytest.approx(0.1 * s.lr) and s.lr_at(100) > 0.5 * s.lr
+    assert s.lr_at(50, horizon=10**9) == pytest.approx(s.lr_at(50))  # never beyond max_steps
     const = load_preset("tiny", {"pretrain.decay": "constant"}).pretrain
     assert const.lr_at(const.max_steps - 1) == const.lr
 

@@ -428,3 +428,14 @@ def test_cli_refuses_a_finished_run(pretrained):
     assert result.returncode == 1
     assert "--resume" in result.stderr and "Traceback" not in result.stderr
     assert digest(run) == before
+
+
+def test_time_budget_projects_the_schedule_horizon():
+    from instructprotein.train.loop import _horizon
+
+    spec = load_preset("tiny").finetune
+    assert _horizon(spec, 5, 600.0, 5.0, 0.0, [0]) is None  # pace not known yet
+    assert _horizon(spec, 20, None, 20.0, 0.0, [0]) is None  # no time budget: max_steps rules
+    assert _horizon(spec, 20, 100.0, 20.0, 0.0, [0]) == 100  # 1 s a step, 80 s left
+    # a resumed run: the pace is measured over this segment only
+    assert _horizon(spec, 120, 300.0, 240.0, 200.0, [100]) == 120 + 30

@@ -126,3 +126,17 @@ def train_finetune(
                       init=init or work_dir(workdir) / "runs" / "pretrain" / "model", resume=resume, force=force,
                       loss_on=loss_on, long="drop" if drop_long else long, pack=not no_pack, progress=True)
     _print_training(result)
+
+
+@train_app.command("plan")
+def train_plan(
+    preset: PresetOpt = "tiny",
+    gpus: Annotated[int, typer.Option(help="Accelerators the run would use.")] = 1,
+    tflops: Annotated[Optional[float], typer.Option(help="Achieved training TFLOP/s per accelerator (e.g. 400 for an H100 at 40 % of its bf16 peak).")] = None,
+    set_: SetOpt = [],  # noqa: B006
+) -> None:
+    """What a preset costs before you run it: parameters, memory, tokens and FLOPs per stage, time."""
+    from instructprotein.model.presets import load_preset
+
+    spec = load_preset(preset, _overrides(set_))
+    out.print(spec.describe(flops_per_second=gpus * tflops * 1e12 if tflops else None), highlight=False)
