@@ -30,6 +30,7 @@ from instructprotein.infer.prompts import (
     YES_NO_PREFIX,
     YES_NO_QUESTION,
     build_prompt,
+    fitted_prompt,
     option_text,
 )
 
@@ -132,7 +133,7 @@ def test_first_token_rule_ties_on_a_shared_first_token(mt, queries):
     assert s.total[0] != s.total[1]
 
 
-def test_long_sequence_is_cut_then_refused_if_still_too_long(mt):
+def test_long_sequence_is_cut_then_fitted_to_the_context(mt):
     model, tok = mt
     long = h.random_protein(1100, seed=5)
     prompt = build_prompt(long, LOCATION_QUESTION, LOCATION_PREFIX)
@@ -140,10 +141,19 @@ def test_long_sequence_is_cut_then_refused_if_still_too_long(mt):
     assert long[-1001] + long[-1000:] not in prompt
     short = h.random_protein(1024, seed=6)
     assert f"<protein>{short}</protein>" in build_prompt(short, LOCATION_QUESTION, LOCATION_PREFIX)
-    # the test model reads 512 tokens: 1,000 residues do not fit, and the error names the item
+    # the test model reads 512 tokens: the last 1,000 residues are fitted as in training
+    # (first three quarters, one X, last quarter), so the prompt fits with its longest option
+    prompt, read = fitted_prompt(tok, long, LOCATION_QUESTION, LOCATION_PREFIX, context_len=512, reserve=4)
+    kept = long[-1000:]
+    assert read < 500 and len(tok.encode(prompt)) + 4 <= 512
+    head, tail = prompt.split("<protein>")[1].split("</protein>")[0].split("X")
+    assert kept.startswith(head) and kept.endswith(tail) and len(head) > 2 * len(tail)
+    fitted = classify(model, tok, [Query("P99999", long)], LOCATION_QUESTION, LOCATION_LABELS, prefix=LOCATION_PREFIX)
+    assert fitted[0].answer in LOCATION_LABELS
+    # a question that leaves no room for the protein is refused, naming the item
     with pytest.raises(InputError, match="P99999.*512"):
-        classify(model, tok, [Query("P99999", long)], LOCATION_QUESTION, LOCATION_LABELS, prefix=LOCATION_PREFIX)
-    # a smaller cut makes it fit; batched and naive apply the same cut
+        classify(model, tok, [Query("P99999", long)], "why? " * 300, LOCATION_LABELS, prefix=LOCATION_PREFIX)
+    # a smaller cut; batched and naive apply the same cut
     kw = dict(prefix=LOCATION_PREFIX, cut_above=400, keep=400)
     fast = classify(model, tok, [Query("P99999", long)], LOCATION_QUESTION, LOCATION_LABELS, **kw)
     slow = classify(model, tok, [Query("P99999", long)], LOCATION_QUESTION, LOCATION_LABELS, naive=True, **kw)

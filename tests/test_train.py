@@ -439,3 +439,22 @@ def test_time_budget_projects_the_schedule_horizon():
     assert _horizon(spec, 20, 100.0, 20.0, 0.0, [0]) == 100  # 1 s a step, 80 s left
     # a resumed run: the pace is measured over this segment only
     assert _horizon(spec, 120, 300.0, 240.0, 200.0, [100]) == 120 + 30
+
+
+def test_cut_prompts_end_where_inference_cuts_them():
+    """A long prompt is cut to context - answer_room whatever its answer, so the position where
+    a prompt ends says nothing about the answer (short answers would otherwise end late)."""
+    import numpy as np
+
+    from instructprotein.instruct.evidence import answer_room
+    from instructprotein.train.data import _Example, _prompt_over
+
+    def ex(prompt: int, answer: int) -> _Example:
+        n = prompt + answer
+        return _Example(np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool), prompt)
+
+    assert answer_room(256) == 64 and answer_room(512) == 128 and answer_room(4096) == 128
+    assert _prompt_over(ex(100, 10), 110, 256) == 0  # fits with room to spare: untouched
+    assert _prompt_over(ex(230, 10), 240, 256) == 230 - (256 - 64)  # fits, but cut as inference would
+    assert _prompt_over(ex(230, 30), 260, 256) == 230 - (256 - 64)  # the same place for a longer answer
+    assert _prompt_over(ex(200, 100), 300, 256) == 200 - (256 - 100)  # an answer longer than the room

@@ -65,6 +65,22 @@ def _sequences(kg: KnowledgeGraph, accessions: list[str]) -> dict[str, str]:
     return out
 
 
+class _Cap:
+    """A seeded sample of at most ``n`` of the proteins a task can use (all when ``n`` is None),
+    in their original order; records how many there were."""
+
+    def __init__(self, n: int | None, seed: int, info: dict[str, Any]):
+        self.n, self.seed, self.info = n, seed, info
+
+    def __call__(self, accessions: list[str]) -> list[str]:
+        self.info["usable_proteins"] = len(accessions)
+        if self.n is None or len(accessions) <= self.n:
+            return accessions
+        keep = set(random.Random(self.seed).sample(accessions, self.n))
+        self.info["sampled_proteins"] = self.n
+        return [a for a in accessions if a in keep]
+
+
 def _unit(seed: int, key: str) -> random.Random:
     digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
     return random.Random(int.from_bytes(digest, "little"))
@@ -139,14 +155,15 @@ class HeldOut:
         if source.split == "train" and len(accessions) > self.max_train and source.heldout != "go":
             accessions = sorted(random.Random(seed).sample(accessions, self.max_train))
             info["sampled"] = self.max_train
+        cap = _Cap(source.proteins, seed, info)
         if source.heldout == "location":
-            items = self._location(accessions, info)
+            items = self._location(accessions, info, cap)
         elif source.heldout == "metal":
-            items = self._metal(accessions, info)
+            items = self._metal(accessions, info, cap)
         elif source.heldout == "go":
-            items = self._go(accessions, str(source.aspect), seed, info)
+            items = self._go(accessions, str(source.aspect), seed, info, cap)
         elif source.heldout == "describe":
-            items = self._describe(accessions, source.split, info)
+            items = self._describe(accessions, source.split, info, cap)
         else:  # pragma: no cover - validated in tasks.py
             raise ValueError(source.heldout)
         info["items"] = len(items)
@@ -170,19 +187,20 @@ class HeldOut:
     def _seqs(self, accessions: list[str]) -> dict[str, str]:
         return {a: normalize_sequence(s) for a, s in _sequences(self.kg, accessions).items() if s}
 
-    def _location(self, accessions: list[str], info: dict[str, Any]) -> list[Item]:
+    def _location(self, accessions: list[str], info: dict[str, Any], cap: _Cap) -> list[Item]:
         mapper = LocationMapper(self.kg)
         classes = mapper.classes(accessions)
-        kept = [a for a in accessions if len(classes[a]) == 1]
+        kept = cap([a for a in accessions if len(classes[a]) == 1])
         info["no_location"] = sum(1 for a in accessions if not classes[a])
         info["several_locations"] = sum(1 for a in accessions if len(classes[a]) > 1)
         seqs = self._seqs(kept)
         return [Item(a, seqs[a], classes[a][0], accession=a) for a in kept if a in seqs]
 
-    def _metal(self, accessions: list[str], info: dict[str, Any]) -> list[Item]:
+    def _metal(self, accessions: list[str], info: dict[str, Any], cap: _Cap) -> list[Item]:
         mf = _direct_terms(self.kg, accessions, "F")
         with_mf = [a for a in accessions if mf[a]]
         info["without_mf"] = len(accessions) - len(with_mf)
+        with_mf = cap(with_mf)
         try:
             binders = set(self.kg.proteins_with(METAL_ION_BINDING))
         except KeyError:
@@ -211,10 +229,11 @@ class HeldOut:
                 out[acc] = answer
         return out
 
-    def _describe(self, accessions: list[str], split: str, info: dict[str, Any]) -> list[Item]:
+    def _describe(self, accessions: list[str], split: str, info: dict[str, Any], cap: _Cap) -> list[Item]:
         refs = self.references(split)
         kept = [a for a in accessions if a in refs]
         info["without_reference"] = len(accessions) - len(kept)
+        kept = cap(kept)
         seqs = self._seqs(kept)
         items = []
         for a in kept:
@@ -224,7 +243,7 @@ class HeldOut:
             items.append(Item(a, seqs[a], refs[a], accession=a, terms=terms))
         return items
 
-    def _go(self, accessions: list[str], aspect: str, seed: int, info: dict[str, Any]) -> list[Item]:
+    def _go(self, accessions: list[str], aspect: str, seed: int, info: dict[str, Any], cap: _Cap) -> list[Item]:
         if self._view is None:
             from instructprotein.instruct.kgview import KGView
             from instructprotein.instruct.negatives import NegativeSampler
@@ -233,17 +252,24 @@ class HeldOut:
             self._sampler = NegativeSampler(self._view)
         view, sampler = self._view, self._sampler
         assert sampler is not None
-        seqs = self._seqs(accessions)
-        items: list[Item] = []
+        askable: dict[str, list[int]] = {}
         without = 0
         for acc in accessions:
-            if acc not in seqs or acc not in view.pid_of:
+            if acc not in view.pid_of:
+                continue
+            pool = [e for e in view.terms(view.pid_of[acc]).direct.get(aspect, ()) if sampler.eligible(e)]
+            if pool:
+                askable[acc] = pool
+            else:
+                without += 1
+        chosen = cap(list(askable))
+        seqs = self._seqs(chosen)
+        items: list[Item] = []
+        for acc in chosen:
+            if acc not in seqs:
                 continue
             terms = view.terms(view.pid_of[acc])
-            pool = [e for e in terms.direct.get(aspect, ()) if sampler.eligible(e)]
-            if not pool:
-                without += 1
-                continue
+            pool = askable[acc]
             rng = _unit(seed, f"{acc}:{aspect}")
             pos = sorted(rng.sample(pool, min(self.positives, len(pool))))
             neg = sampler.sample(rng, aspect, terms, k=len(pos), anchor=pos[0])

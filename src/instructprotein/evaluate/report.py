@@ -300,9 +300,8 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
             lines.append(f"- train split for baselines: `{tr['source']}` ({tr['n']:,} items)" + (f"; {tr['note']}" if tr.get("note") else ""))
         lines.append(f"- prompt: `{res['prompt']}`; candidates: " + ", ".join(f"`{c!s}`" for c in res["candidates"]))
         c = t["cut"]
-        lines.append(f"- sequence cut: {c['rule']}. Items cut: {c['paper_cut']} by the task's rule, {c['context_cut']} to the "
-                     f"model's context, {c['cut_to_fit_prompt']} further to fit their prompt"
-                     + (f" (shortest kept {c['shortest_kept']} residues)" if c["shortest_kept"] else ""))  # fmt: skip
+        lines.append(f"- sequence cut: {c['rule']}. Items cut: {c['paper_cut']} by the task's rule, {c['context_cut']} to fit "
+                     "the model's context" + (f" (shortest kept {c['shortest_kept']} residues)" if c["shortest_kept"] else ""))
         lines.append(f"- time: {t['seconds']}; prompts scored {t['prompts_scored']:,}, reused from another task {t['prompts_reused']:,}")
         rows2 = []
         for rule in RULES:

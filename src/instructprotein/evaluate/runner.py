@@ -53,10 +53,7 @@ from instructprotein.progress import Progress
 RULES = ("first_token", "sum")
 RULE_NAMES = {"first_token": "first token (paper)", "sum": "full option"}
 DEFAULT_MAX_IDENTITY = 0.7
-CONTEXT_RESERVE = 64
 _COMPOSITION: dict[bytes, CompositionModel] = {}
-"""Tokens kept free for bos, protein tags, question, answer prefix and candidate when a sequence
-is cut to fit a short context (see :func:`build_prompts`)."""
 
 
 # -- provenance ---------------------------------------------------------------------------------------------
@@ -153,63 +150,65 @@ def _prompt(spec: TaskSpec, item: Item, sequence: str, context: str | None) -> s
 
 def build_prompts(
     spec: TaskSpec, items: Sequence[Item], tokenizer: Any, context_len: int, longest_candidate: int,
-    contexts: Sequence[str | None] | None = None, *, reserve: int = CONTEXT_RESERVE,
+    contexts: Sequence[str | None] | None = None,
 ) -> tuple[list[list[int]], list[str], dict[str, Any], list[str]]:  # fmt: skip
     """Token ids of every item's prompt, the sequence each read, counts, and the prompts' text.
 
     1. the task's rule (the paper's: above ``cut.above`` residues keep the last ``cut.keep``);
-    2. a model whose context is shorter than that reads ``context - reserve`` residues
-       (``reserve`` tokens for bos, tags, question, answer prefix and candidate), cut as
-       the model was trained on long proteins (:func:`~instructprotein.instruct.evidence.fit_residues`:
-       the first residues, one ``X``, the last ones); the same for every task, so the
-       tasks that ask about one protein share its prefix;
-    3. a prompt that still does not fit (a long GO term name, a retrieval block) has its
-       sequence fitted further, the same way (one token per residue).
+    2. a prompt longer than ``context - answer_room`` (:func:`~instructprotein.instruct.evidence.answer_room`,
+       or the longest candidate if that is longer) has its protein fitted the way the model
+       was trained (:func:`~instructprotein.instruct.evidence.fit_residues`: the first three
+       quarters, one ``X``, the last quarter), to the same budget training used, so that
+       the prompt ends where training prompts ended; one cut per protein (its longest
+       prompt decides), so the prompts about one protein still share its prefix.
 
     Counts of each go to the results.
     """
     from instructprotein.infer.inputs import cut_sequence
-    from instructprotein.instruct.evidence import fit_residues
+    from instructprotein.instruct.evidence import answer_room, fit_residues
 
     ctxs = list(contexts) if contexts is not None else [None] * len(items)
     seqs = [cut_sequence(i.sequence, spec.cut_above, spec.keep) for i in items]
     paper_cut = sum(1 for i, s in zip(items, seqs) if len(s) < len(i.sequence))
-    limit = max(1, context_len - reserve)
-    context_cut = sum(1 for s in seqs if len(s) > limit)
-    seqs = [fit_residues(s, limit) for s in seqs]
     texts = [_prompt(spec, i, s, c) for i, s, c in zip(items, seqs, ctxs)]
     try:
         ids = [e.input_ids for e in tokenizer.encode_batch(texts, add_bos=True)]
     except ValueError as exc:
         raise InputError(f"task {spec.name}: cannot encode a prompt: {exc}") from None
-    fitted = 0
-    shortest: int | None = None
-    budget = context_len - longest_candidate
-    for n, (item, seq) in enumerate(zip(items, seqs)):
-        over = len(ids[n]) - budget
-        if over <= 0:
+    room = max(answer_room(context_len), longest_candidate)
+    overhead: dict[str, int] = {}  # per protein: its prompts' tokens besides the residues, the most
+    for n, seq in enumerate(seqs):
+        overhead[seq] = max(overhead.get(seq, 0), len(ids[n]) - len(seq))
+    fitted: dict[str, str] = {}
+    for seq, extra in overhead.items():
+        budget = context_len - room - extra
+        if len(seq) <= budget:
             continue
-        keep = len(seq) - over
-        if keep < 1:
+        if budget < 8:
+            item = next(i for i, s in zip(items, seqs) if s == seq)
             raise InputError(
-                f"task {spec.name}, item {item.id}: the prompt without its protein is already longer than "
-                f"the model's context ({context_len} tokens)"
+                f"task {spec.name}, item {item.id}: the prompt without its protein takes {extra} of the model's "
+                f"{context_len} tokens, leaving no room for a protein and an answer"
             )
-        seqs[n] = fit_residues(seq, keep)
-        texts[n] = _prompt(spec, item, seqs[n], ctxs[n])
-        ids[n] = tokenizer.encode_batch([texts[n]], add_bos=True)[0].input_ids
-        fitted += 1
-        shortest = keep if shortest is None else min(shortest, keep)
+        fitted[seq] = fit_residues(seq, budget)
+    for n, seq in enumerate(seqs):
+        if seq in fitted:
+            seqs[n] = fitted[seq]
+            texts[n] = _prompt(spec, items[n], seqs[n], ctxs[n])
+    redo = [n for n, t in enumerate(texts) if seqs[n] in fitted.values()]
+    if redo:
+        for n, e in zip(redo, tokenizer.encode_batch([texts[n] for n in redo], add_bos=True)):
+            ids[n] = e.input_ids
     rule = f"above {spec.cut_above} residues keep the last {spec.keep}" if spec.cut_above else "no cut"
-    if limit < (spec.keep if spec.cut_above else 1 << 30):
-        rule += (f"; the model reads {context_len} positions: longer sequences keep {limit} residues "
-                 "(the first three quarters and the last quarter, joined by one X, as in training)")
+    rule += (f"; a prompt over {context_len - room} tokens (the model reads {context_len}, {room} kept for the "
+             "answer) has its protein cut to fit: the first three quarters and the last quarter, joined by one X, "
+             "as in training")  # fmt: skip
+    kept = [len(s) for s in fitted.values()]
     info = {
         "paper_cut": paper_cut,
-        "context_cut": context_cut,
-        "context_limit": limit,
-        "cut_to_fit_prompt": fitted,
-        "shortest_kept": shortest,
+        "context_cut": sum(1 for s in seqs if s in set(fitted.values())),
+        "answer_room": room,
+        "shortest_kept": min(kept) if kept else None,
         "rule": rule,
     }
     return ids, seqs, info, texts
@@ -249,11 +248,12 @@ def summarise(
 class _HomologySide:
     """One training graph searched for homology transfer, with its exclusions."""
 
-    def __init__(self, kg: Any, exclude: frozenset[str], max_identity: float | None, settings: dict[str, Any]):
+    def __init__(self, kg: Any, exclude: frozenset[str], max_identity: float | None, settings: dict[str, Any],
+                 index: Any = None):  # fmt: skip
         from instructprotein.infer.retrieval import ProteinIndex
 
         self.kg = kg
-        self.index = ProteinIndex(kg)
+        self.index = index if index is not None else ProteinIndex(kg)
         self.exclude = exclude
         self.max_identity = max_identity
         self.settings = settings
@@ -262,7 +262,6 @@ class _HomologySide:
         self._carriers: dict[str, frozenset[str]] = {}
         self._aspect_of: dict[str, str | None] = {}
         self._has_aspect: dict[tuple[str, str], bool] = {}
-        self._propagated: dict[str, frozenset[str]] = {}
         self.seconds = 0.0
 
     def search(self, sequences: Sequence[str]) -> None:
@@ -319,12 +318,10 @@ class _HomologySide:
         return {a: self._has_aspect[(a, aspect)] for a in accessions}
 
     def propagated(self, accession: str) -> frozenset[str]:
-        if accession not in self._propagated:
-            try:
-                self._propagated[accession] = frozenset(a.entity.id for a in self.kg.propagated_annotations(accession))
-            except KeyError:
-                self._propagated[accession] = frozenset()
-        return self._propagated[accession]
+        """GO ids the protein carries by propagation (the facts the evidence blocks are written from)."""
+        from instructprotein.infer.retrieval import graph_facts
+
+        return graph_facts(self.index).carried(accession)
 
 
 def _homology_baseline(
@@ -530,19 +527,31 @@ def _evaluate(
             }  # fmt: skip
         if "heldout" in need_side.values():
             assert heldout is not None
-            sides["heldout"] = _HomologySide(heldout.kg, not_train | removed, max_identity, settings)
+            shared = sides.get("benchmark")  # the same graph: one index, one search, each side's exclusions after
+            same_graph = shared is not None and shared.kg.meta.get("content_hash") == heldout.kg.meta.get("content_hash")
+            sides["heldout"] = _HomologySide(heldout.kg, not_train | removed, max_identity, settings,
+                                             shared.index if same_graph else None)  # fmt: skip
             homology_info["heldout_graph"] = {
                 "kg": str(heldout.kg.path), "content_hash": heldout.kg.meta.get("content_hash"),
                 "excluded_not_in_train_split": len(not_train), "proteins": heldout.kg.count("protein"),
                 "train_proteins": len(heldout.train_accessions()),
             }  # fmt: skip
+        wanted = {key: [i.sequence for n, where in need_side.items() if where == key and n in searching
+                        for i in data[n].items] for key in sides}  # fmt: skip
+        if len(sides) == 2 and sides["benchmark"].index is sides["heldout"].index:
+            # one MMseqs2 run for both: the index keeps raw hits per sequence, each side filters its own
+            everything = sorted(set(wanted["benchmark"] + wanted["heldout"]))
+            if everything:
+                with progress.step(f"homology search ({len(everything):,} sequences, both sides)"):
+                    t0 = time.perf_counter()
+                    sides["benchmark"].index.search({str(i): q for i, q in enumerate(everything)}, top_k=1,
+                                                    sensitivity=settings["sensitivity"], max_seqs=settings["max_seqs"])
+                    homology_info["search_seconds"] = round(time.perf_counter() - t0, 1)
         for key, side in sides.items():
-            seqs = [i.sequence for n, where in need_side.items() if where == key and n in searching
-                    for i in data[n].items]  # fmt: skip
-            if not seqs:
+            if not wanted[key]:
                 continue
-            with progress.step(f"homology search ({key} graph, {len(set(seqs)):,} sequences)"):
-                side.search(seqs)
+            with progress.step(f"homology search ({key} graph, {len(set(wanted[key])):,} sequences)"):
+                side.search(wanted[key])
             homology_info[f"{key}_search_seconds"] = round(side.seconds, 1)
 
     # -- prompts of every task, then one scoring pass over all of them ------------------------------------------
@@ -618,8 +627,7 @@ def _prepare(
 
     items = td.items
     if spec.kind == "describe":
-        _ids, read, cut_info, texts = build_prompts(spec, items, tokenizer, ctx_len, spec.max_new_tokens,
-                                                   reserve=CONTEXT_RESERVE + spec.max_new_tokens)  # fmt: skip
+        _ids, read, cut_info, texts = build_prompts(spec, items, tokenizer, ctx_len, spec.max_new_tokens)
         return {"texts": texts, "read": read, "cut": cut_info, "keys": [], "seconds": {}}
     cands = list(spec.candidates)
     cand_ids = encode_candidates(tokenizer, cands)

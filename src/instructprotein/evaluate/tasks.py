@@ -15,7 +15,8 @@ A complete example (every key; only ``name``, ``data.test``, ``prompt`` and
     data:
       test: enzyme_test.jsonl          # a path (relative to this file), or
                                        # {packaged: metal_ion_binding_test} (a set shipped with the package), or
-                                       # {heldout: location | metal | go, aspect: F}  (our held-out split)
+                                       # {heldout: location | metal | go, aspect: F, proteins: 1000}  (our
+                                       # held-out split; proteins: a seeded sample, default 1000, null: all)
       train: enzyme_train.jsonl        # optional: majority class and composition baseline learn from it
       format: labelled                 # labelled (default) or go_pairs (the paper's *.lm.json GO shape)
       sequence_field: sequence         # JSON lines: where the sequence and the label are
@@ -91,7 +92,10 @@ _DATA_KEYS = {"test", "train", "train_note", "format", "sequence_field", "label_
 TERM_NAMES = ("kg", "kg+go_sqlite")
 KINDS = ("choice", "describe")
 DESCRIBE_METRICS = ("bleu", "rouge_l", "go")
-_SOURCE_KEYS = {"path", "packaged", "heldout", "aspect", "split"}
+_SOURCE_KEYS = {"path", "packaged", "heldout", "aspect", "split", "proteins"}
+HELDOUT_PROTEINS = 1000
+"""Held-out test proteins a task keeps by default (a seeded sample of those the task can use):
+the test split of the full graph holds 24,000, whose GO items alone would be 260,000."""
 _PROMPT_KEYS = {"question", "prefix", "template"}
 _BASELINE_KEYS = {"majority", "composition", "term_frequency", "homology"}
 _HOMOLOGY_KEYS = {"rule", "term", "yes", "no", "class_of", "k"}
@@ -106,12 +110,14 @@ class Source:
     heldout: str | None = None  # location | metal | go
     aspect: str | None = None  # heldout go: F / P / C
     split: str = "test"  # heldout: which split of the instruction set
+    proteins: int | None = None  # heldout: at most this many proteins (a seeded sample); None: all
 
     def describe(self) -> str:
         if self.packaged:
             return f"packaged:{self.packaged}"
         if self.heldout:
             extra = f", aspect {self.aspect}" if self.aspect else ""
+            extra += f", {self.proteins:,} proteins" if self.proteins else ""
             return f"heldout:{self.heldout} ({self.split} split{extra})"
         return str(self.path)
 
@@ -310,7 +316,10 @@ def _source(value: Any, what: str, path: Path | None) -> Source:
     split = str(value.get("split", "test"))
     if split not in ("train", "valid", "test"):
         raise InputError(f"data.{what}.split must be train, valid or test, got {split!r}", path)
-    return Source(heldout=kind, aspect=aspect, split=split)
+    proteins = value.get("proteins", HELDOUT_PROTEINS if split != "train" else None)
+    if proteins is not None and (not isinstance(proteins, int) or isinstance(proteins, bool) or proteins < 1):
+        raise InputError(f"data.{what}.proteins must be a positive integer or null (all), got {proteins!r}", path)
+    return Source(heldout=kind, aspect=aspect, split=split, proteins=proteins)
 
 
 EVIDENCE_KINDS = ("general", "location", "term")

@@ -20,10 +20,12 @@ and all those options run as one right-padded batch on top of it, each at positi
 ``benchmarks/classify_speed.py`` measures the ratio. Both give the same numbers up to float
 rounding (the test checks it).
 
-Long proteins: prompts are built by :func:`~instructprotein.infer.prompts.build_prompt`,
+Long proteins: prompts are built by :func:`~instructprotein.infer.prompts.fitted_prompt`,
 which applies the paper's cut (above 1,024 residues keep the last 1,000; parameters
-``cut_above`` / ``keep``); a prompt plus its longest option that still exceeds the model's
-context is an :class:`~instructprotein.errors.InputError` naming the item.
+``cut_above`` / ``keep``) and then fits the protein as training did (a prompt longer than
+``context - answer_room`` keeps its protein's first three quarters and last quarter, joined
+by one X); a prompt that still exceeds the model's context (a question alone too long) is
+an :class:`~instructprotein.errors.InputError` naming the item.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ import torch
 
 from instructprotein.errors import InputError
 from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, Query, check_fits, clean_sequence
-from instructprotein.infer.prompts import build_prompt, option_text
+from instructprotein.infer.prompts import fitted_prompt, option_text
+from instructprotein.instruct.evidence import answer_room
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -324,6 +327,14 @@ def decide(scores: OptionScores, rule: Rule = DEFAULT_RULE) -> Choice:
     return Choice(scores.id, rule, best, scores.options[best], scores.probabilities(rule), scores.options, scores, tied)
 
 
+def _longest_option(tokenizer: ProteinTokenizer, options: Sequence[str] | Sequence[Sequence[str]]) -> int:
+    flat = [o for opts in options for o in ([opts] if isinstance(opts, str) else opts)] if options else []
+    strings = [o for o in flat if isinstance(o, str) and o.strip()]
+    if not strings:
+        return 0
+    return max(len(e.input_ids) for e in tokenizer.encode_batch([option_text(o) for o in strings], add_bos=False))
+
+
 def classify(
     model: PreTrainedModel,
     tokenizer: ProteinTokenizer,
@@ -361,10 +372,13 @@ def classify(
     ctxs = list(contexts) if contexts is not None else [None] * len(queries)
     if len(ctxs) != len(queries):
         raise InputError(f"{len(ctxs)} retrieval contexts for {len(queries)} sequences")
+    ctx = context_length(model)
+    room = max(answer_room(ctx), _longest_option(tokenizer, options))  # where training cut its prompts
     prompts = [
-        build_prompt(q.sequence, qu, prefix, context=c, cut_above=cut_above, keep=keep)
+        fitted_prompt(tokenizer, q.sequence, qu, prefix, context=c, context_len=ctx, reserve=room,
+                      cut_above=cut_above, keep=keep)[0]
         for q, qu, c in zip(queries, questions, ctxs)
-    ]
+    ]  # fmt: skip
     scorer = score_naive if naive else score_options
     scored = scorer(model, tokenizer, prompts, options, ids=[q.id for q in queries])
     return [decide(s, rule) for s in scored]

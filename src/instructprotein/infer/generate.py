@@ -34,16 +34,17 @@ from instructprotein.infer.classify import DEFAULT_RULE, Choice, Rule, classify,
 from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, Query, check_description, check_fits, clean_sequence
 from instructprotein.infer.prompts import (
     FUNCTION_QUESTION,
+    fitted_prompt,
     LOCATION_LABELS,
     LOCATION_PREFIX,
     LOCATION_QUESTION,
-    build_prompt,
     design_prompt,
     go_question,
     question,
 )
 from instructprotein.infer.retrieval import Homolog, ProteinIndex, homolog_contexts
 from instructprotein.infer.terms import TermIndex, TermSet, merge
+from instructprotein.instruct.evidence import answer_room
 from instructprotein.instruct.render import STANDARD_RESIDUES
 
 if TYPE_CHECKING:
@@ -213,12 +214,15 @@ def prompt_fits(
     keep: int = KEEP_LAST,
 ) -> Callable[[Query, str], bool]:
     """``fits(query, block)``: do the prompts for every question, with ``block`` before it and
-    ``reserve`` tokens to spare, fit the model's context? (For sizing a retrieval block.)"""
+    ``reserve`` tokens to spare, fit the model's context once their protein is fitted as far as
+    it may be (:func:`~instructprotein.infer.prompts.fitted_prompt`)? (For sizing a retrieval
+    block: the protein is cut before the evidence is, as in training.)"""
     ctx = context_length(model)
 
     def fits(query: Query, block: str) -> bool:
         for text in questions:
-            prompt = build_prompt(query.sequence, text, prefix, context=block, cut_above=cut_above, keep=keep)
+            prompt, _ = fitted_prompt(tokenizer, query.sequence, text, prefix, context=block, context_len=ctx,
+                                      reserve=reserve, cut_above=cut_above, keep=keep)  # fmt: skip
             if len(tokenizer.encode(prompt)) + reserve > ctx:
                 return False
         return True
@@ -235,7 +239,7 @@ class Description:
 
     id: str
     length: int
-    model_length: int  # residues the model read (after the paper's cut)
+    model_length: int  # residues the model read (after the paper's cut and the fit to its context)
     function: str
     location: str
     go_answers: dict[str, str]
@@ -274,7 +278,7 @@ class Description:
         }
 
     def to_text(self) -> str:
-        cut = f", the model read the last {self.model_length}" if self.model_length < self.length else ""
+        cut = f", the model read {self.model_length} of them" if self.model_length < self.length else ""
         lines = [f"# {self.id} ({self.length} residues{cut})"]
         lines.append(f"Function: {self.function or '(no answer)'}")
         lines.append(f"Location: {self.location or '(no answer)'}")
@@ -340,33 +344,43 @@ def describe(
         raise InputError("retrieval needs a knowledge graph (its proteins are what is searched)")
     asks: list[tuple[str, str]] = [("function", FUNCTION_QUESTION), ("location", LOCATION_QUESTION)]
     asks += [(f"go_{a}", go_question(a)) for a in aspects]
+    ctx_len = context_length(model)
+    room = answer_room(ctx_len)  # a cut prompt leaves this much free, as in training
     contexts: dict[str, tuple[list[Homolog], str | None]] = {}
+    location_blocks: dict[str, tuple[list[Homolog], str | None]] = {}
     if use_retrieval and index is not None:
-        fits = prompt_fits(model, tokenizer, [text for _, text in asks], reserve=16, cut_above=cut_above, keep=keep)
-        contexts = homolog_contexts(
-            index, queries, top_k=top_k, max_identity=max_identity, exclude=exclude, fits=fits
-        )  # fmt: skip
+        fits = prompt_fits(model, tokenizer, [text for _, text in asks], reserve=room, cut_above=cut_above, keep=keep)
+        search = {"top_k": top_k, "max_identity": max_identity, "exclude": exclude, "fits": fits}
+        contexts = homolog_contexts(index, queries, **search)
+        location_blocks = homolog_contexts(index, queries, kind="location", **search)  # the same hits, cached
     prompts, names = [], []
+    read: dict[str, int] = {}
     for q in queries:
-        ctx = contexts.get(q.id, (None, None))[1]
         for key, text in asks:
-            prompts.append(build_prompt(q.sequence, text, context=ctx, cut_above=cut_above, keep=keep))
+            got = (location_blocks if key == "location" else contexts).get(q.id, (None, None))[1]
+            prompt, residues = fitted_prompt(tokenizer, q.sequence, text, context=got, context_len=ctx_len,
+                                             reserve=room, cut_above=cut_above, keep=keep)  # fmt: skip
+            read[q.id] = min(read.get(q.id, residues), residues)
+            prompts.append(prompt)
             names.append(f"{q.id} ({key} question)")
     answers = generate_answers(model, tokenizer, prompts, names=names, max_new_tokens=max_new_tokens)
     loc = classify(
         model, tokenizer, queries, LOCATION_QUESTION, LOCATION_LABELS, prefix=LOCATION_PREFIX, rule=location_rule,
-        contexts=[contexts.get(q.id, (None, None))[1] for q in queries], cut_above=cut_above, keep=keep,
+        contexts=[location_blocks.get(q.id, (None, None))[1] for q in queries], cut_above=cut_above, keep=keep,
     )  # fmt: skip
     out: list[Description] = []
     for i, q in enumerate(queries):
         got = dict(zip([k for k, _ in asks], answers[i * len(asks) : (i + 1) * len(asks)]))
-        model_length = len(q.sequence) if cut_above is None or len(q.sequence) <= cut_above else keep
+        model_length = read[q.id]
         desc = Description(
             q.id, len(q.sequence), model_length, got["function"], got["location"],
             {a: got[f"go_{a}"] for a in aspects}, loc[i],
         )  # fmt: skip
-        if model_length < len(q.sequence):
-            desc.notes.append(f"longer than {cut_above} residues: the model read its last {keep}")
+        if cut_above is not None and len(q.sequence) > cut_above:
+            desc.notes.append(f"longer than {cut_above} residues: cut to its last {keep} (the paper's rule)")
+        if model_length < min(len(q.sequence), keep if cut_above is not None and len(q.sequence) > cut_above else len(q.sequence)):
+            desc.notes.append(f"the model reads {ctx_len} tokens: it read {model_length} residues, the first three "
+                              "quarters and the last quarter joined by one X, as in training")
         if q.id in contexts:
             desc.homologs, desc.context = contexts[q.id]
             if desc.context is None:

@@ -16,7 +16,7 @@ there the space stays, because in training the BPE sees ``Output: `` before the 
 from __future__ import annotations
 
 from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, cut_sequence
-from instructprotein.instruct.evidence import with_evidence
+from instructprotein.instruct.evidence import fit_residues, with_evidence
 from instructprotein.instruct.render import PROTEIN_OPEN, render_paper
 from instructprotein.instruct.templates import ASPECT_NAMES, TASKS
 
@@ -90,6 +90,39 @@ def build_prompt(
     protein = cut_sequence(sequence, cut_above, keep) if sequence else None
     text, _ = render_paper(protein, with_context(question_text, context), prefix)
     return text.rstrip(" ")
+
+
+MIN_FITTED_RESIDUES = 8
+"""A protein is not cut below this many residues to make a prompt fit; the prompt is refused instead."""
+
+
+def fitted_prompt(
+    tokenizer,
+    sequence: str,
+    question_text: str,
+    prefix: str = "",
+    *,
+    context: str | None = None,
+    context_len: int,
+    reserve: int = 0,
+    cut_above: int | None = CUT_ABOVE,
+    keep: int = KEEP_LAST,
+) -> tuple[str, int]:
+    """The prompt with its protein fitted into ``context_len - reserve`` tokens (bos included), and
+    the residues the model reads.
+
+    First the paper's cut (:func:`cut_sequence`), then, for a model whose context is shorter,
+    the rule the model was trained with (:func:`~instructprotein.instruct.evidence.fit_residues`:
+    first three quarters, one ``X``, last quarter). A prompt that would need the protein below
+    :data:`MIN_FITTED_RESIDUES` is returned as it is, for the caller's size check to refuse.
+    """
+    seq = cut_sequence(sequence, cut_above, keep)
+    text = build_prompt(seq, question_text, prefix, context=context, cut_above=None)
+    over = len(tokenizer.encode(text)) + reserve - context_len
+    if over > 0 and len(seq) - over >= MIN_FITTED_RESIDUES:
+        seq = fit_residues(seq, len(seq) - over)
+        text = build_prompt(seq, question_text, prefix, context=context, cut_above=None)
+    return text, len(seq)
 
 
 def design_prompt(question_text: str) -> str:

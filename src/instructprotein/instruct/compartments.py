@@ -172,7 +172,6 @@ class LocationMapper:
         self.compartments = Compartments(term_classes, more_general)
         self.term_classes = term_classes
         self.missing_anchors = sorted(c for c, a in ANCHORS.items() if a not in term_classes)
-        self._anc: dict[str, frozenset[str]] = {}
 
     def classes_of_terms(self, terms: Iterable[str]) -> list[str]:
         """Rules 1-4 for a set of direct CC term ids: the most specific classes, in :data:`PRIORITY` order."""
@@ -206,22 +205,3 @@ class LocationMapper:
             else:
                 out[acc] = cls[0]
         return out
-
-    def texts(self, accessions: Sequence[str]) -> dict[str, str]:
-        """Per protein the location answer's words (:func:`location_text`): classes, then its most
-        specific direct CC names, deepest first (as the instruction generator orders them)."""
-        out: dict[str, str] = {}
-        for acc, terms in self.direct_cc(accessions).items():
-            ids = {t for t, _ in terms}
-            covered: set[str] = set()
-            for t in ids:
-                covered.update(self._ancestors(t))
-            specific = sorted(((t, n) for t, n in set(terms) if t not in covered),
-                              key=lambda tn: (-len(self._ancestors(tn[0])), tn[0]))  # fmt: skip
-            out[acc] = location_text(self.classes_of_terms(ids), [n for _, n in specific])
-        return out
-
-    def _ancestors(self, term: str) -> frozenset[str]:
-        if term not in self._anc:
-            self._anc[term] = frozenset(e.id for e, _ in self.kg.ancestors(term))
-        return self._anc[term]

@@ -131,7 +131,10 @@ def load_model(path: str | Path, *, dtype: torch.dtype | str = torch.float32) ->
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
+    from transformers.utils import logging as hf_logging
+
     folder = check_model_folder(path)
+    hf_logging.disable_progress_bar()  # "Loading weights" bars for a model that loads in milliseconds bury our own
     try:
         model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, SafetensorError, pickle.UnpicklingError) as exc:

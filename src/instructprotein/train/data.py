@@ -443,6 +443,7 @@ REQUIRED_COLUMNS = ("text", "answer_start", "answer_end")
 class _Example:
     ids: np.ndarray
     mask: np.ndarray
+    prompt_tokens: int = 0  # tokens before the answer (bos included)
 
 
 class _RowPacker:
@@ -532,16 +533,27 @@ def encode_examples(
     out = []
     for enc, span in zip(tokenizer.encode_batch(texts, add_bos=True, add_eos=True), spans):
         ids = np.asarray(enc.input_ids, dtype=np.int64)
-        if loss_on == "answer":
-            mask = np.asarray(answer_token_mask(enc.offsets, span), dtype=bool)
-        else:
-            mask = np.ones(len(ids), dtype=bool)
+        answer = np.asarray(answer_token_mask(enc.offsets, span), dtype=bool)
+        mask = answer.copy() if loss_on == "answer" else np.ones(len(ids), dtype=bool)
         mask[0] = False  # bos
-        out.append(_Example(ids, mask))
+        first = np.flatnonzero(answer)
+        out.append(_Example(ids, mask, int(first[0]) if len(first) else len(ids)))
     return out
 
 
 LONG_MODES = ("crop", "drop", "error")
+
+
+def _prompt_over(ex: _Example, n: int, context: int) -> int:
+    """Tokens the example's prompt must lose. The rule of inference, where a prompt longer than
+    ``context - answer_room`` (:func:`~instructprotein.instruct.evidence.answer_room`) has its
+    protein cut to that: here to ``context - max(answer_room, answer)``, so the whole example
+    fits and a cut prompt ends at the same place whatever its answer's length."""
+    from instructprotein.instruct.evidence import answer_room
+
+    prompt = int(ex.prompt_tokens)
+    answer = n - prompt
+    return max(0, prompt - (context - max(answer_room(context), answer)))
 
 
 def _crop_protein(
@@ -673,7 +685,7 @@ def prepare_instruction_data(
             ds, idx = sources[split], order[split]
             packer = _RowPacker(_RowWriter(tmp, split, context_length, id_dtype, positions=True), tokenizer.pad_token_id, pack)
             too_long: list[tuple[int, int, str]] = []
-            cropped = 0
+            cropped = over_context = 0
             no_answer = 0
             longest = 0
             with progress.step(f"tokenising and packing {split} instructions", total=len(idx)) as bar:
@@ -696,8 +708,10 @@ def prepare_instruction_data(
                     for k, ex in enumerate(examples):
                         n = len(ex.ids)
                         longest = max(longest, n)
-                        if n > context_length and long == "crop":
-                            fitted = _crop_protein(tokenizer, texts[k], spans[k], n - context_length, loss_on, context_length)
+                        over_context += n > context_length
+                        over = _prompt_over(ex, n, context_length) if long == "crop" else 0
+                        if over > 0:
+                            fitted = _crop_protein(tokenizer, texts[k], spans[k], over, loss_on, context_length)
                             if fitted is not None and len(fitted.ids) <= context_length:
                                 ex, n = fitted, len(fitted.ids)
                                 cropped += 1
@@ -710,7 +724,7 @@ def prepare_instruction_data(
                     bar.advance(len(chunk))
             rows[split] = packer.close()
             stats["examples"][split] = packer.examples
-            stats["too_long"][split] = len(too_long) + cropped
+            stats["too_long"][split] = over_context
             stats["cropped"][split] = cropped
             stats["dropped_long"][split] = len(too_long) if long != "error" else 0
             stats["longest"][split] = longest

@@ -316,11 +316,14 @@ def finetune(
     if show:
         s = data.stats
         dropped = s["dropped_long"]["train"] + s["dropped_long"]["valid"]
+        cropped = s["cropped"]["train"] + s["cropped"]["valid"]
+        why = "their protein is the answer (design) or could not be cut enough" if long == "crop" else "--long drop"
         _console().log(
             f"instructions: {s['examples']['train']:,} train / {s['examples']['valid']:,} valid examples in "
             f"{s['rows']['train']:,} / {s['rows']['valid']:,} rows ({s['examples_per_row']['train']:.1f} per row, "
             f"{s['padding_fraction']['train']:.1%} padding); loss on {loss_on}"
-            + (f"; {dropped:,} examples longer than the context left out (--drop-long)" if dropped else "")
+            + (f"; {cropped:,} longer than the context had their protein cut to fit" if cropped else "")
+            + (f"; {dropped:,} longer than the context left out ({why})" if dropped else "")
         )
     return train_loop(
         accelerator=accelerator, model=model, tokenizer=tok, data=data, spec=spec, preset=preset,
