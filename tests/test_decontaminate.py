@@ -102,7 +102,16 @@ def test_outputs_and_summary(at70, benchmarks, kg):
     assert counts["kg_proteins"] == 100 and counts["kg_distinct_sequences"] == 88
     assert counts["removed"] == 2 and counts["distinct_benchmark_sequences_matched"] == 2
     assert summary["mmseqs_version"]
-    assert sorted(p.name for p in out.iterdir()) == ["decontamination.json", "removed.tsv"]  # no scratch left
+    assert sorted(p.name for p in out.iterdir()) == ["decontamination.json", "hits.tsv.gz", "removed.tsv"]  # no scratch
+    # every hit at any identity is kept for the evaluation (one search for both), with the
+    # queries that found nothing listed too
+    from instructprotein.instruct.decontaminate import load_hits
+
+    hits = load_hits(out)
+    assert len(hits) == counts["distinct_benchmark_sequences"]
+    best = {q: max(h[1] for h in v) for q, v in hits.items() if v}
+    assert sorted(round(b, 1) for b in best.values())[-2:] == [0.9, 1.0]
+    assert any(not v for v in hits.values()) or min(best.values()) < 0.7  # the distant ones are there too
 
 
 def test_distant_mutant_is_removed_at_30(kg, benchmarks, tmp_path):

@@ -73,7 +73,7 @@ def run(
          lambda: instructions_build(kg=kg_path, workdir=workdir, out_path=instr_dir, n=n, eval_fraction=0.05, seed=0,
                                     max_residues=1000, benchmark=[], min_identity=0.7, sensitivity=4.0,
                                     no_decontamination=False, split_identity=0.3, split_linclust=False, shards=8,
-                                    workers=2, evidence_fraction=0.5, evidence_top_k=3)),
+                                    workers=2, evidence_fraction=0.7, evidence_top_k=3)),
         ("instruction statistics", lambda: None,
          lambda: instructions_stats(workdir=workdir, out_path=instr_dir, plot=None, as_json=False)),
         ("pre-training corpus", lambda: _corpus_done(corpus_dir, instr_dir),

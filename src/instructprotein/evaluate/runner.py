@@ -324,6 +324,30 @@ class _HomologySide:
         return graph_facts(self.index).carried(accession)
 
 
+def _reuse_decontamination_hits(
+    side: _HomologySide, folder: str | Path, parameters: dict[str, Any], sequences: Sequence[str],
+    settings: dict[str, Any],
+) -> int:  # fmt: skip
+    """Hand the decontamination search's hits (the same benchmark sequences against the same
+    graph, every identity kept) to the homology index when its settings are the evaluation's,
+    so those sequences are not searched again. Returns how many sequences were reused."""
+    from instructprotein.instruct.decontaminate import HITS_TSV, load_hits
+    from instructprotein.instruct.splits import sequence_digest
+
+    same = (parameters.get("sensitivity") == settings["sensitivity"] and parameters.get("max_seqs") == settings["max_seqs"]
+            and parameters.get("evalue", 1e-3) == settings["evalue"])  # fmt: skip
+    if not same or not (Path(folder) / HITS_TSV).is_file():
+        return 0
+    found = load_hits(folder)
+    mine = {}
+    for seq in set(sequences):
+        got = found.get(sequence_digest(seq).hex())
+        if got is not None:
+            mine[seq] = got
+    return side.index.preload(mine, sensitivity=settings["sensitivity"], evalue=settings["evalue"],
+                              max_seqs=settings["max_seqs"])
+
+
 def _homology_baseline(
     spec: TaskSpec, items: Sequence[Item], side: _HomologySide, fallback: str
 ) -> dict[str, Any]:
@@ -538,6 +562,9 @@ def _evaluate(
             }  # fmt: skip
         wanted = {key: [i.sequence for n, where in need_side.items() if where == key and n in searching
                         for i in data[n].items] for key in sides}  # fmt: skip
+        if "benchmark" in sides and decontamination_dir is not None and decon_info.get("applies_to_homology_graph"):
+            homology_info["reused_decontamination_hits"] = _reuse_decontamination_hits(
+                sides["benchmark"], decontamination_dir, dec.parameters, wanted["benchmark"], settings)
         if len(sides) == 2 and sides["benchmark"].index is sides["heldout"].index:
             # one MMseqs2 run for both: the index keeps raw hits per sequence, each side filters its own
             everything = sorted(set(wanted["benchmark"] + wanted["heldout"]))
@@ -635,6 +662,7 @@ def _prepare(
     if retrieval:
         assert side is not None
         contexts = evidence_blocks(spec, items, side)
+        contexts = _shorten_evidence(spec, items, side, contexts, tokenizer, ctx_len, max(map(len, cand_ids)))
     prompt_ids, seqs_read, cut_info, _ = build_prompts(spec, items, tokenizer, ctx_len, max(map(len, cand_ids)),
                                                        contexts)  # fmt: skip
     keys = [hashlib.blake2b(np.asarray(p, dtype=np.int64).tobytes() + repr(cands).encode(), digest_size=16).digest()
@@ -646,14 +674,44 @@ def _prepare(
 RETRIEVAL_TOP_K = 3
 
 
-def evidence_blocks(spec: TaskSpec, items: Sequence[Item], side: _HomologySide) -> list[str]:
+def _shorten_evidence(
+    spec: TaskSpec, items: Sequence[Item], side: _HomologySide, contexts: list[str], tokenizer: Any, ctx_len: int,
+    longest_candidate: int,
+) -> list[str | None]:  # fmt: skip
+    """Blocks with fewer homologs (or none) for the rare items whose question and evidence alone
+    would leave a short context no room for a protein (a long GO term's name appears in both),
+    as inference sizes its blocks."""
+    from instructprotein.instruct.evidence import answer_room
+
+    limit = ctx_len - max(answer_room(ctx_len), longest_candidate) - 8
+    probe = "A" * 8
+
+    def overhead(i: int, block: str | None) -> int:
+        return len(tokenizer.encode_batch([_prompt(spec, items[i], probe, block)], add_bos=True)[0].input_ids) - 8
+
+    out: list[str | None] = list(contexts)
+    probes = tokenizer.encode_batch([_prompt(spec, it, probe, b) for it, b in zip(items, contexts)], add_bos=True)
+    for i, enc in enumerate(probes):
+        if len(enc.input_ids) - 8 <= limit:
+            continue
+        shorter: str | None = None
+        for k in range(RETRIEVAL_TOP_K - 1, 0, -1):
+            candidate = evidence_blocks(spec, [items[i]], side, top_k=k)[0]
+            if overhead(i, candidate) <= limit:
+                shorter = candidate
+                break
+        out[i] = shorter
+    return out
+
+
+def evidence_blocks(spec: TaskSpec, items: Sequence[Item], side: _HomologySide, top_k: int = 3) -> list[str]:
     """Each item's homolog block, of the kind the task declares (``evidence``), from its top
     decontaminated homologs: the words the instruction generator trained the model on."""
     from instructprotein.infer.retrieval import homolog_block
 
     out = []
     for i in items:
-        hits = side.hits.get(i.sequence, [])[:RETRIEVAL_TOP_K]
+        hits = side.hits.get(i.sequence, [])[:top_k]
         if spec.evidence == "term":
             term = spec.evidence_term or i.term
             if not term:

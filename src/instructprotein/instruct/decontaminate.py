@@ -33,9 +33,12 @@ Measured on the whole Swiss-Prot 2014 graph (516,371 proteins) against the 8 fil
 proteins removed at 0.7 (12,327 verbatim copies, 66,964 by search).
 
 Outputs in ``out_dir``: ``removed.tsv`` (accession, benchmark_id, identity, reason; one row
-per removed protein, its closest benchmark sequence) and ``decontamination.json`` (inputs,
-counts, benchmark files with their sha256, MMseqs2 version). Both are reused while the
-graph's content hash, the benchmark files' sha256 and the parameters stay the same.
+per removed protein, its closest benchmark sequence), ``hits.tsv.gz`` (every alignment the
+search found, at any identity, one row per graph protein: the evaluation's homology
+baseline and retrieval read their hits from here instead of searching the same benchmark
+sequences against the same graph again) and ``decontamination.json`` (inputs, counts,
+benchmark files with their sha256, MMseqs2 version). All are reused while the graph's
+content hash, the benchmark files' sha256 and the parameters stay the same.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instructprotein.atomic import write_text
+from instructprotein.atomic import atomic_path, write_text
 from instructprotein.errors import InputError
 from instructprotein.formats.benchmarks import benchmark_files, benchmark_sequences
 from instructprotein.formats.records import SequenceRecord
@@ -68,9 +71,11 @@ from instructprotein.tools.mmseqs import MMseqs
 __all__ = ["Decontamination", "decontaminate"]
 
 REMOVED_TSV = "removed.tsv"
+HITS_TSV = "hits.tsv.gz"
 SUMMARY_JSON = "decontamination.json"
 HEADER = ("accession", "benchmark_id", "identity", "reason")
-METHOD_VERSION = 1
+HITS_HEADER = ("query_digest", "target", "fident", "alnlen", "evalue", "bits", "qcov", "tcov")
+METHOD_VERSION = 2
 
 
 @dataclass
@@ -182,7 +187,7 @@ def decontaminate(
     if queries:
         tool = mmseqs or MMseqs.locate()
         hits = tool.search(
-            _stable(queries.values()), targets(), out_dir, min_seq_id=min_identity, sensitivity=sensitivity,
+            _stable(queries.values()), targets(), out_dir, min_seq_id=0.0, sensitivity=sensitivity,
             max_seqs=max_seqs, threads=threads, progress=progress,
         )  # fmt: skip
         for hit in hits:
@@ -198,10 +203,11 @@ def decontaminate(
         for _ in groups.records():
             pass
 
-    with progress.step(f"write {REMOVED_TSV}"):
+    with progress.step(f"write {REMOVED_TSV} and {HITS_TSV}"):
         digest = write_tsv(
             out_dir / REMOVED_TSV, HEADER, ((acc, *removed[acc]) for acc in sorted(removed))
         )
+        hits_digest = _write_hits(out_dir / HITS_TSV, queries, hits if queries else [], groups)
     reasons = Counter(reason for _, _, reason in removed.values())
     counts = {
         "kg_proteins": groups.proteins,
@@ -218,7 +224,7 @@ def decontaminate(
     }
     summary = {
         "inputs": inputs,
-        "outputs": {REMOVED_TSV: digest},
+        "outputs": {REMOVED_TSV: digest, HITS_TSV: hits_digest},
         "counts": counts,
         "benchmark_files": per_file,
         "mmseqs_version": tool.version() if tool is not None else None,
@@ -227,6 +233,43 @@ def decontaminate(
     }
     write_text(summary_path, json.dumps(summary, indent=2) + "\n")
     return Decontamination(removed, counts, inputs)
+
+
+def _write_hits(path: Path, queries: dict[bytes, SequenceRecord], hits: Sequence[Any], groups: SequenceGroups) -> str:
+    """Every hit, expanded to every graph protein with the hit sequence; a query without hits
+    has one row with an empty target (it was searched). Returns the file's sha256."""
+    import gzip
+
+    digest_of = {rec.id: d.hex() for d, rec in queries.items()}
+    seen: set[str] = set()
+    with atomic_path(path) as tmp:
+        with gzip.open(tmp, "wt", encoding="ascii", compresslevel=3) as fh:
+            fh.write("\t".join(HITS_HEADER) + "\n")
+            for h in hits:
+                q = digest_of[h.query]
+                seen.add(q)
+                for acc in groups.members(h.target):
+                    fh.write(f"{q}\t{acc}\t{h.fident:.3f}\t{h.alnlen}\t{h.evalue:.3g}\t{h.bits:g}\t{h.qcov:.3f}\t{h.tcov:.3f}\n")
+            for q in sorted(set(digest_of.values()) - seen):
+                fh.write(f"{q}\t\t\t\t\t\t\t\n")
+    return file_sha256(path)
+
+
+def load_hits(out_dir: str | Path) -> dict[str, list[tuple[str, float, int, float, float, float, float]]]:
+    """``hits.tsv.gz`` as query sequence digest (hex) -> raw hits (target, fident, alnlen, evalue,
+    bits, qcov, tcov), the form :class:`~instructprotein.kg.homologs.ProteinIndex` caches."""
+    import gzip
+
+    out: dict[str, list[tuple[str, float, int, float, float, float, float]]] = {}
+    path = Path(out_dir) / HITS_TSV
+    with gzip.open(path, "rt", encoding="ascii") as fh:
+        next(fh)
+        for line in fh:
+            q, t, fi, al, ev, bits, qc, tc = line.rstrip("\n").split("\t")
+            got = out.setdefault(q, [])
+            if t:
+                got.append((t, float(fi), int(al), float(ev), float(bits), float(qc), float(tc)))
+    return out
 
 
 def _stable(records: Iterable[SequenceRecord]) -> list[SequenceRecord]:

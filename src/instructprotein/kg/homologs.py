@@ -166,6 +166,18 @@ class ProteinIndex:
         return self.db_dir / "targets"
 
     # -- searching --------------------------------------------------------------------------------------
+    def preload(
+        self, hits: Mapping[str, list[_RawHit]], *, sensitivity: float = 4.0, evalue: float = 1e-3,
+        max_seqs: int = 300, min_identity: float = 0.0,
+    ) -> int:  # fmt: skip
+        """Take raw hits (sequence -> hits) found elsewhere with these same settings against this
+        same graph (the decontamination search), so :meth:`search` runs no MMseqs2 for them.
+        Returns how many sequences were taken."""
+        params = (sensitivity, evalue, max_seqs, min_identity)
+        for seq, found in hits.items():
+            self._hits[(seq, params)] = sorted(found, key=lambda h: (-h[4], h[3], h[0]))
+        return len(hits)
+
     def search(
         self,
         queries: Sequence[Sequenced] | Mapping[str, str],

@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import json
 import logging
 import math
@@ -108,6 +109,8 @@ log = logging.getLogger("instructprotein.train")
 LOG_COLUMNS = ("step", "epoch", "tokens", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s")
 KEEP_CHECKPOINTS = 2
 RUN_OUTPUTS = ("model", "checkpoints", "tokenizer", "data", "log.csv", "tensorboard", "loss.png", "training.json")
+SCAFFOLD_VERSION = 1
+"""Bumped when the instructions' fixed words the tokenizer is also trained on change."""
 """What a run writes into its folder; ``--force`` removes exactly these, nothing else."""
 
 
@@ -194,6 +197,7 @@ def pretrain(
         load_tokenizer,
         train_tokenizer,
     )
+    from instructprotein.instruct.templates import scaffold_texts
     from instructprotein.train.data import prepare_pretrain_data
 
     init_from = preset.model.init_from
@@ -218,13 +222,16 @@ def pretrain(
                     return load_tokenizer(tokenizer)
                 folder = run_dir / "tokenizer"
                 made_from = json.dumps({"corpus": files_fingerprint(corpus_shards(corpus_dir)),
-                                        "tokenizer": asdict(preset.tokenizer)}, sort_keys=True)
+                                        "tokenizer": asdict(preset.tokenizer), "scaffold": SCAFFOLD_VERSION},
+                                       sort_keys=True)  # fmt: skip
                 marker = folder / "trained_on.json"
                 if folder.exists() and (resume and latest_checkpoint(run_dir) is not None
                                         or marker.exists() and marker.read_text(encoding="utf-8") == made_from):
                     return load_tokenizer(folder)  # the model being resumed was built on it, or nothing changed
                 with reporter.step("training the tokenizer"):
-                    texts = corpus_texts(corpus_dir, limit=preset.tokenizer.max_documents)
+                    # the corpus's text, and the instructions' fixed words (the model reads them in every prompt)
+                    texts = itertools.chain(corpus_texts(corpus_dir, limit=preset.tokenizer.max_documents),
+                                            scaffold_texts())  # fmt: skip
                     trained = train_tokenizer(texts, preset.tokenizer.bpe_vocab_size, folder,
                                               min_frequency=preset.tokenizer.min_frequency)
                 marker.write_text(made_from, encoding="utf-8")
