@@ -30,6 +30,23 @@ def _benchmark_paths(benchmarks: list[Path], no_decontamination: bool) -> list[s
     return [str(p) for p in packaged_benchmarks() if "_test" in p.name]
 
 
+def _task_weights(pairs: list[str]) -> dict[str, float]:
+    from instructprotein.instruct.dataset import TASK_NAMES
+
+    out: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            factor = float(value)
+        except ValueError:
+            factor = -1.0
+        if not sep or name not in TASK_NAMES or factor < 0:
+            raise typer.BadParameter(f"--task-weight takes task=factor with a task among {', '.join(TASK_NAMES)} "
+                                     f"and a factor >= 0, got {pair!r}")  # fmt: skip
+        out[name] = factor
+    return out
+
+
 @instr_app.command("build")
 def instructions_build(
     kg: KgOpt = None,
@@ -49,6 +66,7 @@ def instructions_build(
     workers: Annotated[int, typer.Option(help="Processes generating shards.")] = 2,
     evidence_fraction: Annotated[float, typer.Option(help="Share of protein -> text instructions with their homologs' evidence before the question (0: no homolog search).")] = 0.5,
     evidence_top_k: Annotated[int, typer.Option(help="Homologs in an evidence block.")] = 3,
+    task_weight: Annotated[list[str], typer.Option("--task-weight", help="task=factor: more (or fewer) of one task, e.g. location=3 (repeatable).")] = [],  # noqa: B006
 ) -> None:
     """Decontaminate, split by homology, sample debiased triples and write the dataset."""
     from instructprotein.instruct.dataset import BuildConfig, build_instructions
@@ -60,6 +78,7 @@ def instructions_build(
         min_identity=min_identity, sensitivity=sensitivity, split_identity=split_identity,
         split_linclust=split_linclust, benchmarks=_benchmark_paths(benchmark, no_decontamination),
         evidence_fraction=evidence_fraction, evidence_top_k=evidence_top_k,
+        task_multipliers=_task_weights(task_weight),
     )
     progress = progress_bar()
     start = time.perf_counter()

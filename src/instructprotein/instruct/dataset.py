@@ -82,6 +82,7 @@ class BuildConfig:
     evidence_top_k: int = 3
     evidence_max_identity: float | None = None  # None: the decontamination threshold (min_identity)
     evidence_sensitivity: float = 4.0
+    task_multipliers: dict[str, float] = field(default_factory=dict)  # task -> factor on its TASK_WEIGHTS
 
 
 @dataclass
@@ -130,16 +131,22 @@ def profile_keys(view: KGView, seed: int, num_hashes: int) -> np.ndarray:
     return signature_keys(minhash(carried.indptr, carried.indices, num_hashes=num_hashes, seed=seed))
 
 
-def choose_tasks(view: KGView, eids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A task (index into TASK_NAMES) per drawn triple, by the weights of its term's group."""
+def choose_tasks(
+    view: KGView, eids: np.ndarray, rng: np.random.Generator, multipliers: dict[str, float] | None = None
+) -> np.ndarray:
+    """A task (index into TASK_NAMES) per drawn triple, by the weights of its term's group
+    (times ``multipliers[task]``: a build that wants more of one task, e.g. location)."""
     tasks = np.zeros(len(eids), dtype=np.int16)
     groups = np.array([view.group[e] for e in eids.tolist()], dtype=object)
+    multipliers = multipliers or {}
     for group, weights in TASK_WEIGHTS.items():
         at = np.flatnonzero(groups == group)
         if len(at) == 0:
             continue
         names = sorted(weights)
-        p = np.array([weights[n] for n in names], dtype=np.float64)
+        p = np.array([weights[n] * multipliers.get(n, 1.0) for n in names], dtype=np.float64)
+        if p.sum() <= 0:
+            p = np.array([weights[n] for n in names], dtype=np.float64)
         picks = rng.choice(len(names), size=len(at), p=p / p.sum())
         tasks[at] = np.array([TASK_NAMES.index(n) for n in names], dtype=np.int16)[picks]
     return tasks
@@ -300,7 +307,7 @@ def build_instructions(
             sampling = plan(s_pids, cluster)
             idx = sampling.draw(n, seed=config.seed * 1000 + code)
             d_pids, d_eids = s_pids[idx], s_eids[idx]
-            d_tasks = choose_tasks(view, d_eids, rng)
+            d_tasks = choose_tasks(view, d_eids, rng, config.task_multipliers)
             drawn[name] = (d_pids, d_eids, d_tasks)
             plan_stats[name] = {
                 "triples": int(len(s_pids)), "clusters": sampling.clusters, "proteins": sampling.proteins, "draws": n,
