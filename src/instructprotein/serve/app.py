@@ -246,11 +246,16 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
 
 class BodyLimit:
     """ASGI middleware: a body over ``max_bytes`` is answered 413 (by its Content-Length before
-    reading, or while reading a chunked one); a smaller body is passed on unchanged."""
+    reading, or while reading a chunked one); a smaller body is passed on unchanged.
 
-    def __init__(self, app: Any, max_bytes: int):
+    Before refusing, up to ``drain_bytes`` more of the body are read and dropped: a server that
+    closes with unread bytes in its socket makes the kernel reset the connection, and a client
+    still sending then loses the 413 it was owed. A body larger still is cut off unread."""
+
+    def __init__(self, app: Any, max_bytes: int, drain_bytes: int = 1 << 20):
         self.app = app
         self.max_bytes = max_bytes
+        self.drain_bytes = drain_bytes
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
@@ -275,7 +280,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             total += len(chunk)
             if total > self.max_bytes:
-                await self._too_large(None, scope, receive, send)
+                await self._too_large(None, scope, receive, send, finished=not message.get("more_body", False))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -292,7 +297,16 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, size: int | None, scope: Any, receive: Any, send: Any) -> None:
+    async def _too_large(self, size: int | None, scope: Any, receive: Any, send: Any, finished: bool = False) -> None:
+        if not finished and (size is None or size <= self.max_bytes + self.drain_bytes):
+            drained = 0
+            while drained <= self.drain_bytes:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                drained += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
         if size is not None:
             message = f"request body too large: {size:,} bytes, at most {self.max_bytes:,} bytes accepted"
         else:
