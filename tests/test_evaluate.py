@@ -599,3 +599,85 @@ def test_go_pairs_names_from_graph_then_go_sqlite(tmp_path):
                           "prompt": {"question": "Does the protein associate with {term}?"}})  # fmt: skip
     with KnowledgeGraph(h.kg_path()) as kg:
         assert [i.term for i in load_task_data(kg_only, kg=kg).items] == ["GO:0008270"]
+
+
+# -- design tasks -------------------------------------------------------------------------------------------
+
+
+def test_design_task_from_a_user_file(tmp_path):
+    from instructprotein.evaluate.runner import evaluate
+
+    natural = h.mutant(h.SEQUENCES["P20001"], 0.9, seed=8)  # its closest graph protein is P20001 (zinc ion binding)
+    rows = [
+        {"request": "binds zinc ion", "terms": ["GO:0008270"], "sequence": natural},
+        {"request": "Design a protein with protein kinase activity.", "terms": ["GO:0004672"]},
+    ]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "d.yaml").write_text(
+        "name: my_design\nkind: design\ndata: {test: d.jsonl}\n"
+        "sampling: {per_request: 3, min_len: 20, max_len: 40, seed: 5}\nmax_new_tokens: 4\n"
+    )
+    r = evaluate(h.model_path(), [tmp_path / "d.yaml"], out_dir=tmp_path / "o", kg=h.kg_path(), plots=False)
+    t = r["tasks"]["my_design"]
+    assert t["n"] == 2 and t["designs"] == 6 and t["requests_skipped"] == 0
+    model, shuffled, nat = (t["design"][g] for g in ("model", "shuffled", "natural"))
+    assert model["sequences"] == shuffled["sequences"] == 6 and nat["sequences"] == 1
+    assert model["mean_length"] == shuffled["mean_length"] and 20 <= model["mean_length"] <= 40
+    assert model["validity"]["n"] == 6 and 0 <= model["validity"]["rate"] <= 1
+    assert model["diversity_within_request"]["requests"] == 2
+    # the natural protein's closest training protein is P20001 at ~0.9 identity, and carries the request
+    assert nat["identity_of_closest"][0] == pytest.approx(0.9, abs=0.05)
+    assert nat["consistency"]["consistent_fraction"] == 1.0 and nat["consistency"]["ci95"][1] == 1.0
+    assert "describe" in model and model["describe"]["designs"] == 6
+    lines = (tmp_path / "o" / "predictions" / "my_design.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and json.loads(lines[0])["request"] == "Design a protein that binds zinc ion."
+    same = evaluate(h.model_path(), [tmp_path / "d.yaml"], out_dir=tmp_path / "o2", kg=h.kg_path(), plots=False)
+    assert [json.loads(x)["sequence"] for x in lines] == [
+        json.loads(x)["sequence"] for x in (tmp_path / "o2" / "predictions" / "my_design.jsonl").read_text().splitlines()
+    ]  # seeded
+    assert same["tasks"]["my_design"]["design"]["natural"]["consistency"] == nat["consistency"]
+    assert "my_design (shuffled)" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_design_task_bad_input(tmp_path):
+    from instructprotein.evaluate.data import load_task_data
+
+    base = {"name": "x", "kind": "design", "data": {"test": str(tmp_path / "d.jsonl")}}
+    with pytest.raises(InputError, match="'prompt' is not a key of a design task"):
+        parse_task({**base, "prompt": {"question": "Q?"}})
+    with pytest.raises(InputError, match="sampling.per_request"):
+        parse_task({**base, "sampling": {"per_request": 0}})
+    with pytest.raises(InputError, match="unknown key"):
+        parse_task({**base, "sampling": {"temprature": 0.5}})
+    with pytest.raises(InputError, match="min_len <= max_len"):
+        parse_task({**base, "sampling": {"min_len": 50, "max_len": 40}})
+    (tmp_path / "d.jsonl").write_text('{"request": "binds zinc ion", "terms": ["GO:0008270"]}\n{"request": "  ", "terms": ["GO:1"]}\n')
+    with pytest.raises(InputError, match=r"d.jsonl:2: 'request' must be a non-empty request text"):
+        load_task_data(parse_task(base))
+    (tmp_path / "d.jsonl").write_text('{"request": "binds zinc ion", "terms": []}\n')
+    with pytest.raises(InputError, match=r"d.jsonl:1: 'terms' must be a non-empty list"):
+        load_task_data(parse_task(base))
+
+
+def test_heldout_design_items(instructions_dir, tmp_path):
+    from instructprotein.evaluate.heldout import HeldOut
+    from instructprotein.evaluate.tasks import Source
+
+    d = tmp_path / "instr"
+    shutil.copytree(instructions_dir, d)
+    (d / "jsonl").mkdir()
+    recs = [
+        {"split": "test", "task": "function", "accession": "P20001", "prompt": "Instruction: What?\n\nOutput: ",
+         "answer": "It binds zinc ion.", "triples": [["P20001", "enables", "GO:0008270"]]},
+        {"split": "test", "task": "design", "accession": "P20001",
+         "prompt": "Instruction: Design a protein that binds zinc ion.\n\nOutput: ", "answer": "<protein>M</protein>",
+         "triples": [["P20001", "enables", "GO:0008270"], ["P20001", "located_in", "GO:0005634"]]},
+        {"split": "test", "task": "design", "accession": "P20001", "prompt": "Instruction: Another.\n\nOutput: ",
+         "answer": "<protein>M</protein>", "triples": [["P20001", "enables", "GO:0003824"]]},
+    ]  # fmt: skip
+    (d / "jsonl" / "test-00000.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    items = HeldOut(d).items(Source(heldout="design"))
+    assert [(i.accession, i.label, i.terms) for i in items] == [
+        ("P20001", "Design a protein that binds zinc ion.", ("GO:0008270", "GO:0005634"))]  # the first per protein
+    assert items[0].sequence == h.SEQUENCES["P20001"]
+    assert load_task("heldout_design").kind == "design"

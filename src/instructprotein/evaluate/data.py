@@ -46,7 +46,7 @@ class Item:
     term_name: str | None = None  # what fills {term}
     line: int | None = None
     accession: str | None = None  # held-out items: the graph protein
-    terms: tuple[str, ...] | None = None  # describe: the protein's true GO ids
+    terms: tuple[str, ...] | None = None  # describe: the protein's true GO ids; design: the requested ones
 
 
 @dataclass
@@ -167,6 +167,8 @@ def read_file_items(spec: TaskSpec, path: Path, kg: KnowledgeGraph | None, count
                 terms = tuple(t.strip() for t in raw)
             items.append(Item(f"{stem}:{line}", _clean(seq.strip(), path, line), ref.strip(), line=line, terms=terms))
         return items
+    if spec.kind == "design":
+        return _design_items(spec, path, stem)
     if spec.format == "go_pairs":
         if kg is None:
             raise InputError(f"task {spec.name} asks about GO terms by name: give a knowledge graph (kg=...)", path)
@@ -214,6 +216,32 @@ def read_file_items(spec: TaskSpec, path: Path, kg: KnowledgeGraph | None, count
     return items
 
 
+def _design_items(spec: TaskSpec, path: Path, stem: str) -> list[Item]:
+    """Design requests of a JSON-lines file: the request text, its GO ids, and (optional) the
+    natural protein the request describes."""
+    from instructprotein.infer.generate import design_question
+
+    if benchmark_kind(path) != "jsonl":
+        raise InputError("a design task reads JSON lines (request, GO ids, optional sequence)", path)
+    items: list[Item] = []
+    for line, obj in numbered_jsonl(path, [spec.label_field, str(spec.terms_field)]):
+        request, raw = obj[spec.label_field], obj[str(spec.terms_field)]
+        if not isinstance(request, str) or not request.strip():
+            raise InputError(f"{spec.label_field!r} must be a non-empty request text", path, line)
+        if not isinstance(raw, list) or not raw or not all(isinstance(t, str) and t.strip() for t in raw):
+            raise InputError(f"{spec.terms_field!r} must be a non-empty list of GO ids", path, line)
+        seq = obj.get(spec.sequence_field)
+        if seq is not None and (not isinstance(seq, str) or not seq.strip()):
+            raise InputError(f"{spec.sequence_field!r}, where given, must be a non-empty string", path, line)
+        try:
+            question = design_question(request)
+        except InputError as exc:
+            raise InputError(f"bad request: {exc.message}", path, line) from None
+        sequence = _clean(seq.strip(), path, line) if seq else ""
+        items.append(Item(f"{stem}:{line}", sequence, question, line=line, terms=tuple(t.strip() for t in raw)))
+    return items
+
+
 def _source_items(
     spec: TaskSpec, source: Source, kg: KnowledgeGraph | None, heldout: HeldOut | None, counts: Counter,
     info: dict[str, Any], seed: int,
@@ -237,7 +265,7 @@ def _source_items(
 def _heldout_label(spec: TaskSpec, item: Item) -> Item:
     """Held-out items come labelled yes / no or with a DeepLoc class; map them to the task's classes."""
     label = item.label
-    if spec.kind == "describe":
+    if spec.kind in ("describe", "design"):
         return item
     if spec.format == "go_pairs":
         assert spec.labels is not None
@@ -289,6 +317,6 @@ def load_task_data(
         if spec.train_note:
             train_info["note"] = spec.train_note
     test_info.update(items_in_source=total, n=len(items), reading=dict(counts))
-    if spec.kind != "describe":
+    if spec.kind == "choice":
         test_info["class_counts"] = dict(Counter(i.label for i in items))
     return TaskData(items, train, {"test": test_info, "train": train_info})

@@ -121,6 +121,8 @@ def finish_describe(
                "rouge_l": round(gen.rouge_l_pair(answer, item.label)["f1"], 4)}  # fmt: skip
         if found_terms[n]:
             row["go_terms"] = found_terms[n]
+        if prep.get("contexts"):
+            row["evidence"] = prep["contexts"][n]
         lines.append(json.dumps(row))
     write_text(pred_dir / f"{spec.name}.jsonl", "\n".join(lines) + ("\n" if lines else ""))
     return {

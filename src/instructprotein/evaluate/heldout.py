@@ -14,7 +14,11 @@ proteins become items of the built-in held-out tasks, labelled from the graph:
   least 2 below the root), and as many negatives from that sampler (half siblings or cousins
   of a positive, half frequency-matched random terms; never a term the protein carries or one
   below its direct terms), so the set is near balanced and frequency alone does not give
-  the answer away.
+  the answer away;
+- ``describe``: the function text the generator wrote for the protein (reference of BLEU /
+  ROUGE-L) and its propagated GO terms;
+- ``design``: the split's design instructions, one per protein: the request, the GO terms it
+  asks for, and the natural protein it was made from.
 
 Every choice is seeded (``seed``, the protein's accession), so the same instruction set and
 seed give the same items; :meth:`HeldOut.items` also writes them as JSON lines under
@@ -79,6 +83,14 @@ class _Cap:
         keep = set(random.Random(self.seed).sample(accessions, self.n))
         self.info["sampled_proteins"] = self.n
         return [a for a in accessions if a in keep]
+
+
+def _question_of(prompt: str) -> str:
+    """The question of a rendered prompt, ``Instruction: {question}\\n\\nOutput: ``."""
+    text = prompt.strip()
+    if text.startswith("Instruction:"):
+        text = text[len("Instruction:") :]
+    return text.split("\n\nOutput:")[0].strip()
 
 
 def _unit(seed: int, key: str) -> random.Random:
@@ -164,6 +176,8 @@ class HeldOut:
             items = self._go(accessions, str(source.aspect), seed, info, cap)
         elif source.heldout == "describe":
             items = self._describe(accessions, source.split, info, cap)
+        elif source.heldout == "design":
+            items = self._design(accessions, source.split, info, cap)
         else:  # pragma: no cover - validated in tasks.py
             raise ValueError(source.heldout)
         info["items"] = len(items)
@@ -208,26 +222,50 @@ class HeldOut:
         seqs = self._seqs(with_mf)
         return [Item(a, seqs[a], "yes" if a in binders else "no", accession=a) for a in with_mf if a in seqs]
 
-    def references(self, split: str) -> dict[str, str]:
-        """Accession -> the reference function text: the answer of the split's first ``function``
-        instruction about the protein (JSON lines shards, else the Hugging Face dataset)."""
-        out: dict[str, str] = {}
+    def _first_records(self, split: str, task: str, fields: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """Accession -> ``fields`` of the split's first ``task`` instruction about the protein
+        (JSON lines shards, else the Hugging Face dataset)."""
+        out: dict[str, dict[str, Any]] = {}
         shards = sorted((self.dir / "jsonl").glob(f"{split}-*.jsonl"))
         if shards:
             for shard in shards:
                 with open(shard, encoding="utf-8") as fh:
                     for line in fh:
                         rec = json.loads(line)
-                        if rec.get("task") == "function" and rec.get("accession") not in out:
-                            out[rec["accession"]] = rec["answer"]
+                        if rec.get("task") == task and rec.get("accession") not in out:
+                            out[rec["accession"]] = {f: rec.get(f) for f in fields}
             return out
         from instructprotein.instruct.dataset import load_instructions
 
         ds = load_instructions(self.dir)[split]
-        for acc, task, answer in zip(ds["accession"], ds["task"], ds["answer"]):
-            if task == "function" and acc not in out:
-                out[acc] = answer
+        columns = [ds[f] for f in ("accession", "task", *fields)]
+        for acc, t, *values in zip(*columns):
+            if t == task and acc not in out:
+                out[acc] = dict(zip(fields, values))
         return out
+
+    def references(self, split: str) -> dict[str, str]:
+        """Accession -> the reference function text: the answer of the split's first ``function``
+        instruction about the protein."""
+        return {a: r["answer"] for a, r in self._first_records(split, "function", ("answer",)).items()}
+
+    def _design(self, accessions: list[str], split: str, info: dict[str, Any], cap: _Cap) -> list[Item]:
+        """The split's design instructions, one per protein: the request (the instruction's
+        question as the generator wrote it), the GO terms it asks for, and the natural protein
+        it was made from (the reference a design is compared with)."""
+        records = self._first_records(split, "design", ("prompt", "triples"))
+        kept = [a for a in accessions if a in records]
+        info["without_design_instruction"] = len(accessions) - len(kept)
+        kept = cap(kept)
+        seqs = self._seqs(kept)
+        items = []
+        for a in kept:
+            rec = records[a]
+            request = _question_of(str(rec["prompt"] or ""))
+            terms = tuple(dict.fromkeys(t[2] for t in rec["triples"] or () if str(t[2]).startswith("GO:")))
+            if a in seqs and request and terms:
+                items.append(Item(a, seqs[a], request, accession=a, terms=terms))
+        return items
 
     def _describe(self, accessions: list[str], split: str, info: dict[str, Any], cap: _Cap) -> list[Item]:
         refs = self.references(split)

@@ -274,9 +274,21 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
                   "vote (F-max), the naive term-frequency scores (F-max)):"), "",
                   _md_table(["task", "n", "BLEU-4", "ROUGE-L", "GO P / R / F1", "homology best P / R / F1",
                              "homology vote F-max", "naive F-max"], gen_rows)]  # fmt: skip
+    design = design_rows(results)
+    if design:
+        lines += ["", ("Design tasks (validity: the design command's checks; novelty: 1 - identity of the closest "
+                  "training protein, MMseqs2; diversity: 1 - mean pairwise identity among one request's designs; "
+                  "consistency: the closest training protein carries every requested GO term; describe: the model's "
+                  "own description of the sequence names them; 95 % Wilson intervals). Shuffled: each design's "
+                  "residues in random order; natural: the held-out protein the request was written from:"), "",
+                  _md_table(["task", "sequences", "validity", "novelty", "diversity", "consistency", "describe"],
+                            design)]  # fmt: skip
     if "overview" in images.get("_", {}):
         lines += ["", f"![overview]({images['_']['overview']})"]
     for name, t in results["tasks"].items():
+        if "design" in t:
+            lines += _design_section(name, t)
+            continue
         if "model" not in t:
             lines += _describe_section(name, t)
             continue
@@ -361,6 +373,59 @@ def describe_rows(results: dict[str, Any]) -> list[list[str]]:
             pct(b.get("homology_vote", {}).get("f_max")), pct(b.get("naive", {}).get("f_max")),
         ])  # fmt: skip
     return rows
+
+
+def _rate_cell(r: dict[str, Any] | None, key: str = "rate") -> str:
+    if not r or r.get(key) is None:
+        return "-"
+    lo, hi = r.get("ci95", (None, None))
+    return f"{pct(r[key])} [{pct(lo)}, {pct(hi)}]" if lo is not None else pct(r[key])
+
+
+def design_rows(results: dict[str, Any]) -> list[list[str]]:
+    """One row per (design task, group): model designs, shuffled controls, natural proteins."""
+    rows = []
+    for name, t in results["tasks"].items():
+        for group, r in t.get("design", {}).items():
+            div = r.get("diversity_within_request") or r.get("diversity_across") or {}
+            rows.append([
+                f"{name} ({group})", f"{r['sequences']:,}", _rate_cell(r.get("validity")),
+                pct(r.get("novelty", {}).get("novelty")), pct(div.get("diversity")),
+                _rate_cell(r.get("consistency"), "consistent_fraction"), _rate_cell(r.get("describe"), "consistent_fraction"),
+            ])  # fmt: skip
+    return rows
+
+
+def _design_section(name: str, t: dict[str, Any]) -> list[str]:
+    res = t["task"]["resolved"]
+    d = t["data"]["test"]
+    lines = ["", f"## {name}", "", t["description"] + "."]
+    if t.get("notes"):
+        lines += ["", t["notes"]]
+    lines += [
+        "",
+        f"- requests: {t['n']:,} from `{d.get('source')}`, {t['designs']:,} designs ({t['requests_skipped']} requests "
+        "too long for the model's context left out)",
+        f"- sampling: {res.get('sampling')}",
+        f"- time: {t['seconds']}",
+        "",
+        _md_table(["sequences", "n", "mean length", "validity", "novel (< 70 % identity)", "diversity within / across",
+                   "consistency (mean recall)", "describe (mean recall)"],
+                  [[g, f"{r['sequences']:,}", f"{r['mean_length']:.0f}", _rate_cell(r.get("validity")),
+                    pct(r.get("novelty", {}).get("novel_fraction")),
+                    f"{pct(r.get('diversity_within_request', {}).get('diversity'))} / {pct(r.get('diversity_across', {}).get('diversity'))}",
+                    f"{_rate_cell(r.get('consistency'), 'consistent_fraction')} ({pct(r.get('consistency', {}).get('mean_recall'))})",
+                    f"{_rate_cell(r.get('describe'), 'consistent_fraction')} ({pct(r.get('describe', {}).get('mean_recall'))})"]
+                   for g, r in t["design"].items()]),
+        "",
+        "Examples (request / design / closest training protein):",
+        "",
+    ]  # fmt: skip
+    for ex in t.get("examples", []):
+        lines.append(f"- {ex['request']!r}: `{ex['sequence'][:60]}{'...' if len(ex['sequence']) > 60 else ''}` "
+                     f"({len(ex['sequence'])} aa) / {ex['closest'] or 'no hit'}"
+                     + (f" at {ex['identity']:.2f}" if ex.get("identity") is not None else ""))  # fmt: skip
+    return lines
 
 
 def _describe_section(name: str, t: dict[str, Any]) -> list[str]:

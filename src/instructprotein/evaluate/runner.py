@@ -534,8 +534,8 @@ def _evaluate(
     sides: dict[str, _HomologySide] = {}
     homology_info: dict[str, Any] = {"enabled": bool(homology), "max_identity": max_identity, **settings}
     need_side = {s.name: ("heldout" if s.test.heldout else "benchmark") for s in specs
-                 if (homology and s.homology is not None) or retrieval or s.term_frequency}  # fmt: skip
-    searching = {s.name for s in specs if (homology and s.homology is not None) or retrieval}
+                 if (homology and s.homology is not None) or retrieval or s.term_frequency or s.kind == "design"}  # fmt: skip
+    searching = {s.name for s in specs if ((homology and s.homology is not None) or retrieval) and s.kind != "design"}
     if need_side:
         not_train = heldout.not_train() if heldout is not None else frozenset()
         if "benchmark" in need_side.values():
@@ -592,6 +592,11 @@ def _evaluate(
     for spec in specs:
         if spec.kind == "describe":
             _generate(spec, model, tokenizer, prepared[spec.name], progress)
+        if spec.kind == "design":
+            from instructprotein.evaluate.design import generate_designs
+
+            kg_terms = heldout.kg if (spec.test.heldout and heldout is not None) else kg_obj
+            generate_designs(spec, model, tokenizer, data[spec.name].items, kg_terms, prepared[spec.name], progress)
 
     # -- metrics and baselines per task ---------------------------------------------------------------------
     results: dict[str, Any] = {}
@@ -606,6 +611,10 @@ def _evaluate(
 
                 kg_terms = heldout.kg if (spec.test.heldout and heldout is not None) else kg_obj
                 res = finish_describe(spec, data[spec.name], prepared[spec.name], side, kg_terms, homology, pred_dir)
+            elif spec.kind == "design":
+                from instructprotein.evaluate.design import finish_design
+
+                res = finish_design(spec, data[spec.name], prepared[spec.name], side, pred_dir)
             else:
                 res = _finish(spec, data[spec.name], prepared[spec.name], side, homology, seed, pred_dir)
         res["seconds"]["baselines_and_metrics"] = round(time.perf_counter() - t0, 2)
@@ -653,9 +662,16 @@ def _prepare(
     from instructprotein.evaluate.scoring import encode_candidates
 
     items = td.items
-    if spec.kind == "describe":
-        _ids, read, cut_info, texts = build_prompts(spec, items, tokenizer, ctx_len, spec.max_new_tokens)
-        return {"texts": texts, "read": read, "cut": cut_info, "keys": [], "seconds": {}}
+    if spec.kind == "design":  # its prompts are the requests; generate_designs samples them
+        return {"keys": [], "seconds": {}}
+    if spec.kind == "describe":  # with retrieval, the homologs' GO terms, as the describe command gives them
+        contexts = None
+        if retrieval:
+            assert side is not None
+            contexts = evidence_blocks(spec, items, side)
+            contexts = _shorten_evidence(spec, items, side, contexts, tokenizer, ctx_len, spec.max_new_tokens)
+        _ids, read, cut_info, texts = build_prompts(spec, items, tokenizer, ctx_len, spec.max_new_tokens, contexts)
+        return {"texts": texts, "read": read, "cut": cut_info, "keys": [], "seconds": {}, "contexts": contexts}
     cands = list(spec.candidates)
     cand_ids = encode_candidates(tokenizer, cands)
     contexts = None

@@ -57,6 +57,19 @@ baselines ``homology: {rule: go_terms}`` and ``term_frequency`` (CAFA's naive pr
     prompt: {question: "What is the function of this protein?"}
     max_new_tokens: 48
 
+A third kind writes proteins (``kind: design``; the built-in ``heldout_design``): each item is a
+request (``data.label_field``, default ``request``: a description or a whole instruction, as the
+``design`` command takes it), the GO ids it asks for (``data.terms_field``, default ``terms``)
+and optionally the natural protein it came from (``sequence``); ``sampling`` sets
+``per_request``, ``temperature``, ``top_p``, ``min_len``, ``max_len``, ``seed``; ``metrics``
+among ``validity``, ``novelty``, ``diversity``, ``consistency`` (the closest training protein
+carries the request) and ``describe`` (the model's own description gives it back)::
+
+    name: my_design
+    kind: design
+    data: {test: requests.jsonl}      # {"request": "binds zinc ion", "terms": ["GO:0008270"]}
+    sampling: {per_request: 4, max_len: 200}
+
 Prompts are the paper's format, ``{protein}Instruction: {question}\\n\\nOutput: {prefix}``,
 built by :func:`~instructprotein.infer.prompts.build_prompt` (no trailing space; each
 candidate brings its own). Every problem in a task file is an
@@ -79,19 +92,23 @@ from instructprotein.errors import InputError
 
 TASK_SUFFIXES = (".yaml", ".yml", ".json")
 FORMATS = ("labelled", "go_pairs")
-HELDOUT_KINDS = ("location", "metal", "go", "describe")
+HELDOUT_KINDS = ("location", "metal", "go", "describe", "design")
 METRICS = ("accuracy", "aupr")
 HOMOLOGY_RULES = ("location", "carries_term", "item_term", "go_terms")
 _NAME = re.compile(r"[A-Za-z0-9_\-]+")
 _GO_ID = re.compile(r"GO:\d{7}")
 
 _TOP_KEYS = {"name", "description", "kind", "data", "prompt", "candidates", "labels", "positive", "metrics", "cut",
-             "baselines", "paper", "notes", "max_new_tokens", "go_aspect", "evidence"}  # fmt: skip
+             "baselines", "paper", "notes", "max_new_tokens", "go_aspect", "evidence", "sampling"}  # fmt: skip
 _DATA_KEYS = {"test", "train", "train_note", "format", "sequence_field", "label_field", "term_field", "terms_field",
               "term_names"}
 TERM_NAMES = ("kg", "kg+go_sqlite")
-KINDS = ("choice", "describe")
+KINDS = ("choice", "describe", "design")
 DESCRIBE_METRICS = ("bleu", "rouge_l", "go")
+DESIGN_METRICS = ("validity", "novelty", "diversity", "consistency", "describe")
+DESIGN_SAMPLING = {"per_request": 2, "temperature": 1.0, "top_p": 0.95, "min_len": 30, "max_len": 300, "seed": 0}
+"""How a design task samples, unless its ``sampling:`` says otherwise; ``max_len`` is further
+capped by what the model's context leaves after the request."""
 _SOURCE_KEYS = {"path", "packaged", "heldout", "aspect", "split", "proteins"}
 HELDOUT_PROTEINS = 1000
 """Held-out test proteins a task keeps by default (a seeded sample of those the task can use):
@@ -195,6 +212,7 @@ class TaskSpec:
     term_names: str = "kg+go_sqlite"  # go_pairs: where GO names come from (the graph, then GO.sqlite)
     evidence: str = "general"  # retrieval block kind: general | location | term
     evidence_term: str | None = None  # evidence "term" with a fixed GO id (None: the item's term)
+    sampling: dict[str, Any] = field(default_factory=dict)  # design: DESIGN_SAMPLING, overridden
 
     @property
     def uses_terms(self) -> bool:
@@ -203,7 +221,7 @@ class TaskSpec:
 
     @property
     def needs_kg(self) -> bool:
-        return self.format == "go_pairs" or (self.kind == "describe" and "go" in self.metrics)
+        return self.format == "go_pairs" or (self.kind == "describe" and "go" in self.metrics) or self.kind == "design"
 
     def class_index(self, name: str) -> int:
         return self.classes.index(name)
@@ -229,6 +247,7 @@ class TaskSpec:
                 "homology": self.homology.to_dict() if self.homology else None,
                 "evidence": self.evidence + (f" ({self.evidence_term})" if self.evidence_term else ""),
                 **({"max_new_tokens": self.max_new_tokens, "go_aspect": self.go_aspect} if self.kind == "describe" else {}),
+                **({"sampling": dict(self.sampling), "max_new_tokens": self.max_new_tokens} if self.kind == "design" else {}),
             },
         }
 
@@ -349,12 +368,15 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
     kind = str(d.get("kind") or "choice")
     if kind not in KINDS:
         raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", path)
-    required = ("name", "data", "prompt", "candidates") if kind == "choice" else ("name", "data", "prompt")
+    required = {"choice": ("name", "data", "prompt", "candidates"), "describe": ("name", "data", "prompt"),
+                "design": ("name", "data")}[kind]  # fmt: skip
     for key in required:
         if key not in d or d[key] in (None, "", [], {}):
             raise InputError(f"missing required field {key!r}", path)
     if kind == "describe":
         return _parse_describe(d, path)
+    if kind == "design":
+        return _parse_design(d, path)
     name = str(d["name"])
     if not _NAME.fullmatch(name):
         raise InputError(f"name {name!r}: use letters, digits, '_' and '-' only", path)
@@ -630,4 +652,57 @@ def _parse_describe(d: dict[str, Any], path: Path | None) -> TaskSpec:
         homology=homology, paper={str(k): float(v) for k, v in (d.get("paper") or {}).items()},
         notes=str(d["notes"]) if d.get("notes") else None, source=path, raw=json.loads(json.dumps(d, default=str)),
         kind="describe", max_new_tokens=max_new, go_aspect=aspect, terms_field=terms_field,
+    )  # fmt: skip
+
+
+def _parse_design(d: dict[str, Any], path: Path | None) -> TaskSpec:
+    """A design task: the model writes proteins for text requests, scored by their checks, their
+    closest training proteins and its own description of them."""
+    name = str(d["name"])
+    if not _NAME.fullmatch(name):
+        raise InputError(f"name {name!r}: use letters, digits, '_' and '-' only", path)
+    for key in ("candidates", "labels", "positive", "prompt", "baselines", "evidence", "go_aspect"):
+        if key in d:
+            raise InputError(f"{key!r} is not a key of a design task (its request is each item's own text)", path)
+    data = d["data"]
+    if not isinstance(data, dict) or not data.get("test"):
+        raise InputError("missing required field 'data.test'", path)
+    _unknown(data, _DATA_KEYS, "data", path)
+    test = _source(data["test"], "test", path)
+    if test.heldout and test.heldout != "design":
+        raise InputError("a design task's held-out source is {heldout: design}", path)
+    metrics = d.get("metrics") or list(DESIGN_METRICS)
+    if not isinstance(metrics, list) or any(m not in DESIGN_METRICS for m in metrics):
+        raise InputError(f"a design task's metrics are {', '.join(DESIGN_METRICS)}, got {metrics!r}", path)
+    raw = d.get("sampling") or {}
+    if not isinstance(raw, dict):
+        raise InputError("sampling must be a mapping (per_request, temperature, top_p, min_len, max_len, seed)", path)
+    _unknown(raw, set(DESIGN_SAMPLING), "sampling", path)
+    sampling: dict[str, Any] = dict(DESIGN_SAMPLING)
+    for key, value in raw.items():
+        want = type(DESIGN_SAMPLING[key])
+        try:
+            sampling[key] = want(value)
+        except (TypeError, ValueError):
+            raise InputError(f"sampling.{key} must be a {want.__name__}, got {value!r}", path) from None
+    if not 1 <= sampling["per_request"] <= 64:
+        raise InputError("sampling.per_request must be between 1 and 64", path)
+    if not 0 < sampling["temperature"] <= 10 or not 0 < sampling["top_p"] <= 1:
+        raise InputError("sampling.temperature must be in (0, 10] and sampling.top_p in (0, 1]", path)
+    if not 1 <= sampling["min_len"] <= sampling["max_len"]:
+        raise InputError("sampling needs 1 <= min_len <= max_len", path)
+    try:
+        max_new = int(d.get("max_new_tokens", 32))
+    except (TypeError, ValueError):
+        raise InputError("max_new_tokens must be an integer", path) from None
+    terms_field = str(data.get("terms_field") or "terms")
+    return TaskSpec(
+        name=name, description=str(d.get("description") or name), test=test, train=None, train_note=None,
+        format="design", sequence_field=str(data.get("sequence_field") or "sequence"),
+        label_field=str(data.get("label_field") or "request"), term_field=None, question=None, prefix="",
+        template=None, candidates={}, classes=[], labels=None, positive=None, metrics=list(metrics), cut_above=None,
+        keep=1000, majority=False, composition=False, term_frequency=False, homology=None,
+        paper={str(k): float(v) for k, v in (d.get("paper") or {}).items()},
+        notes=str(d["notes"]) if d.get("notes") else None, source=path, raw=json.loads(json.dumps(d, default=str)),
+        kind="design", max_new_tokens=max_new, go_aspect=None, terms_field=terms_field, sampling=sampling,
     )  # fmt: skip
