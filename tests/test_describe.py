@@ -69,6 +69,11 @@ def test_answers_in_template_wording(terms):
     )
     assert [m.term.id for m in chain.most_specific] == ["GO:0008270"]
     assert chain.unmatched == []
+    # a design request names terms mid-sentence, joined by "with", "located in", "that"
+    req = terms.find("a protein with protein kinase activity located in the nucleus")
+    assert [m.term.id for m in req.direct] == ["GO:0004672", "GO:0005634"] and req.unmatched == []
+    req = terms.find("Design a protein that binds zinc ion and is located in mitochondrion.")
+    assert [m.term.id for m in req.direct] == ["GO:0008270", "GO:0005739"] and req.unmatched == []
 
 
 def test_synonyms_case_and_fuzzy(terms):

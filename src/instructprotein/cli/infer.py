@@ -26,6 +26,7 @@ def describe(
     no_retrieval: Annotated[bool, typer.Option("--no-retrieval", help="No homologs in the prompt.")] = False,
     baseline: Annotated[bool, typer.Option(help="Also print the homology-transfer prediction.")] = False,
     top_k: Annotated[int, typer.Option(help="Homologs put in the prompt.")] = 3,
+    max_identity: Annotated[Optional[float], typer.Option(help="Drop homologs at or above this identity (e.g. 0.7 to ask about a protein the graph already holds, as the evaluation does).")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer.")] = 128,
     fuzzy: Annotated[bool, typer.Option(help="Also map GO names by fuzzy match (ratio >= 0.9).")] = False,
 ) -> None:
@@ -33,7 +34,7 @@ def describe(
     from instructprotein.infer.commands import describe_command
 
     describe_command(model, inputs, kg, fmt, out, retrieval=False if no_retrieval else None, baseline=baseline,
-                     top_k=top_k, max_new_tokens=max_new_tokens, fuzzy=fuzzy)
+                     top_k=top_k, max_identity=max_identity, max_new_tokens=max_new_tokens, fuzzy=fuzzy)
 
 
 def design(

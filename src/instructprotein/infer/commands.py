@@ -86,6 +86,7 @@ def describe_command(
     retrieval: bool | None = None,
     baseline: bool = False,
     top_k: int = 3,
+    max_identity: float | None = None,
     max_new_tokens: int = 128,
     fuzzy: bool = False,
     device: str | None = None,
@@ -101,10 +102,13 @@ def describe_command(
     if baseline and kg_path is None:
         raise InputError("the homology-transfer baseline needs a knowledge graph (--kg)")
     m = _load(model_path, kg_path, retrieval, device)
-    results = m.describe_many(queries, max_new_tokens=max_new_tokens, fuzzy=fuzzy, top_k=top_k)
+    if max_identity is not None and not 0.0 < max_identity <= 1.0:
+        raise InputError(f"--max-identity must be in (0, 1], got {max_identity}")
+    results = m.describe_many(queries, max_new_tokens=max_new_tokens, fuzzy=fuzzy, top_k=top_k,
+                              max_identity=max_identity)  # fmt: skip
     transfers: dict[str, Any] = {}
     if baseline and m.index is not None and m.kg is not None:
-        found = m.index.search(queries, top_k=top_k)
+        found = m.index.search(queries, top_k=top_k, max_identity=max_identity)
         labels = go_labels(m.kg)
         transfers = {q.id: transfer(found[q.id], labels, k=top_k) for q in queries}
     if fmt == "jsonl":

@@ -44,9 +44,13 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n+")
 _SEPARATOR = re.compile(
     r"(,\s+|;\s+|\s+and\s+|\s+or\s+"
     # the links of instruct.chains' hierarchy chains ("X is a kind of Y, which is part of Z")
-    r"|\s+(?:is|are)\s+(?:an?\s+(?:kind|type|subtype|component)\s+of|part\s+of)\s+|\s+forms\s+part\s+of\s+)"
+    r"|\s+(?:is|are)\s+(?:an?\s+(?:kind|type|subtype|component)\s+of|part\s+of)\s+|\s+forms\s+part\s+of\s+"
+    # the links of a request ("a protein with X located in Y", "one that has X"); a GO name that
+    # holds such words still matches, as a run of pieces joined by them is tried first
+    r"|\s+(?:located|found|localized|localised|resides|residing)\s+in\s+(?:the\s+)?|\s+with\s+|\s+that\s+)"
 )
-_FILLER = frozenset("which that this these those it its they and or also so then as well the a an".split())
+_FILLER = frozenset("which that this these those it its they and or also so then as well the a an "
+                    "protein proteins sequence design generate create make write propose give me one new".split())
 """Words that make up list pieces which are no attempt at a term ("..., which is a kind of ...")."""
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.I)
 _TRAILING = " \t.,;:!?\"'()[]"
