@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--context", type=int, default=2048, help="model positions (OPT's 2,048: prompt + new tokens must fit)")
     args = parser.parse_args()
 
     import torch
@@ -46,7 +47,7 @@ def main() -> None:
     from instructprotein.sources.packaged import packaged_benchmark
 
     torch.set_num_threads(args.threads)
-    model, tok, preset = random_model(args.preset)
+    model, tok, preset = random_model(args.preset, {"model.context_length": args.context})
     model.to(args.device)
     records = read_labelled_sequences(packaged_benchmark("deeploc_subcellular_test"))
     seq = min((clean_sequence(r.sequence) for r in records[:500]), key=lambda s: abs(len(s) - args.residues))
