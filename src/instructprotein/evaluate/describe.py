@@ -18,15 +18,14 @@ Baselines, CAFA's usual two:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from instructprotein.atomic import write_text
 from instructprotein.evaluate import generation as gen
 from instructprotein.evaluate.baselines import TermFrequency
 from instructprotein.evaluate.data import TaskData
+from instructprotein.evaluate.results import entry_head, write_predictions
 from instructprotein.evaluate.tasks import TaskSpec
 from instructprotein.formats.records import GO_ROOTS
 from instructprotein.infer.retrieval import transfer
@@ -115,7 +114,7 @@ def finish_describe(
             scores = {t: min(1.0, tf(t) / n_train) for t in top}
             base["naive"] = gen.go_fmax({str(n): scores for n in range(len(items))},
                                         {str(n): t for n, t in enumerate(truth)})  # fmt: skip
-    lines = []
+    rows = []
     for n, (item, answer) in enumerate(zip(items, answers)):
         row = {"id": item.id, "reference": item.label, "answer": answer,
                "rouge_l": round(gen.rouge_l_pair(answer, item.label)["f1"], 4)}  # fmt: skip
@@ -123,15 +122,10 @@ def finish_describe(
             row["go_terms"] = found_terms[n]
         if prep.get("contexts"):
             row["evidence"] = prep["contexts"][n]
-        lines.append(json.dumps(row))
-    write_text(pred_dir / f"{spec.name}.jsonl", "\n".join(lines) + ("\n" if lines else ""))
+        rows.append(row)
+    write_predictions(pred_dir, spec, rows)
     return {
-        "task": spec.to_dict(),
-        "description": spec.description,
-        "notes": spec.notes,
-        "data": td.info,
-        "n": len(items),
-        "cut": prep["cut"],
+        **entry_head(spec, td, prep),
         "generated": model,
         "baselines": base,
         "paper": spec.paper,

@@ -28,7 +28,6 @@ consistency figure means nothing alone:
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Sequence
@@ -36,9 +35,9 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from instructprotein.atomic import write_text
 from instructprotein.evaluate import generation as gen
 from instructprotein.evaluate.data import Item, TaskData
+from instructprotein.evaluate.results import entry_head, write_predictions
 from instructprotein.evaluate.stats import wilson
 from instructprotein.evaluate.tasks import TaskSpec
 from instructprotein.formats.records import GO_ROOTS
@@ -115,6 +114,12 @@ def _rate(flags: Sequence[bool]) -> dict[str, Any]:
     return {"rate": k / n if n else float("nan"), "k": k, "n": n, "ci95": list(wilson(k, n))}
 
 
+def _with_ci(c: dict[str, Any]) -> dict[str, Any]:
+    """A consistency result with the Wilson interval of its share (the count is share x designs)."""
+    n = c["designs"]
+    return {**c, "ci95": list(wilson(round(c["consistent_fraction"] * n) if n else 0, n))}
+
+
 def _within_diversity(seqs_by_item: dict[int, list[str]]) -> dict[str, Any]:
     vals = []
     for seqs in seqs_by_item.values():
@@ -145,7 +150,7 @@ def finish_design(spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any,
     items = td.items
     designs = prep["designs"]
     s = spec.sampling
-    requested = [set(t for t in (items[d["item"]].terms or ()) if t not in GO_ROOTS) for d in designs]
+    requested = [{t for t in (items[d["item"]].terms or ()) if t not in GO_ROOTS} for d in designs]
     natural_items = [i for i in items if i.sequence]
     seqs = {
         "model": [d["sequence"] for d in designs],
@@ -153,7 +158,7 @@ def finish_design(spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any,
         "natural": [i.sequence for i in natural_items],
     }
     wants = {"model": requested, "shuffled": requested,
-             "natural": [set(t for t in (i.terms or ()) if t not in GO_ROOTS) for i in natural_items]}  # fmt: skip
+             "natural": [{t for t in (i.terms or ()) if t not in GO_ROOTS} for i in natural_items]}  # fmt: skip
     closest: dict[str, list[Any]] = {g: [None] * len(v) for g, v in seqs.items()}
     search_seconds = 0.0
     if side is not None and ({"novelty", "consistency"} & set(spec.metrics)):
@@ -188,20 +193,14 @@ def finish_design(spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any,
             r["diversity_across"] = _across_diversity(v, s["seed"])
         if "consistency" in spec.metrics and side is not None:
             c = gen.annotation_consistency([h.accession if h else None for h in closest[g]], wants[g], terms_of)
-            flags = [bool(w) and bool(h) and w <= terms_of(h.accession) for h, w in zip(closest[g], wants[g])]
-            c["ci95"] = list(wilson(sum(flags), len(flags)))
-            r["consistency"] = c
+            r["consistency"] = _with_ci(c)
         if "describe" in spec.metrics and prep["described"].get(g):
-            got = prep["described"][g]
-            c = gen.describe_consistency(wants[g], got)
-            flags = [bool(w) and w <= x for w, x in zip(wants[g], got)]
-            c["ci95"] = list(wilson(sum(flags), len(flags)))
-            r["describe"] = c
+            r["describe"] = _with_ci(gen.describe_consistency(wants[g], prep["described"][g]))
         groups[g] = r
     if designs:
         groups["model"]["ended_by_model"] = sum(d["ended_by"] == "model" for d in designs) / len(designs)
 
-    lines = []
+    rows = []
     for n, d in enumerate(designs):
         h = closest["model"][n]
         row = {"id": d["id"], "request": items[d["item"]].label, "requested": sorted(requested[n]),
@@ -209,21 +208,16 @@ def finish_design(spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any,
                "closest": h.accession if h else None, "closest_identity": round(h.identity, 4) if h else None}  # fmt: skip
         if prep["described"].get("model"):
             row["described_terms"] = len(prep["described"]["model"][n])
-        lines.append(json.dumps(row))
-    write_text(pred_dir / f"{spec.name}.jsonl", "\n".join(lines) + ("\n" if lines else ""))
+        rows.append(row)
+    write_predictions(pred_dir, spec, rows)
     examples = [{"request": items[d["item"]].label, "sequence": d["sequence"],
                  "closest": closest["model"][n].accession if closest["model"][n] else None,
                  "identity": round(closest["model"][n].identity, 3) if closest["model"][n] else None}
                 for n, d in enumerate(designs[:4])]  # fmt: skip
     return {
-        "task": spec.to_dict(),
-        "description": spec.description,
-        "notes": spec.notes,
-        "data": td.info,
-        "n": len(items),
+        **entry_head(spec, td, prep),
         "designs": len(designs),
         "requests_skipped": prep["skipped"],
-        "cut": prep["cut"],
         "design": groups,
         "baselines": {},
         "paper": spec.paper,

@@ -37,8 +37,8 @@ from typing import Any
 from instructprotein.atomic import write_text
 from instructprotein.errors import InputError
 from instructprotein.evaluate.data import Item
-from instructprotein.instruct.compartments import LocationMapper
 from instructprotein.evaluate.tasks import Source
+from instructprotein.instruct.compartments import LocationMapper
 from instructprotein.instruct.render import normalize_sequence
 from instructprotein.kg.store import KnowledgeGraph
 
@@ -87,9 +87,7 @@ class _Cap:
 
 def _question_of(prompt: str) -> str:
     """The question of a rendered prompt, ``Instruction: {question}\\n\\nOutput: ``."""
-    text = prompt.strip()
-    if text.startswith("Instruction:"):
-        text = text[len("Instruction:") :]
+    text = prompt.strip().removeprefix("Instruction:")
     return text.split("\n\nOutput:")[0].strip()
 
 
@@ -249,15 +247,21 @@ class HeldOut:
         instruction about the protein."""
         return {a: r["answer"] for a, r in self._first_records(split, "function", ("answer",)).items()}
 
+    def _usable(self, accessions: list[str], have: Any, missing: str, info: dict[str, Any],
+                cap: _Cap) -> tuple[list[str], dict[str, str]]:  # fmt: skip
+        """The accessions ``have`` holds (how many it lacks counted as ``info[missing]``), capped,
+        and their sequences."""
+        kept = [a for a in accessions if a in have]
+        info[missing] = len(accessions) - len(kept)
+        kept = cap(kept)
+        return kept, self._seqs(kept)
+
     def _design(self, accessions: list[str], split: str, info: dict[str, Any], cap: _Cap) -> list[Item]:
         """The split's design instructions, one per protein: the request (the instruction's
         question as the generator wrote it), the GO terms it asks for, and the natural protein
         it was made from (the reference a design is compared with)."""
         records = self._first_records(split, "design", ("prompt", "triples"))
-        kept = [a for a in accessions if a in records]
-        info["without_design_instruction"] = len(accessions) - len(kept)
-        kept = cap(kept)
-        seqs = self._seqs(kept)
+        kept, seqs = self._usable(accessions, records, "without_design_instruction", info, cap)
         items = []
         for a in kept:
             rec = records[a]
@@ -269,10 +273,7 @@ class HeldOut:
 
     def _describe(self, accessions: list[str], split: str, info: dict[str, Any], cap: _Cap) -> list[Item]:
         refs = self.references(split)
-        kept = [a for a in accessions if a in refs]
-        info["without_reference"] = len(accessions) - len(kept)
-        kept = cap(kept)
-        seqs = self._seqs(kept)
+        kept, seqs = self._usable(accessions, refs, "without_reference", info, cap)
         items = []
         for a in kept:
             if a not in seqs:

@@ -293,9 +293,7 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
             lines += _describe_section(name, t)
             continue
         res = t["task"]["resolved"]
-        lines += ["", f"## {name}", "", t["description"] + "."]
-        if t.get("notes"):
-            lines += ["", t["notes"]]
+        lines += _section_head(name, t)
         d = t["data"]["test"]
         src = f"`{d.get('source')}`" + (f" (`{Path(d['file']).name}`, sha256 `{d['sha256'][:12]}`)" if d.get("sha256") else "")
         lines += [
@@ -375,6 +373,12 @@ def describe_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _section_head(name: str, t: dict[str, Any]) -> list[str]:
+    """A task section's title, description and notes."""
+    lines = ["", f"## {name}", "", t["description"] + "."]
+    return lines + (["", t["notes"]] if t.get("notes") else [])
+
+
 def _rate_cell(r: dict[str, Any] | None, key: str = "rate") -> str:
     if not r or r.get(key) is None:
         return "-"
@@ -399,13 +403,11 @@ def design_rows(results: dict[str, Any]) -> list[list[str]]:
 def _design_section(name: str, t: dict[str, Any]) -> list[str]:
     res = t["task"]["resolved"]
     d = t["data"]["test"]
-    lines = ["", f"## {name}", "", t["description"] + "."]
-    if t.get("notes"):
-        lines += ["", t["notes"]]
+    lines = _section_head(name, t)
     lines += [
         "",
-        f"- requests: {t['n']:,} from `{d.get('source')}`, {t['designs']:,} designs ({t['requests_skipped']} requests "
-        "too long for the model's context left out)",
+        (f"- requests: {t['n']:,} from `{d.get('source')}`, {t['designs']:,} designs ({t['requests_skipped']} "
+         "requests too long for the model's context left out)"),
         f"- sampling: {res.get('sampling')}",
         f"- time: {t['seconds']}",
         "",
@@ -431,9 +433,7 @@ def _design_section(name: str, t: dict[str, Any]) -> list[str]:
 def _describe_section(name: str, t: dict[str, Any]) -> list[str]:
     res = t["task"]["resolved"]
     d = t["data"]["test"]
-    lines = ["", f"## {name}", "", t["description"] + "."]
-    if t.get("notes"):
-        lines += ["", t["notes"]]
+    lines = _section_head(name, t)
     lines += [
         "",
         f"- items: {t['n']:,} from `{d.get('source')}`" + (f"; held-out set: {d['heldout']}" if d.get("heldout") else ""),

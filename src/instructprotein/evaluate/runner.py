@@ -47,6 +47,7 @@ from instructprotein.evaluate.baselines import (
     majority_class,
 )
 from instructprotein.evaluate.data import Item, TaskData, load_task_data
+from instructprotein.evaluate.results import entry_head, write_predictions
 from instructprotein.evaluate.tasks import TaskSpec, load_task
 from instructprotein.progress import Progress
 
@@ -665,22 +666,18 @@ def _prepare(
     if spec.kind == "design":  # its prompts are the requests; generate_designs samples them
         return {"keys": [], "seconds": {}}
     if spec.kind == "describe":  # with retrieval, the homologs' GO terms, as the describe command gives them
-        contexts = None
-        if retrieval:
-            assert side is not None
-            contexts = evidence_blocks(spec, items, side)
-            contexts = _shorten_evidence(spec, items, side, contexts, tokenizer, ctx_len, spec.max_new_tokens)
-        _ids, read, cut_info, texts = build_prompts(spec, items, tokenizer, ctx_len, spec.max_new_tokens, contexts)
-        return {"texts": texts, "read": read, "cut": cut_info, "keys": [], "seconds": {}, "contexts": contexts}
-    cands = list(spec.candidates)
-    cand_ids = encode_candidates(tokenizer, cands)
+        longest = spec.max_new_tokens
+    else:
+        cands = list(spec.candidates)
+        cand_ids = encode_candidates(tokenizer, cands)
+        longest = max(map(len, cand_ids))
     contexts = None
     if retrieval:
         assert side is not None
-        contexts = evidence_blocks(spec, items, side)
-        contexts = _shorten_evidence(spec, items, side, contexts, tokenizer, ctx_len, max(map(len, cand_ids)))
-    prompt_ids, seqs_read, cut_info, _ = build_prompts(spec, items, tokenizer, ctx_len, max(map(len, cand_ids)),
-                                                       contexts)  # fmt: skip
+        contexts = _shorten_evidence(spec, items, side, evidence_blocks(spec, items, side), tokenizer, ctx_len, longest)
+    prompt_ids, seqs_read, cut_info, texts = build_prompts(spec, items, tokenizer, ctx_len, longest, contexts)
+    if spec.kind == "describe":
+        return {"texts": texts, "read": seqs_read, "cut": cut_info, "keys": [], "seconds": {}, "contexts": contexts}
     keys = [hashlib.blake2b(np.asarray(p, dtype=np.int64).tobytes() + repr(cands).encode(), digest_size=16).digest()
             for p in prompt_ids]  # fmt: skip
     return {"candidates": cands, "candidate_ids": cand_ids, "prompt_ids": prompt_ids, "read": seqs_read,
@@ -893,7 +890,7 @@ def _finish(
         base["homology_best"]["median_identity"] = float(np.median(ids)) if ids else None
 
     # predictions file
-    lines = []
+    rows = []
     for n, item in enumerate(items):
         row: dict[str, Any] = {"id": item.id, "label": item.label}
         if item.term:
@@ -908,16 +905,11 @@ def _finish(
             row[rule] = {"prediction": pred[n], "probabilities": {c: round(float(p), 5) for c, p in zip(spec.classes, probs[n])}}
         for k, v in baseline_preds.items():
             row[k] = v[n]
-        lines.append(json.dumps(row))
-    write_text(pred_dir / f"{spec.name}.jsonl", "\n".join(lines) + "\n")
+        rows.append(row)
+    write_predictions(pred_dir, spec, rows)
 
     return {
-        "task": spec.to_dict(),
-        "description": spec.description,
-        "notes": spec.notes,
-        "data": td.info,
-        "n": len(items),
-        "cut": prep["cut"],
+        **entry_head(spec, td, prep),
         "model": model_res,
         "baselines": base,
         "paper": spec.paper,

@@ -596,34 +596,48 @@ def _homology(value: Any, classes: list[str], fmt: str, path: Path | None) -> Ho
     return HomologyRule("item_term", yes=yes, no=no, k=k)
 
 
-def _parse_describe(d: dict[str, Any], path: Path | None) -> TaskSpec:
-    """A generation task: the model answers a question, scored against reference texts and GO terms."""
+def _generation_head(
+    d: dict[str, Any], path: Path | None, kind: str, allowed: tuple[str, ...]
+) -> tuple[str, dict[str, Any], Source, list[str]]:
+    """Name, data, test source and metrics of a task that generates (describe, design): the
+    checks both kinds share."""
     name = str(d["name"])
     if not _NAME.fullmatch(name):
         raise InputError(f"name {name!r}: use letters, digits, '_' and '-' only", path)
     for key in ("candidates", "labels", "positive"):
         if key in d:
-            raise InputError(f"{key!r} is for choice tasks; a describe task generates its answer", path)
+            raise InputError(f"{key!r} is for choice tasks; a {kind} task generates its answer", path)
     data = d["data"]
     if not isinstance(data, dict) or not data.get("test"):
         raise InputError("missing required field 'data.test'", path)
     _unknown(data, _DATA_KEYS, "data", path)
     test = _source(data["test"], "test", path)
-    if test.heldout and test.heldout != "describe":
-        raise InputError("a describe task's held-out source is {heldout: describe}", path)
-    prompt = d["prompt"]
-    if not isinstance(prompt, dict) or not prompt.get("question") or prompt.get("template"):
-        raise InputError("a describe task's prompt needs 'question' (and an optional 'prefix')", path)
-    _unknown(prompt, _PROMPT_KEYS, "prompt", path)
-    metrics = d.get("metrics") or list(DESCRIBE_METRICS)
-    if not isinstance(metrics, list) or any(m not in DESCRIBE_METRICS for m in metrics):
-        raise InputError(f"a describe task's metrics are {', '.join(DESCRIBE_METRICS)}, got {metrics!r}", path)
+    if test.heldout and test.heldout != kind:
+        raise InputError(f"a {kind} task's held-out source is {{heldout: {kind}}}", path)
+    metrics = d.get("metrics") or list(allowed)
+    if not isinstance(metrics, list) or any(m not in allowed for m in metrics):
+        raise InputError(f"a {kind} task's metrics are {', '.join(allowed)}, got {metrics!r}", path)
+    return name, data, test, list(metrics)
+
+
+def _max_new_tokens(d: dict[str, Any], default: int, path: Path | None) -> int:
     try:
-        max_new = int(d.get("max_new_tokens", 64))
+        max_new = int(d.get("max_new_tokens", default))
     except (TypeError, ValueError):
         raise InputError("max_new_tokens must be an integer", path) from None
     if not 1 <= max_new <= 2048:
         raise InputError("max_new_tokens must be between 1 and 2048", path)
+    return max_new
+
+
+def _parse_describe(d: dict[str, Any], path: Path | None) -> TaskSpec:
+    """A generation task: the model answers a question, scored against reference texts and GO terms."""
+    name, data, test, metrics = _generation_head(d, path, "describe", DESCRIBE_METRICS)
+    prompt = d["prompt"]
+    if not isinstance(prompt, dict) or not prompt.get("question") or prompt.get("template"):
+        raise InputError("a describe task's prompt needs 'question' (and an optional 'prefix')", path)
+    _unknown(prompt, _PROMPT_KEYS, "prompt", path)
+    max_new = _max_new_tokens(d, 64, path)
     aspect = d.get("go_aspect", "F")
     if aspect not in ("F", "P", "C", None):
         raise InputError("go_aspect must be F, P, C or null (all)", path)
@@ -658,22 +672,10 @@ def _parse_describe(d: dict[str, Any], path: Path | None) -> TaskSpec:
 def _parse_design(d: dict[str, Any], path: Path | None) -> TaskSpec:
     """A design task: the model writes proteins for text requests, scored by their checks, their
     closest training proteins and its own description of them."""
-    name = str(d["name"])
-    if not _NAME.fullmatch(name):
-        raise InputError(f"name {name!r}: use letters, digits, '_' and '-' only", path)
-    for key in ("candidates", "labels", "positive", "prompt", "baselines", "evidence", "go_aspect"):
+    for key in ("prompt", "baselines", "evidence", "go_aspect"):
         if key in d:
             raise InputError(f"{key!r} is not a key of a design task (its request is each item's own text)", path)
-    data = d["data"]
-    if not isinstance(data, dict) or not data.get("test"):
-        raise InputError("missing required field 'data.test'", path)
-    _unknown(data, _DATA_KEYS, "data", path)
-    test = _source(data["test"], "test", path)
-    if test.heldout and test.heldout != "design":
-        raise InputError("a design task's held-out source is {heldout: design}", path)
-    metrics = d.get("metrics") or list(DESIGN_METRICS)
-    if not isinstance(metrics, list) or any(m not in DESIGN_METRICS for m in metrics):
-        raise InputError(f"a design task's metrics are {', '.join(DESIGN_METRICS)}, got {metrics!r}", path)
+    name, data, test, metrics = _generation_head(d, path, "design", DESIGN_METRICS)
     raw = d.get("sampling") or {}
     if not isinstance(raw, dict):
         raise InputError("sampling must be a mapping (per_request, temperature, top_p, min_len, max_len, seed)", path)
@@ -691,10 +693,7 @@ def _parse_design(d: dict[str, Any], path: Path | None) -> TaskSpec:
         raise InputError("sampling.temperature must be in (0, 10] and sampling.top_p in (0, 1]", path)
     if not 1 <= sampling["min_len"] <= sampling["max_len"]:
         raise InputError("sampling needs 1 <= min_len <= max_len", path)
-    try:
-        max_new = int(d.get("max_new_tokens", 32))
-    except (TypeError, ValueError):
-        raise InputError("max_new_tokens must be an integer", path) from None
+    max_new = _max_new_tokens(d, 32, path)
     terms_field = str(data.get("terms_field") or "terms")
     return TaskSpec(
         name=name, description=str(d.get("description") or name), test=test, train=None, train_note=None,
