@@ -165,11 +165,15 @@ def test_pretraining_loss_falls_and_run_folder_is_complete(pretrained):
     assert model.config.max_position_embeddings == 64
 
 
-def test_finetune_from_pretrained_model(pretrained, instructions, tmp_path):
+@pytest.mark.parametrize("weighting", ["token", "example"])
+def test_finetune_from_pretrained_model(pretrained, instructions, tmp_path, weighting):
     run, _ = pretrained
-    result = finetune(load_preset("tiny", micro(max_steps=20)), instructions, tmp_path / "ft", init=run / "model")
+    preset = load_preset("tiny", {**micro(max_steps=20), "finetune.loss_weighting": weighting})
+    result = finetune(preset, instructions, tmp_path / "ft", init=run / "model")
     assert result.best_val_loss < result.initial_val_loss - 0.5
     assert result.data["loss_on"] == "answer"
+    summary = json.loads((tmp_path / "ft" / "training.json").read_text())
+    assert summary["preset"]["finetune"]["loss_weighting"] == weighting
     assert (tmp_path / "ft" / "model" / "model.safetensors").exists()
 
 
@@ -247,6 +251,51 @@ def test_packed_examples_do_not_attend_to_each_other(tokenizer_dir, tmp_path):
         c = token_loss_sum(model, crossed, "cpu")
     assert float(a) == pytest.approx(float(b), rel=1e-5)
     assert abs(float(c) - float(b)) > 1e-3 * float(b)
+
+
+def test_example_weighting_gives_every_example_the_same_weight(tokenizer_dir, tmp_path):
+    """Packed, ``example`` weighting = the mean over examples of each example's mean token loss,
+    computed here one example at a time; ``token`` weighting = the mean over all label tokens."""
+    from instructprotein.model.factory import create_model
+
+    rng = random.Random(5)
+    records = []
+    for i in range(24):  # answers of 1 to 10 residues: token weighting favours the long ones
+        answer = "M" + "".join(rng.choice(AA) for _ in range(rng.randint(0, 9)))
+        prompt = f"{rng.choice(WORDS)}: "
+        text = f"{prompt}<protein>{answer}</protein>"
+        records.append({"text": text, "answer_start": len(prompt), "answer_end": len(text), "task": "design",
+                        "accession": f"P{i}", "residues": len(answer)})
+    write_instructions(tmp_path / "ds", records, records[:4])
+    tok = load_tokenizer(tokenizer_dir)
+    packed = prepare_instruction_data(tmp_path / "ds", tok, 64, tmp_path / "packed", loss_on="answer", pack=True)
+    single = prepare_instruction_data(tmp_path / "ds", tok, 64, tmp_path / "single", loss_on="answer", pack=False)
+    assert packed.train.rows < single.train.rows / 2
+    rows = np.arange(packed.train.rows)
+    weights = packed.train.label_weights(rows, "example")
+    assert packed.train.label_total(rows, "example") == pytest.approx(24.0)  # one per example
+    assert (weights[~np.asarray(packed.train.loss_mask[rows], dtype=bool)] == 0).all()
+    model = create_model(load_preset("tiny", micro()), tok, seed=0).eval()
+    with torch.no_grad():
+        per_example = []
+        for r in range(single.train.rows):
+            one = single.train.batch(np.array([r]))
+            per_example.append(float(token_loss_sum(model, one, "cpu")) / single.train.label_count(np.array([r])))
+        by_example = float(token_loss_sum(model, packed.train.batch(rows, "example"), "cpu")) / 24
+        by_token = float(token_loss_sum(model, packed.train.batch(rows, "token"), "cpu")) / packed.train.label_count(rows)
+    assert by_example == pytest.approx(float(np.mean(per_example)), rel=1e-5)
+    lengths = [single.train.label_count(np.array([r])) for r in range(single.train.rows)]
+    assert by_token == pytest.approx(float(np.average(per_example, weights=lengths)), rel=1e-5)
+    assert abs(by_token - by_example) > 1e-4  # the two weightings are not the same objective here
+
+
+def test_example_weighting_is_refused_for_pretraining(corpus, tmp_path):
+    """A text stream has no examples: asking for example weights there is a mistake, said before any work."""
+    with pytest.raises(InputError, match="loss_weighting"):
+        pretrain(load_preset("tiny", micro(loss_weighting="example")), corpus, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(InputError, match="loss_weighting"):
+        load_preset("tiny", {"finetune.loss_weighting": "sentence"})
 
 
 def test_pretraining_rows_are_packed_without_padding(corpus, tokenizer_dir, tmp_path):

@@ -34,6 +34,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "decay": ("linear", "cosine", "constant"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "loss_on": ("all", "answer"),
+    "loss_weighting": ("token", "example"),
 }
 
 GPU_REFERENCE = ("H100 bf16, 989 TFLOP/s dense peak at 40 % utilisation", 989e12 * 0.4)
@@ -90,6 +91,7 @@ class TrainSpec:
     patience: int = 5
     precision: str = "auto"
     loss_on: str = "all"
+    loss_weighting: str = "token"  # token | example: see instructprotein.train.data.LOSS_WEIGHTINGS
 
     def rows_per_batch(self, context_length: int) -> int:
         """Packed rows of ``context_length`` tokens per optimiser step."""
@@ -219,7 +221,7 @@ class Preset:
             line = (
                 f"  {stage:<10} {spec.max_steps:,} steps x {spec.batch_tokens:,} tokens = {_human(tokens)} tokens, "
                 f"{total:.2e} FLOP; lr {spec.lr:g}, warm-up {spec.warmup_steps:,}, {spec.decay} decay, "
-                f"{spec.precision}, loss on {spec.loss_on}"
+                f"{spec.precision}, loss on {spec.loss_on} ({spec.loss_weighting}-weighted)"
             )
             estimates = []
             if flops_per_second:

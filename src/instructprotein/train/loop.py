@@ -30,10 +30,11 @@ Library users who train on a busy CPU should set the variable before importing t
 Batches count tokens (see :class:`~instructprotein.model.presets.TrainSpec`): an optimiser
 step reads ``batch_tokens / context`` packed rows, all processes together; each process
 reads its slice in micro-batches of ``micro_batch_tokens`` and accumulates gradients.
-The loss of a step is the mean over every label token of the global batch (the sum on
-each process is divided by the global count), so one process and many give the same
-loss and gradients for the same global batch, whatever the number of label tokens per
-row (answer-only labels vary a lot). The data position is the number of rows read
+The loss of a step is the mean over every label token of the global batch, or with
+``loss_weighting: example`` the mean over its examples of each one's mean token loss (the
+weighted sum on each process is divided by the global total of weights), so one process
+and many give the same loss and gradients for the same global batch, whatever the number
+of label tokens per row (answer-only labels vary a lot). The data position is the number of rows read
 (:class:`~instructprotein.train.data.RowSchedule`), so ``--resume`` reads exactly the
 rows the killed run would have read next, on any number of processes.
 
@@ -183,6 +184,9 @@ def pretrain(
     run_dir = Path(run_dir)
     spec = preset.pretrain
     # ---- every check that needs no heavy work, before anything is written
+    if spec.loss_weighting != "token":
+        raise InputError("pretrain.loss_weighting must be 'token': pre-training rows are a stream of text, not "
+                         f"separate examples (got {spec.loss_weighting!r})")
     check_run_dir(run_dir, resume=resume, force=force)
     if first_document(corpus_shards(corpus_dir)) is None:
         raise InputError("the corpus is empty (no documents in its shards)", corpus_dir)
@@ -412,7 +416,8 @@ def train_loop(
         return token_loss_sum(model, batch, accelerator.device, attn_impl)
 
     def evaluate() -> float:
-        """Mean token loss on the first ``eval_tokens`` of the validation rows (the same rows every time)."""
+        """Mean loss on the first ``eval_tokens`` of the validation rows (the same rows every time), weighted
+        as training weighs it (``loss_weighting``), so the best checkpoint is the best by the trained objective."""
         n = min(data.valid.rows, max(1, spec.eval_tokens // context))
         per_process = math.ceil(n / processes)
         mine = [r for r in range(rank * per_process, (rank + 1) * per_process)]  # rows >= n are dummies
@@ -421,10 +426,15 @@ def train_loop(
         with torch.no_grad():
             for i in range(0, len(mine), micro_rows):  # every process runs as many forwards (FSDP needs it)
                 rows = np.array(mine[i : i + micro_rows])
-                batch = data.valid.batch(np.where(rows < n, rows, 0))
-                batch["labels"][torch.from_numpy(rows >= n)] = -100
+                batch = data.valid.batch(np.where(rows < n, rows, 0), spec.loss_weighting)
+                dummy = torch.from_numpy(rows >= n)
+                batch["labels"][dummy] = -100
+                if batch["weights"] is not None:
+                    batch["weights"][dummy] = 0.0
+                    total[1] += float(batch["weights"][:, 1:].sum())
+                else:
+                    total[1] += int((batch["labels"][:, 1:] != -100).sum())
                 total[0] += forward_loss_sum(batch).double()
-                total[1] += int((batch["labels"][:, 1:] != -100).sum())
         model.train()
         total = accelerator.reduce(total, "sum")
         return float(total[0] / total[1]) if total[1] > 0 else float("nan")
@@ -487,13 +497,13 @@ def train_loop(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             global_rows = schedule.rows_at(state.rows_seen)
-            labels_in_batch = max(1, data.train.label_count(global_rows))
+            labels_in_batch = max(1.0, data.train.label_total(global_rows, spec.loss_weighting))
             scale = processes * accumulation / labels_in_batch  # backward() divides by accumulation; DDP averages
             local_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
             grad_norm = None
             for rows in schedule.split(global_rows, rank, processes, micro_rows):
                 with accelerator.accumulate(model):
-                    loss_sum = forward_loss_sum(data.train.batch(rows))
+                    loss_sum = forward_loss_sum(data.train.batch(rows, spec.loss_weighting))
                     accelerator.backward(loss_sum * scale)
                     local_sum += loss_sum.detach().double()
                     if accelerator.sync_gradients:
@@ -779,8 +789,9 @@ def _data_fingerprint(data: StageData) -> str:
 
 
 def token_loss_sum(model: Any, batch: dict[str, Any], device: Any, attn_impl: str = "sdpa") -> torch.Tensor:
-    """Sum of the token losses of a batch from :meth:`PackedRows.batch` (labels shifted: token ``i`` is
-    predicted from tokens ``< i``); packed examples get their block-diagonal mask and own positions."""
+    """Sum of the token losses of a batch from :meth:`PackedRows.batch`, each times its ``weights``
+    when the batch has them (labels shifted: token ``i`` is predicted from tokens ``< i``); packed
+    examples get their block-diagonal mask and own positions."""
     import torch.nn.functional as F
 
     ids = batch["input_ids"].to(device)
@@ -800,7 +811,12 @@ def token_loss_sum(model: Any, batch: dict[str, Any], device: Any, attn_impl: st
     logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
     # shift the labels, not the logits: slicing [B, T, V] logits would copy them (as transformers' own loss does)
     shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]
-    return F.cross_entropy(logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100, reduction="sum")
+    weights = batch.get("weights")
+    if weights is None:
+        return F.cross_entropy(logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100, reduction="sum")
+    losses = F.cross_entropy(logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100, reduction="none")
+    w = F.pad(weights.to(device), (0, 1))[:, 1:]
+    return (losses * w.reshape(ids.shape).flatten()).sum()
 
 
 HORIZON_AFTER = 10
