@@ -26,8 +26,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-PREFIX = "Based on the record, the answer is"
-PROTEIN = re.compile(r"<protein>([A-Z]+)</protein>")
+PROMPT = re.compile(r"<protein>([A-Z]+)</protein>Instruction: ([^\n]*)\n(.*)\n\nOutput: $", re.DOTALL)
+"""A yes/no instruction with its evidence block: sequence, block, question."""
 
 
 def majority(block: str) -> str:
@@ -46,32 +46,32 @@ def main() -> None:
 
     import torch
 
+    from instructprotein.evaluate.tasks import load_task
     from instructprotein.infer.classify import context_length, score_options
-    from instructprotein.instruct.evidence import HEADER, answer_room, fit_residues
+    from instructprotein.infer.prompts import fitted_prompt
+    from instructprotein.instruct.evidence import HEADER, answer_room
     from instructprotein.model.factory import load_model_and_tokenizer
 
     torch.set_num_threads(args.threads)
     shards = sorted((args.instructions / "jsonl").glob(f"{args.split}-*.jsonl"))
     if not shards:
         sys.exit(f"error: no {args.split}-*.jsonl shards in {args.instructions / 'jsonl'}")
+    prefix = load_task("metal_ion_binding").prefix  # the evaluated yes/no tasks' answer start
     model, tok = load_model_and_tokenizer(args.model)
-    budget = context_length(model) - answer_room(context_length(model))
+    ctx = context_length(model)
     prompts, groups = [], []
     for shard in shards:
         for line in shard.open(encoding="utf-8"):
             r = json.loads(line)
-            head = f"{HEADER} with "
-            if r["task"] != "yes_no" or head not in r["prompt"]:
+            m = PROMPT.match(r["prompt"]) if r["task"] == "yes_no" else None
+            if m is None or not m.group(2).startswith(f"{HEADER} with "):
                 continue
-            m = PROTEIN.match(r["prompt"])
-            if m is None:
-                continue
-            rest = r["prompt"][m.end():] + PREFIX
-            room = budget - len(tok.encode(f"<protein></protein>{rest}")) - 1
-            if room < 1:
-                continue
-            prompts.append(f"<protein>{fit_residues(m.group(1), room)}</protein>{rest}")
-            groups.append(majority(rest.split(head, 1)[1].split("\n", 1)[0]))
+            sequence, block, question = m.groups()
+            # cut as training and evaluation cut: the prompt leaves answer_room tokens free
+            text, _ = fitted_prompt(tok, sequence, question, prefix, context=block, context_len=ctx,
+                                    reserve=answer_room(ctx), cut_above=None)
+            prompts.append(text)
+            groups.append(majority(block))
     if not prompts:
         sys.exit(f"error: no yes/no questions with term evidence in {args.split}")
     scores = score_options(model, tok, prompts, [" no", " yes"])

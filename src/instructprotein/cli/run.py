@@ -33,7 +33,7 @@ its homologs' yes/no answers from ~4,600 examples with evidence, but not their l
 ~1,100 (nor ~2,100 at three times the weight); tuned on location questions alone for three
 more minutes it did. At this weight the yes/no skill appears in some tuning runs only, and
 doubling the yes/no questions as well (``yes_no=2``: 8,589 of 19,993) did not bring it back
-in the one run measured (``benchmarks/evidence_use.py``: 1.00x)."""
+in the one run measured (``benchmarks/evidence_use.py``: 1.03x)."""
 
 CORPUS_PROTEINS = {"tiny": 20_000, "small": 200_000}
 """Proteins in the pre-training corpus per preset (a seeded sample of the training split):

@@ -427,14 +427,9 @@ def train_loop(
             for i in range(0, len(mine), micro_rows):  # every process runs as many forwards (FSDP needs it)
                 rows = np.array(mine[i : i + micro_rows])
                 batch = data.valid.batch(np.where(rows < n, rows, 0), spec.loss_weighting)
-                dummy = torch.from_numpy(rows >= n)
-                batch["labels"][dummy] = -100
-                if batch["weights"] is not None:
-                    batch["weights"][dummy] = 0.0
-                    total[1] += float(batch["weights"][:, 1:].sum())
-                else:
-                    total[1] += int((batch["labels"][:, 1:] != -100).sum())
+                batch["labels"][torch.from_numpy(rows >= n)] = -100  # an ignored label adds 0, whatever its weight
                 total[0] += forward_loss_sum(batch).double()
+                total[1] += data.valid.label_total(rows[rows < n], spec.loss_weighting)
         model.train()
         total = accelerator.reduce(total, "sum")
         return float(total[0] / total[1]) if total[1] > 0 else float("nan")
@@ -815,8 +810,8 @@ def token_loss_sum(model: Any, batch: dict[str, Any], device: Any, attn_impl: st
     if weights is None:
         return F.cross_entropy(logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100, reduction="sum")
     losses = F.cross_entropy(logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100, reduction="none")
-    w = F.pad(weights.to(device), (0, 1))[:, 1:]
-    return (losses * w.reshape(ids.shape).flatten()).sum()
+    w = F.pad(weights.to(device), (0, 1))[:, 1:]  # shifted as the labels are
+    return (losses * w.flatten()).sum()
 
 
 HORIZON_AFTER = 10
