@@ -47,7 +47,7 @@ def main() -> None:
     import torch
 
     from instructprotein.evaluate.tasks import load_task
-    from instructprotein.infer.classify import context_length, score_options
+    from instructprotein.infer.classify import context_length, prompt_residues, score_options
     from instructprotein.infer.prompts import fitted_prompt
     from instructprotein.instruct.evidence import HEADER, answer_room
     from instructprotein.model.factory import load_model_and_tokenizer
@@ -69,7 +69,7 @@ def main() -> None:
             sequence, block, question = m.groups()
             # cut as training and evaluation cut: the prompt leaves answer_room tokens free
             text, _ = fitted_prompt(tok, sequence, question, prefix, context=block, context_len=ctx,
-                                    reserve=answer_room(ctx), cut_above=None)
+                                    reserve=answer_room(ctx), cut_above=None, max_residues=prompt_residues(model))
             prompts.append(text)
             groups.append(majority(block))
     if not prompts:

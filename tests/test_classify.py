@@ -133,6 +133,29 @@ def test_first_token_rule_ties_on_a_shared_first_token(mt, queries):
     assert s.total[0] != s.total[1]
 
 
+def test_a_model_tuned_on_short_prompts_is_asked_in_short_prompts(mt):
+    from instructprotein.infer.classify import prompt_residues
+    from instructprotein.instruct.evidence import fit_residues
+
+    model, tok = mt
+    long = h.random_protein(300, seed=7)
+    prompt, read = fitted_prompt(tok, long, LOCATION_QUESTION, LOCATION_PREFIX, context_len=512, max_residues=32)
+    head, tail = prompt.split("<protein>")[1].split("</protein>")[0].split("X")
+    assert read == 32 and long.startswith(head) and long.endswith(tail) and len(head) + len(tail) == 31
+    short = h.random_protein(20, seed=8)
+    assert f"<protein>{short}</protein>" in fitted_prompt(tok, short, LOCATION_QUESTION, context_len=512,
+                                                          max_residues=32)[0]
+    assert prompt_residues(model) is None
+    model.config.prompt_residues = 32  # what tuning with the tiny preset writes into config.json
+    try:
+        asked = classify(model, tok, [Query("P1", long)], LOCATION_QUESTION, LOCATION_LABELS, prefix=LOCATION_PREFIX)
+        cut = classify(model, tok, [Query("P1", fit_residues(long, 32))], LOCATION_QUESTION, LOCATION_LABELS,
+                       prefix=LOCATION_PREFIX)
+        assert close(asked[0].scores.total, cut[0].scores.total)
+    finally:
+        model.config.prompt_residues = None
+
+
 def test_long_sequence_is_cut_then_fitted_to_the_context(mt):
     model, tok = mt
     long = h.random_protein(1100, seed=5)

@@ -84,3 +84,19 @@ def test_not_a_graph_file(tmp_path):
     junk.write_text("hello")
     result = cli("kg", "stats", "--kg", str(junk))
     assert result.returncode == 1 and "junk.sqlite" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_task_options_name_the_option_and_write_nothing(tmp_path):
+    kg, out = tmp_path / "kg.sqlite", tmp_path / "instructions"
+    build_tiny(kg)
+    for flag, pair in (("--paper-phrasing", "yes_no=2"), ("--paper-phrasing", "yesno=1"), ("--task-weight", "location=-1")):
+        result = cli("instructions", "build", "--kg", str(kg), "--out", str(out), "--no-decontamination", flag, pair)
+        assert result.returncode != 0 and flag in result.stderr and pair in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_paper_phrasing_option_is_recorded_only_when_given():
+    from instructprotein.cli.instructions import _generate_overrides
+
+    assert _generate_overrides([]) == {}
+    assert _generate_overrides(["yes_no=1", "location=0.5"]) == {"task_paper_phrasing": {"yes_no": 1.0, "location": 0.5}}

@@ -681,3 +681,19 @@ def test_heldout_design_items(instructions_dir, tmp_path):
         ("P20001", "Design a protein that binds zinc ion.", ("GO:0008270", "GO:0005634"))]  # the first per protein
     assert items[0].sequence == h.SEQUENCES["P20001"]
     assert load_task("heldout_design").kind == "design"
+
+
+def test_evaluation_prompts_cut_proteins_to_the_models_own_length():
+    from instructprotein.evaluate.data import Item
+    from instructprotein.evaluate.runner import build_prompts
+    from instructprotein.evaluate.tasks import load_task
+
+    _, tok = h.model_and_tokenizer()
+    spec = load_task("deeploc10")
+    items = [Item("a", h.random_protein(200, seed=1), "nucleus"), Item("b", h.random_protein(20, seed=2), "golgi")]
+    _, read, info, texts = build_prompts(spec, items, tok, 512, 4, max_residues=32)
+    assert [len(s) for s in read] == [32, 20] and info["model_cut"] == 1
+    assert read[0] == items[0].sequence[:23] + "X" + items[0].sequence[-8:]
+    assert f"<protein>{read[0]}</protein>" in texts[0] and "tuned on" in info["rule"]
+    _, whole, info, _ = build_prompts(spec, items, tok, 512, 4)
+    assert [len(s) for s in whole] == [200, 20] and info["model_cut"] == 0

@@ -222,6 +222,19 @@ def test_benchmark_phrasing_answers_start_like_the_benchmark(view, sampler, kg):
         assert i.answer.startswith(("Based on the record, the answer is yes.", "Based on the record, the answer is no."))
 
 
+
+def test_task_paper_phrasing_fixes_one_task_and_leaves_the_others_varied(view, sampler):
+    options = GenerateOptions(paper_phrasing=0.0, task_paper_phrasing={"yes_no": 1.0})
+    insts = generate_many(view, sampler, range(30), options)
+    by_task: dict[str, set[int]] = {}
+    for i in insts:
+        by_task.setdefault(i.task, set()).add(i.phrasing)
+    assert by_task["yes_no"] == {0}
+    assert len(by_task["function"]) > 3 and len(by_task["multiple_choice"]) > 3
+    # the global 0 still reaches the other tasks: phrasing 0 is one draw among ten, not forced
+    plain = generate_many(view, sampler, range(30), GenerateOptions(paper_phrasing=0.0))
+    assert len({i.phrasing for i in plain if i.task == "yes_no"}) > 3
+
 # -- negatives ---------------------------------------------------------------------------------------
 
 

@@ -48,6 +48,7 @@ def micro(**stage: object) -> dict[str, object]:
     out: dict[str, object] = {
         "model.hidden_size": 32, "model.num_layers": 2, "model.num_heads": 2, "model.ffn_dim": 64,
         "model.context_length": 64, "tokenizer.bpe_vocab_size": 320, "tokenizer.max_documents": None,
+        "model.prompt_residues": None,  # proteins as long as the context holds; the cut has its own test
     }
     base = {"batch_tokens": 256, "micro_batch_tokens": 128, "max_steps": 30, "warmup_steps": 3, "lr": 3e-3,
             "eval_interval": 10, "eval_tokens": 256, "checkpoint_interval": 10, "max_minutes": None,
@@ -429,6 +430,34 @@ def test_over_long_examples_cropped_dropped_or_an_error(tmp_path, pretrained):
     assert result.data["dropped_long"]["train"] == 3 and result.data["examples"]["train"] == 30
     cropped = finetune(preset, tmp_path / "instr", tmp_path / "ft2", init=run / "model")
     assert cropped.data["cropped"]["train"] == 3 and cropped.data["examples"]["train"] == 33
+
+
+def test_prompt_residues_cut_prompts_in_tuning_and_travel_with_the_model(tmp_path, pretrained):
+    run, _ = pretrained
+    rng = random.Random(6)
+    train = [example(rng, i, (40, 60)) for i in range(20)]
+    write_instructions(tmp_path / "instr", train, [example(rng, 500, (40, 60))])
+    tok = load_tokenizer(run / "model")
+    data = prepare_instruction_data(tmp_path / "instr", tok, 128, tmp_path / "cache", loss_on="answer", pack=False,
+                                    max_residues=16)
+    for row in range(3):
+        batch = data.train.batch(np.array([row]))
+        ids, labels = batch["input_ids"][0], batch["labels"][0]
+        text = tok.decode(ids[ids != tok.pad_token_id], skip_special_tokens=False)
+        residues = text.split("<protein>")[1].split("</protein>")[0]
+        assert len(residues) == 16 and "X" in residues  # both ends kept, one X for the gap
+        answer = tok.decode(labels[labels != -100]).replace("</s>", "").strip()
+        assert answer.startswith("It has ") and answer.endswith("activity.")
+    full = prepare_instruction_data(tmp_path / "instr", tok, 128, tmp_path / "cache2", loss_on="answer", pack=False)
+    assert full.stats["label_tokens"] == data.stats["label_tokens"]  # the answers are untouched
+    assert data.stats["tokens"]["train"] < full.stats["tokens"]["train"]
+
+    preset = load_preset("tiny", {**micro(max_steps=2, warmup_steps=1), "model.prompt_residues": 16})
+    finetune(preset, tmp_path / "instr", tmp_path / "ft", init=run / "model")
+    config = json.loads((tmp_path / "ft" / "model" / "config.json").read_text())
+    assert config["prompt_residues"] == 16  # inference reads it (infer.classify.prompt_residues)
+    with pytest.raises(InputError, match="model.prompt_residues"):
+        load_preset("tiny", {"model.prompt_residues": 4})
 
 
 def test_bad_model_tokenizer_and_config(tmp_path, pretrained, instructions, corpus):

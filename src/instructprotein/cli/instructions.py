@@ -30,7 +30,8 @@ def _benchmark_paths(benchmarks: list[Path], no_decontamination: bool) -> list[s
     return [str(p) for p in packaged_benchmarks() if "_test" in p.name]
 
 
-def _task_weights(pairs: list[str]) -> dict[str, float]:
+def _task_values(pairs: list[str], flag: str, *, at_most: float | None = None) -> dict[str, float]:
+    """Parse repeated ``task=value`` options; a bad task or value names the option and pair."""
     from instructprotein.instruct.dataset import TASK_NAMES
 
     out: dict[str, float] = {}
@@ -40,11 +41,22 @@ def _task_weights(pairs: list[str]) -> dict[str, float]:
             factor = float(value)
         except ValueError:
             factor = -1.0
-        if not sep or name not in TASK_NAMES or factor < 0:
-            raise typer.BadParameter(f"--task-weight takes task=factor with a task among {', '.join(TASK_NAMES)} "
-                                     f"and a factor >= 0, got {pair!r}")  # fmt: skip
+        if not sep or name not in TASK_NAMES or factor < 0 or (at_most is not None and factor > at_most):
+            bound = f"between 0 and {at_most:g}" if at_most is not None else ">= 0"
+            raise typer.BadParameter(f"{flag} takes task=value with a task among {', '.join(TASK_NAMES)} "
+                                     f"and a value {bound}, got {pair!r}")  # fmt: skip
         out[name] = factor
     return out
+
+
+def _task_weights(pairs: list[str]) -> dict[str, float]:
+    return _task_values(pairs, "--task-weight")
+
+
+def _generate_overrides(paper_phrasing: list[str]) -> dict:
+    """GenerateOptions overrides from ``--paper-phrasing``: left out when not given, so a
+    dataset built without the option records (and caches) exactly what it did before."""
+    return {"task_paper_phrasing": _task_values(paper_phrasing, "--paper-phrasing", at_most=1.0)} if paper_phrasing else {}
 
 
 @instr_app.command("build")
@@ -67,6 +79,7 @@ def instructions_build(
     evidence_fraction: Annotated[float, typer.Option(help="Share of protein -> text instructions with their homologs' evidence before the question (0: no homolog search).")] = 0.5,
     evidence_top_k: Annotated[int, typer.Option(help="Homologs in an evidence block.")] = 3,
     task_weight: Annotated[list[str], typer.Option("--task-weight", help="task=factor: more (or fewer) of one task, e.g. location=3 (repeatable).")] = [],  # noqa: B006
+    paper_phrasing: Annotated[list[str], typer.Option("--paper-phrasing", help="task=p: share of that task's instructions in the paper's benchmark wording (others: 0.3), e.g. yes_no=1 for one yes/no answer form (repeatable).")] = [],  # noqa: B006
 ) -> None:
     """Decontaminate, split by homology, sample debiased triples and write the dataset."""
     from instructprotein.instruct.dataset import BuildConfig, build_instructions
@@ -78,7 +91,7 @@ def instructions_build(
         min_identity=min_identity, sensitivity=sensitivity, split_identity=split_identity,
         split_linclust=split_linclust, benchmarks=_benchmark_paths(benchmark, no_decontamination),
         evidence_fraction=evidence_fraction, evidence_top_k=evidence_top_k,
-        task_multipliers=_task_weights(task_weight),
+        task_multipliers=_task_weights(task_weight), generate=_generate_overrides(paper_phrasing),
     )
     progress = progress_bar()
     start = time.perf_counter()

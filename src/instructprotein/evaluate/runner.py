@@ -72,7 +72,7 @@ def _sha256(path: Path, limit: int | None = None) -> str | None:
 
 def model_info(path: Path, model: Any, tokenizer: Any) -> dict[str, Any]:
     """Path, config hash, weights (size, and sha256 up to 1 GB), parameters, context, tokenizer layout."""
-    from instructprotein.infer.classify import context_length
+    from instructprotein.infer.classify import context_length, prompt_residues
     from instructprotein.model.factory import WEIGHT_FILES, count_parameters
 
     weights = [w for w in WEIGHT_FILES if (path / w).exists()]
@@ -88,6 +88,7 @@ def model_info(path: Path, model: Any, tokenizer: Any) -> dict[str, Any]:
         "architecture": getattr(model.config, "model_type", None),
         "parameters": count_parameters(model),
         "context_length": context_length(model),
+        "prompt_residues": prompt_residues(model),
         "tokenizer": {"layout": tokenizer.layout, "size": len(tokenizer)},
         "dtype": str(next(model.parameters()).dtype),
         "device": str(model.device),
@@ -151,11 +152,12 @@ def _prompt(spec: TaskSpec, item: Item, sequence: str, context: str | None) -> s
 
 def build_prompts(
     spec: TaskSpec, items: Sequence[Item], tokenizer: Any, context_len: int, longest_candidate: int,
-    contexts: Sequence[str | None] | None = None,
+    contexts: Sequence[str | None] | None = None, *, max_residues: int | None = None,
 ) -> tuple[list[list[int]], list[str], dict[str, Any], list[str]]:  # fmt: skip
     """Token ids of every item's prompt, the sequence each read, counts, and the prompts' text.
 
-    1. the task's rule (the paper's: above ``cut.above`` residues keep the last ``cut.keep``);
+    1. the task's rule (the paper's: above ``cut.above`` residues keep the last ``cut.keep``),
+       then the model's own (``max_residues``: its preset's ``prompt_residues``, as it was tuned);
     2. a prompt longer than ``context - answer_room`` (:func:`~instructprotein.instruct.evidence.answer_room`,
        or the longest candidate if that is longer) has its protein fitted the way the model
        was trained (:func:`~instructprotein.instruct.evidence.fit_residues`: the first three
@@ -171,6 +173,10 @@ def build_prompts(
     ctxs = list(contexts) if contexts is not None else [None] * len(items)
     seqs = [cut_sequence(i.sequence, spec.cut_above, spec.keep) for i in items]
     paper_cut = sum(1 for i, s in zip(items, seqs) if len(s) < len(i.sequence))
+    model_cut = 0
+    if max_residues is not None:
+        model_cut = sum(1 for s in seqs if len(s) > max_residues)
+        seqs = [fit_residues(s, max_residues) if len(s) > max_residues else s for s in seqs]
     texts = [_prompt(spec, i, s, c) for i, s, c in zip(items, seqs, ctxs)]
     try:
         ids = [e.input_ids for e in tokenizer.encode_batch(texts, add_bos=True)]
@@ -205,8 +211,11 @@ def build_prompts(
              "answer) has its protein cut to fit: the first three quarters and the last quarter, joined by one X, "
              "as in training")  # fmt: skip
     kept = [len(s) for s in fitted.values()]
+    if max_residues is not None:
+        rule += f"; before that the model's own cut to {max_residues} residues, the length it was tuned on"
     info = {
         "paper_cut": paper_cut,
+        "model_cut": model_cut,
         "context_cut": sum(1 for s in seqs if s in set(fitted.values())),
         "answer_room": room,
         "shortest_kept": min(kept) if kept else None,
@@ -518,7 +527,7 @@ def _evaluate(
     # -- the model -----------------------------------------------------------------------------------------
     import torch
 
-    from instructprotein.infer.classify import context_length
+    from instructprotein.infer.classify import context_length, prompt_residues
     from instructprotein.model.factory import load_model_and_tokenizer
 
     mpath = Path(model_path).expanduser()
@@ -587,7 +596,8 @@ def _evaluate(
     for spec in specs:
         t0 = time.perf_counter()
         prepared[spec.name] = _prepare(spec, data[spec.name], tokenizer, ctx_len,
-                                       sides.get(need_side.get(spec.name, "")), retrieval)  # fmt: skip
+                                       sides.get(need_side.get(spec.name, "")), retrieval,
+                                       max_residues=prompt_residues(model))  # fmt: skip
         prepared[spec.name]["seconds"]["prompts"] = round(time.perf_counter() - t0, 2)
     _score_all(model, prepared, max_rows, progress)
     for spec in specs:
@@ -657,7 +667,8 @@ def _json_default(value: Any) -> Any:
 
 
 def _prepare(
-    spec: TaskSpec, td: TaskData, tokenizer: Any, ctx_len: int, side: _HomologySide | None, retrieval: bool
+    spec: TaskSpec, td: TaskData, tokenizer: Any, ctx_len: int, side: _HomologySide | None, retrieval: bool,
+    max_residues: int | None = None,
 ) -> dict[str, Any]:
     """Prompts (token ids), candidates and grouping keys of a task's items."""
     from instructprotein.evaluate.scoring import encode_candidates
@@ -675,7 +686,8 @@ def _prepare(
     if retrieval:
         assert side is not None
         contexts = _shorten_evidence(spec, items, side, evidence_blocks(spec, items, side), tokenizer, ctx_len, longest)
-    prompt_ids, seqs_read, cut_info, texts = build_prompts(spec, items, tokenizer, ctx_len, longest, contexts)
+    prompt_ids, seqs_read, cut_info, texts = build_prompts(spec, items, tokenizer, ctx_len, longest, contexts,
+                                                           max_residues=max_residues)
     if spec.kind == "describe":
         return {"texts": texts, "read": seqs_read, "cut": cut_info, "keys": [], "seconds": {}, "contexts": contexts}
     keys = [hashlib.blake2b(np.asarray(p, dtype=np.int64).tobytes() + repr(cands).encode(), digest_size=16).digest()

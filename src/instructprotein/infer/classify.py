@@ -92,6 +92,13 @@ def context_length(model: PreTrainedModel) -> int:
     return 1 << 30
 
 
+def prompt_residues(model: PreTrainedModel) -> int | None:
+    """Residues of a prompt's protein the model was tuned to read (``model.prompt_residues`` of
+    its preset, kept in its config); None: as many as its context holds."""
+    value = getattr(model.config, "prompt_residues", None)
+    return value if isinstance(value, int) and value > 0 else None
+
+
 @dataclass
 class OptionScores:
     """Log-likelihoods of every option after one prompt."""
@@ -376,7 +383,7 @@ def classify(
     room = max(answer_room(ctx), _longest_option(tokenizer, options))  # where training cut its prompts
     prompts = [
         fitted_prompt(tokenizer, q.sequence, qu, prefix, context=c, context_len=ctx, reserve=room,
-                      cut_above=cut_above, keep=keep)[0]
+                      cut_above=cut_above, keep=keep, max_residues=prompt_residues(model))[0]
         for q, qu, c in zip(queries, questions, ctxs)
     ]  # fmt: skip
     scorer = score_naive if naive else score_options

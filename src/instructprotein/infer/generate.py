@@ -30,7 +30,7 @@ import torch
 
 from instructprotein.errors import InputError
 from instructprotein.infer.checks import SequenceChecks, check_designs
-from instructprotein.infer.classify import DEFAULT_RULE, Choice, Rule, classify, context_length
+from instructprotein.infer.classify import DEFAULT_RULE, Choice, Rule, classify, context_length, prompt_residues
 from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, Query, check_description, check_fits, clean_sequence
 from instructprotein.infer.prompts import (
     FUNCTION_QUESTION,
@@ -217,12 +217,12 @@ def prompt_fits(
     ``reserve`` tokens to spare, fit the model's context once their protein is fitted as far as
     it may be (:func:`~instructprotein.infer.prompts.fitted_prompt`)? (For sizing a retrieval
     block: the protein is cut before the evidence is, as in training.)"""
-    ctx = context_length(model)
+    ctx, most = context_length(model), prompt_residues(model)
 
     def fits(query: Query, block: str) -> bool:
         for text in questions:
             prompt, _ = fitted_prompt(tokenizer, query.sequence, text, prefix, context=block, context_len=ctx,
-                                      reserve=reserve, cut_above=cut_above, keep=keep)  # fmt: skip
+                                      reserve=reserve, cut_above=cut_above, keep=keep, max_residues=most)  # fmt: skip
             if len(tokenizer.encode(prompt)) + reserve > ctx:
                 return False
         return True
@@ -359,7 +359,8 @@ def describe(
         for key, text in asks:
             got = (location_blocks if key == "location" else contexts).get(q.id, (None, None))[1]
             prompt, residues = fitted_prompt(tokenizer, q.sequence, text, context=got, context_len=ctx_len,
-                                             reserve=room, cut_above=cut_above, keep=keep)  # fmt: skip
+                                             reserve=room, cut_above=cut_above, keep=keep,
+                                             max_residues=prompt_residues(model))  # fmt: skip
             read[q.id] = min(read.get(q.id, residues), residues)
             prompts.append(prompt)
             names.append(f"{q.id} ({key} question)")

@@ -107,6 +107,7 @@ def fitted_prompt(
     reserve: int = 0,
     cut_above: int | None = CUT_ABOVE,
     keep: int = KEEP_LAST,
+    max_residues: int | None = None,
 ) -> tuple[str, int]:
     """The prompt with its protein fitted into ``context_len - reserve`` tokens (bos included), and
     the residues the model reads.
@@ -115,8 +116,11 @@ def fitted_prompt(
     the rule the model was trained with (:func:`~instructprotein.instruct.evidence.fit_residues`:
     first three quarters, one ``X``, last quarter). A prompt that would need the protein below
     :data:`MIN_FITTED_RESIDUES` is returned as it is, for the caller's size check to refuse.
+    ``max_residues`` (the model's ``prompt_residues``) cuts the protein that far first, by the same rule.
     """
     seq = cut_sequence(sequence, cut_above, keep)
+    if max_residues is not None and len(seq) > max_residues:
+        seq = fit_residues(seq, max_residues)
     text = build_prompt(seq, question_text, prefix, context=context, cut_above=None)
     over = len(tokenizer.encode(text)) + reserve - context_len
     if over > 0 and len(seq) - over >= MIN_FITTED_RESIDUES:

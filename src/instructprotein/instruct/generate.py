@@ -109,6 +109,9 @@ class GenerateOptions:
       to answer with and without retrieval.
     - ``paper_phrasing``: probability of phrasing 0 (the paper's benchmark wording, the
       one inference asks in) instead of a uniform choice among all phrasings.
+    - ``task_paper_phrasing``: the same probability for one task, over ``paper_phrasing``:
+      one answer form for yes/no (``{"yes_no": 1.0}``) keeps the other tasks' varied
+      wording, which a model needs to follow requests it was not trained on verbatim.
     """
 
     tasks: tuple[str, ...] = tuple(TASKS)
@@ -128,6 +131,7 @@ class GenerateOptions:
     design_format: Literal["paper", "plain"] = "paper"
     evidence_fraction: float = 0.5
     paper_phrasing: float = 0.3
+    task_paper_phrasing: Mapping[str, float] = field(default_factory=dict)
 
     def count(self, task: str) -> int:
         return self.counts.get(task, self.default_count) if task in self.tasks else 0
@@ -224,7 +228,8 @@ class _Protein:
     def phrasing(self, task: str, indices: list[int] | None = None) -> int:
         n = len(TASKS[task].phrasings)
         pool = list(range(n)) if indices is None else indices
-        if 0 in pool and self.options.paper_phrasing and self.rng.random() < self.options.paper_phrasing:
+        paper = self.options.task_paper_phrasing.get(task, self.options.paper_phrasing)
+        if 0 in pool and paper and self.rng.random() < paper:
             return 0
         return pool[self.rng.randrange(len(pool))]
 

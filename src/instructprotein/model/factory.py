@@ -66,6 +66,7 @@ def model_config(preset: Preset, tokenizer: ProteinTokenizer) -> OPTConfig:
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
+        prompt_residues=m.prompt_residues,  # ours, kept in config.json for inference
     )
 
 

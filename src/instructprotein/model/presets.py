@@ -58,6 +58,9 @@ class ModelSpec:
     init_std: float = 0.02
     tie_word_embeddings: bool = True
     init_from: str | None = None
+    prompt_residues: int | None = None
+    """Residues of a prompt's protein the model reads (both ends kept, as any cut); None: as
+    many as the context holds. Saved in the model's config, so inference cuts as training did."""
 
 
 @dataclass(frozen=True)
@@ -478,6 +481,9 @@ def _check(p: Preset, where: typing.Callable[[str], str]) -> None:
                        ("ffn_dim", m.ffn_dim), ("context_length", m.context_length)):
         if value <= 0:
             raise InputError(f"model.{key} must be positive", where(f"model.{key}"))
+    if m.prompt_residues is not None and m.prompt_residues < 8:
+        raise InputError("model.prompt_residues must be null or at least 8 (a protein cut shorter says nothing)",
+                         where("model.prompt_residues"))
     for key, value in (("dropout", m.dropout), ("attention_dropout", m.attention_dropout)):
         if not 0.0 <= value < 1.0:
             raise InputError(f"model.{key} must be in [0, 1)", where(f"model.{key}"))

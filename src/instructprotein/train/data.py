@@ -592,27 +592,50 @@ def _prompt_over(ex: _Example, n: int, context: int) -> int:
     return max(0, prompt - (context - max(answer_room(context), answer)))
 
 
+def _prompt_protein(text: str, answer_start: int) -> tuple[int, int] | None:
+    """Where the residues of the prompt's protein lie in ``text`` (start, end), or None when the
+    prompt holds no protein (design: the protein is the answer)."""
+    from instructprotein.instruct.render import PROTEIN_CLOSE, PROTEIN_OPEN
+
+    i = text.find(PROTEIN_OPEN)
+    j = text.find(PROTEIN_CLOSE, i + 1) if i >= 0 else -1
+    if i < 0 or j < 0 or j >= answer_start:
+        return None
+    return i + len(PROTEIN_OPEN), j
+
+
+def _fit_protein_at(text: str, span: tuple[int, int], at: tuple[int, int], keep: int) -> tuple[str, tuple[int, int]]:
+    from instructprotein.instruct.evidence import fit_residues
+
+    start, end = at
+    new = fit_residues(text[start:end], keep)
+    shift = len(new) - (end - start)
+    return text[:start] + new + text[end:], (span[0] + shift, span[1] + shift)
+
+
+def fit_prompt_protein(text: str, span: tuple[int, int], max_residues: int) -> tuple[str, tuple[int, int]]:
+    """The example with its prompt's protein cut to ``max_residues`` (both ends kept, the rule
+    of every cut) and its answer span moved with it; unchanged when it is shorter or absent."""
+    at = _prompt_protein(text, span[0])
+    if at is None or at[1] - at[0] <= max_residues:
+        return text, span
+    return _fit_protein_at(text, span, at, max_residues)
+
+
 def _crop_protein(
     tokenizer: ProteinTokenizer, text: str, span: tuple[int, int], excess: int, loss_on: str, context: int
 ) -> _Example | None:
     """The example with the protein of its prompt fitted ``excess`` tokens shorter (one token a
     residue), or None when its prompt holds no protein (design: the protein is the answer)."""
-    from instructprotein.instruct.evidence import fit_residues
-    from instructprotein.instruct.render import PROTEIN_CLOSE, PROTEIN_OPEN
-
     a, b = int(span[0]), int(span[1])
-    i = text.find(PROTEIN_OPEN)
-    j = text.find(PROTEIN_CLOSE, i + 1) if i >= 0 else -1
-    if i < 0 or j < 0 or j >= a:
+    at = _prompt_protein(text, a)
+    if at is None:
         return None
-    start = i + len(PROTEIN_OPEN)
-    residues = text[start:j]
-    keep = len(residues) - excess
+    keep = at[1] - at[0] - excess
     if keep < max(8, context // 8):  # a protein cut to a few residues would say nothing
         return None
-    new = fit_residues(residues, keep)
-    shift = len(new) - len(residues)
-    return encode_examples(tokenizer, [text[:start] + new + text[j:]], [(a + shift, b + shift)], loss_on)[0]
+    new_text, new_span = _fit_protein_at(text, (a, b), at, keep)
+    return encode_examples(tokenizer, [new_text], [new_span], loss_on)[0]
 
 
 def load_instruction_splits(instructions_dir: str | Path) -> dict[str, Any]:
@@ -667,8 +690,12 @@ def prepare_instruction_data(
     seed: int = 0,
     val_fraction: float = 0.02,
     progress: Progress | None = None,
+    max_residues: int | None = None,
 ) -> StageData:
     """Tokenise, label and pack the instruction dataset's train and valid splits (or reuse the cache).
+
+    ``max_residues`` (the preset's ``model.prompt_residues``) cuts every prompt's protein to
+    that many residues first (:func:`fit_prompt_protein`), as inference will.
 
     Raises :class:`InputError` before anything is trained: an empty train split, missing
     columns, an answer span outside its text, and (``long="error"``) examples longer than
@@ -685,7 +712,7 @@ def prepare_instruction_data(
     fingerprint = _fingerprint(
         kind="instructions", files=[[str(p.relative_to(hf)), *files_fingerprint([p])[0][1:]] for p in data_files],
         tokenizer=tokenizer_fingerprint(tokenizer), context=context_length, loss_on=loss_on, pack=pack,
-        long=long, seed=seed, val_fraction=val_fraction, version=VERSION,
+        long=long, seed=seed, val_fraction=val_fraction, version=VERSION, max_residues=max_residues,
     )
     hit = _cached(cache, fingerprint)
     if hit is not None:
@@ -737,6 +764,9 @@ def prepare_instruction_data(
                                 f"{split} example {chunk[k]}: answer span ({a}, {b}) is not inside its text "
                                 f"of {len(text) if isinstance(text, str) else 0} characters", hf,
                             )
+                    if max_residues is not None:
+                        for k, (text, (a, b)) in enumerate(zip(texts, spans)):
+                            texts[k], spans[k] = fit_prompt_protein(text, (int(a), int(b)), max_residues)
                     try:
                         examples = encode_examples(tokenizer, texts, [(int(a), int(b)) for a, b in spans], loss_on)
                     except ValueError as exc:

@@ -312,6 +312,8 @@ def finetune(
     if isinstance(positions, int) and preset.model.context_length > positions:
         raise InputError(f"model.context_length {preset.model.context_length} exceeds the model's {positions} "
                          "positions; lower it with --set model.context_length=...", source)
+    # the tuned model reads what it was tuned on: inference cuts its prompts by this config key
+    model.config.prompt_residues = preset.model.prompt_residues
     accelerator = make_accelerator(spec, deterministic=deterministic)
     show = progress and accelerator.is_main_process
     if force:
@@ -321,6 +323,7 @@ def finetune(
         data = main_first(accelerator, lambda: prepare_instruction_data(
             instructions_dir, tok, preset.model.context_length, run_dir / "data" / "finetune",
             loss_on=loss_on, pack=pack, long=long, seed=preset.seed, progress=reporter,
+            max_residues=preset.model.prompt_residues,
         ))
     finally:
         _stop(reporter)
