@@ -31,9 +31,9 @@ MAIN_TASK_WEIGHTS = ("location=6",)
 a quarter of the instructions instead of 8 %). Measured here: the tiny model learnt to copy
 its homologs' yes/no answers from ~4,600 examples with evidence, but not their locations from
 ~1,100 (nor ~2,100 at three times the weight); tuned on location questions alone for three
-more minutes it did. At this weight the yes/no skill appears in some tuning runs only, and
-doubling the yes/no questions as well (``yes_no=2``: 8,589 of 19,993) did not bring it back
-in the one run measured (``benchmarks/evidence_use.py``: 1.03x)."""
+more minutes it did. With whole proteins in the prompt the yes/no skill then appeared in one
+tuning of nine (``benchmarks/evidence_use.py``); with the tiny preset's 32-residue prompts
+(``model.prompt_residues``) both tunings measured learned both skills."""
 
 CORPUS_PROTEINS = {"tiny": 20_000, "small": 200_000}
 """Proteins in the pre-training corpus per preset (a seeded sample of the training split):
