@@ -33,7 +33,7 @@ its homologs' yes/no answers from ~4,600 examples with evidence, but not their l
 ~1,100 (nor ~2,100 at three times the weight); tuned on location questions alone for three
 more minutes it did. With whole proteins in the prompt the yes/no skill then appeared in one
 tuning of nine (``benchmarks/evidence_use.py``); with the tiny preset's 32-residue prompts
-(``model.prompt_residues``) both tunings measured learned both skills."""
+(``model.prompt_residues``) all three tunings measured learned it."""
 
 CORPUS_PROTEINS = {"tiny": 20_000, "small": 200_000}
 """Proteins in the pre-training corpus per preset (a seeded sample of the training split):

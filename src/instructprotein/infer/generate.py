@@ -344,7 +344,7 @@ def describe(
         raise InputError("retrieval needs a knowledge graph (its proteins are what is searched)")
     asks: list[tuple[str, str]] = [("function", FUNCTION_QUESTION), ("location", LOCATION_QUESTION)]
     asks += [(f"go_{a}", go_question(a)) for a in aspects]
-    ctx_len = context_length(model)
+    ctx_len, most = context_length(model), prompt_residues(model)
     room = answer_room(ctx_len)  # a cut prompt leaves this much free, as in training
     contexts: dict[str, tuple[list[Homolog], str | None]] = {}
     location_blocks: dict[str, tuple[list[Homolog], str | None]] = {}
@@ -360,7 +360,7 @@ def describe(
             got = (location_blocks if key == "location" else contexts).get(q.id, (None, None))[1]
             prompt, residues = fitted_prompt(tokenizer, q.sequence, text, context=got, context_len=ctx_len,
                                              reserve=room, cut_above=cut_above, keep=keep,
-                                             max_residues=prompt_residues(model))  # fmt: skip
+                                             max_residues=most)  # fmt: skip
             read[q.id] = min(read.get(q.id, residues), residues)
             prompts.append(prompt)
             names.append(f"{q.id} ({key} question)")
@@ -380,7 +380,9 @@ def describe(
         if cut_above is not None and len(q.sequence) > cut_above:
             desc.notes.append(f"longer than {cut_above} residues: cut to its last {keep} (the paper's rule)")
         if model_length < min(len(q.sequence), keep if cut_above is not None and len(q.sequence) > cut_above else len(q.sequence)):
-            desc.notes.append(f"the model reads {ctx_len} tokens: it read {model_length} residues, the first three "
+            why = (f"was tuned on {most}-residue proteins" if most is not None and model_length == most
+                   else f"reads {ctx_len} tokens")
+            desc.notes.append(f"the model {why}: it read {model_length} residues, the first three "
                               "quarters and the last quarter joined by one X, as in training")
         if q.id in contexts:
             desc.homologs, desc.context = contexts[q.id]

@@ -130,7 +130,7 @@ function describeRequest() {
 
 function renderDescription(d) {
   const card = el("article", { class: "card result", "data-id": d.id });
-  const cut = d.model_length < d.length ? ", the model read the last " + d.model_length : "";
+  const cut = d.model_length < d.length ? ", the model read " + d.model_length + " of them (both ends)" : "";
   card.append(el("h3", { text: d.id + " (" + d.length + " residues" + cut + ")" }));
   const dl = el("dl", { class: "answer" });
   const add = (k, v, cls) => dl.append(el("dt", { text: k }), el("dd", { class: cls, text: v || "(no answer)" }));
