@@ -174,9 +174,9 @@ def build_prompts(
     seqs = [cut_sequence(i.sequence, spec.cut_above, spec.keep) for i in items]
     paper_cut = sum(1 for i, s in zip(items, seqs) if len(s) < len(i.sequence))
     model_cut = 0
-    if max_residues is not None:
+    if max_residues is not None:  # fit_residues leaves a protein that fits as it is
         model_cut = sum(1 for s in seqs if len(s) > max_residues)
-        seqs = [fit_residues(s, max_residues) if len(s) > max_residues else s for s in seqs]
+        seqs = [fit_residues(s, max_residues) for s in seqs]
     texts = [_prompt(spec, i, s, c) for i, s, c in zip(items, seqs, ctxs)]
     try:
         ids = [e.input_ids for e in tokenizer.encode_batch(texts, add_bos=True)]
@@ -536,7 +536,7 @@ def _evaluate(
         check_protein_tokens(tokenizer, model, mpath)
         dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model.to(dev).eval()
-    ctx_len = context_length(model)
+    ctx_len, most = context_length(model), prompt_residues(model)
     minfo = model_info(mpath, model, tokenizer)
 
     # -- homology: one search per graph ------------------------------------------------------------------------
@@ -597,7 +597,7 @@ def _evaluate(
         t0 = time.perf_counter()
         prepared[spec.name] = _prepare(spec, data[spec.name], tokenizer, ctx_len,
                                        sides.get(need_side.get(spec.name, "")), retrieval,
-                                       max_residues=prompt_residues(model))  # fmt: skip
+                                       max_residues=most)  # fmt: skip
         prepared[spec.name]["seconds"]["prompts"] = round(time.perf_counter() - t0, 2)
     _score_all(model, prepared, max_rows, progress)
     for spec in specs:

@@ -381,9 +381,10 @@ def classify(
         raise InputError(f"{len(ctxs)} retrieval contexts for {len(queries)} sequences")
     ctx = context_length(model)
     room = max(answer_room(ctx), _longest_option(tokenizer, options))  # where training cut its prompts
+    most = prompt_residues(model)
     prompts = [
         fitted_prompt(tokenizer, q.sequence, qu, prefix, context=c, context_len=ctx, reserve=room,
-                      cut_above=cut_above, keep=keep, max_residues=prompt_residues(model))[0]
+                      cut_above=cut_above, keep=keep, max_residues=most)[0]
         for q, qu, c in zip(queries, questions, ctxs)
     ]  # fmt: skip
     scorer = score_naive if naive else score_options

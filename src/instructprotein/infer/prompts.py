@@ -119,7 +119,7 @@ def fitted_prompt(
     ``max_residues`` (the model's ``prompt_residues``) cuts the protein that far first, by the same rule.
     """
     seq = cut_sequence(sequence, cut_above, keep)
-    if max_residues is not None and len(seq) > max_residues:
+    if max_residues is not None:  # unchanged when it fits
         seq = fit_residues(seq, max_residues)
     text = build_prompt(seq, question_text, prefix, context=context, cut_above=None)
     over = len(tokenizer.encode(text)) + reserve - context_len
