@@ -39,6 +39,11 @@ def test_build_stats_show_term(tmp_path):
     show = cli("kg", "show", "Q00001", "--kg", str(kg), "--propagated")
     assert show.returncode == 0, show.stderr
     assert "zinc ion binding" in show.stdout and "transition metal ion binding" in show.stdout
+    fasta = cli("kg", "show", "Q00001", "--kg", str(kg), "--fasta")  # a sequence to pass to describe
+    assert fasta.returncode == 0, fasta.stderr
+    head, *body = fasta.stdout.splitlines()
+    assert head.startswith(">Q00001 ") and body and all(set(line) <= set("ACDEFGHIKLMNPQRSTVWYXBZUO") for line in body)
+    assert max(map(len, body)) <= 60
 
     term = cli("kg", "term", "GO:0099901", "--kg", str(kg))  # an alt id
     assert term.returncode == 0, term.stderr
@@ -100,3 +105,33 @@ def test_paper_phrasing_option_is_recorded_only_when_given():
 
     assert _generate_overrides([]) == {}
     assert _generate_overrides(["yes_no=1", "location=0.5"]) == {"task_paper_phrasing": {"yes_no": 1.0, "location": 0.5}}
+
+
+def test_model_commands_find_the_main_jobs_model_and_graph_in_the_workdir(tmp_path):
+    """After `instructprotein run`, describe / classify need no --model or --kg; without a graph they say what is lost."""
+    import helpers_model as h
+
+    work = tmp_path / "work"
+    (work / "runs" / "finetune").mkdir(parents=True)
+    (work / "runs" / "finetune" / "model").symlink_to(h.model_path())
+    (work / "kg.sqlite").symlink_to(h.kg_path())
+    sequence = h.BASE[1]  # P20001, in the graph: its homolog P20007 is found
+    described = cli("describe", sequence, "--workdir", str(work), "--format", "jsonl", "--max-new-tokens", "4")
+    assert described.returncode == 0, described.stderr
+    homologs = [x["accession"] for x in json.loads(described.stdout)["homologs"]]
+    assert "P20007" in homologs
+    chose = cli("classify", sequence, "--workdir", str(work), "--question", "Zinc?", "--option", "no",
+                "--option", "yes", "--max-identity", "0.99")
+    assert chose.returncode == 0, chose.stderr
+    assert chose.stdout.startswith("seq1\t")
+
+    (work / "kg.sqlite").unlink()
+    alone = cli("describe", sequence, "--workdir", str(work), "--format", "jsonl", "--max-new-tokens", "4")
+    assert alone.returncode == 0, alone.stderr
+    assert "no knowledge graph" in alone.stderr and json.loads(alone.stdout)["homologs"] == []
+
+    empty = cli("describe", sequence, "--workdir", str(tmp_path / "empty"))
+    assert empty.returncode == 1 and "no tuned model at" in empty.stderr and "Traceback" not in empty.stderr
+    bad_identity = cli("classify", sequence, "--workdir", str(work), "--question", "Zinc?", "--option", "no",
+                       "--max-identity", "70")
+    assert bad_identity.returncode == 1 and "--max-identity must be in (0, 1]" in bad_identity.stderr

@@ -74,6 +74,15 @@ def test_answers_in_template_wording(terms):
     assert [m.term.id for m in req.direct] == ["GO:0004672", "GO:0005634"] and req.unmatched == []
     req = terms.find("Design a protein that binds zinc ion and is located in mitochondrion.")
     assert [m.term.id for m in req.direct] == ["GO:0008270", "GO:0005739"] and req.unmatched == []
+    # the adjectives people write: "zinc-binding" (a synonym, "zinc binding", names the term), "nuclear"
+    req = terms.find("a zinc-binding protein located in the nucleus")
+    assert [m.term.id for m in req.direct] == ["GO:0008270", "GO:0005634"] and req.unmatched == []
+    req = terms.find("Design a small nuclear protein")
+    assert [m.term.id for m in req.direct] == ["GO:0005634"]
+    assert [m.term.id for m in terms.find("DNA-binding domain").direct] == ["GO:0003677"]
+    req = terms.find("a calcium-binding protein in the mitochondrion")  # no synonym "calcium binding": + "ion"
+    assert [m.term.id for m in req.direct] == ["GO:0005509", "GO:0005739"]
+    assert terms.find("a nuclear receptor").direct == []  # only "<place> protein" names a place
 
 
 def test_synonyms_case_and_fuzzy(terms):

@@ -16,7 +16,15 @@ from instructprotein.infer.checks import (
     shannon_entropy,
     tandem_repeat_mask,
 )
-from instructprotein.infer.generate import ProteinGrammar, design, design_question, sample_proteins
+from instructprotein.infer.generate import (
+    ProteinGrammar,
+    default_max_len,
+    design,
+    design_max_len,
+    design_question,
+    resolved_max_len,
+    sample_proteins,
+)
 from instructprotein.infer.prompts import design_prompt
 from instructprotein.infer.retrieval import ProteinIndex
 from instructprotein.infer.terms import TermIndex
@@ -129,6 +137,28 @@ def test_design_request_checks(mt):
         design(model, tok, "binds zinc ion", n=1, min_len=50, max_len=20, check=False)
     with pytest.raises(InputError, match="temperature"):
         design(model, tok, "binds zinc ion", n=1, temperature=0, check=False)
+
+
+def test_default_design_length_is_what_the_context_leaves():
+    assert design_max_len(2048, 20) == 400  # room for more: the default cap
+    assert design_max_len(256, 36) == 219  # the tiny preset: 256 positions, a 36-token request, </protein>
+    assert resolved_max_len(256, 36, 30, 150) == 150  # an explicit max_len is kept (and checked by sampling)
+    with pytest.raises(InputError, match="room for 3 residues, below min_len 30"):
+        resolved_max_len(40, 36, 30, None)
+
+
+def test_design_fits_a_short_context_by_default(mt, monkeypatch):
+    model, tok = mt
+    request = "binds zinc ion"
+    prompt_tokens = len(tok.encode(design_prompt(design_question(request))))
+    assert design(model, tok, request, n=1, min_len=5, max_len=None, check=False).settings["max_len"] == 400
+    monkeypatch.setattr(model.config, "max_position_embeddings", prompt_tokens + 41)  # a model reading fewer tokens
+    assert default_max_len(model, tok, request) == 40
+    run = design(model, tok, request, n=2, seed=4, min_len=5, check=False)
+    assert run.settings["max_len"] == 40
+    assert all(5 <= len(d.sequence) <= 40 for d in run.designs)
+    with pytest.raises(InputError, match="below min_len 50"):
+        design(model, tok, request, n=1, min_len=50, check=False)
 
 
 def test_design_without_graph_checks_sequences_only(mt):

@@ -499,7 +499,7 @@ def test_evaluate_cli(tmp_path):
     assert saved["retrieval"] is True  # on by default with a knowledge graph
     assert "evidence" in (tmp_path / "o" / "predictions" / "toy_metal.jsonl").read_text()
     bad = cli("--model", str(tmp_path / "nope"), "--task", "deeploc10")
-    assert bad.returncode == 1 and "no such model folder" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 1 and "model folder not found" in bad.stderr and "Traceback" not in bad.stderr
     unknown = cli("--model", str(h.model_path()), "--task", "deeploc11", "--no-homology")
     assert unknown.returncode == 1 and "unknown task 'deeploc11'" in unknown.stderr
 

@@ -7,13 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from instructprotein.cli.common import WorkOpt, err, out
-from instructprotein.errors import InputError
-from instructprotein.paths import default_kg_path, work_dir
+from instructprotein.cli.common import WorkOpt, err, graph_if_any, out, tuned_model
+from instructprotein.paths import work_dir
 
 
 def evaluate(
-    model: Annotated[Optional[Path], typer.Option("--model", help="Model folder (e.g. WORKDIR/runs/finetune/model).")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="Model folder (default: WORKDIR/runs/finetune/model, the main job's).")] = None,
     task: Annotated[list[str], typer.Option("--task", help="A built-in task, a task file, or all / paper / heldout (repeatable; default all).")] = [],  # noqa: B006
     limit: Annotated[Optional[int], typer.Option(help="At most this many items per task (a seeded sample).")] = None,
     kg: Annotated[Optional[Path], typer.Option("--kg", help="Training knowledge graph: GO names, homology baseline, retrieval (default: WORKDIR/kg.sqlite).")] = None,
@@ -41,11 +40,8 @@ def evaluate(
     if list_:
         list_tasks_command(out)
         return
-    if model is None:
-        raise InputError("give --model (a model folder) or --list")
-    if not model.is_dir():
-        raise InputError("no such model folder", model)
-    kg_path = kg if kg is not None else (default_kg_path(workdir) if default_kg_path(workdir).is_file() else None)
+    model = tuned_model(model, workdir)
+    kg_path = graph_if_any(kg, workdir, warn=False)
     instr = instructions
     if instr is None:
         guess = work_dir(workdir) / "instructions"

@@ -131,12 +131,17 @@ def kg_show(
     kg: KgOpt = None,
     workdir: WorkOpt = None,
     propagated: Annotated[bool, typer.Option(help="Also list the propagated GO terms.")] = False,
+    fasta: Annotated[bool, typer.Option("--fasta", help="Print the sequence as FASTA only (e.g. to describe it).")] = False,
 ) -> None:
-    """A protein's direct (and optionally propagated) annotations."""
+    """A protein's direct (and optionally propagated) annotations, or its sequence (--fasta)."""
     from instructprotein.kg.store import KnowledgeGraph
 
     with KnowledgeGraph(kg or default_kg_path(workdir)) as graph:
         p = graph.protein(protein)
+        if fasta:
+            lines = [p.sequence[i : i + 60] for i in range(0, len(p.sequence), 60)]
+            typer.echo("\n".join([f">{p.accession} {p.entry_name} {p.name} OS={p.organism}", *lines]))
+            return
         out.print(f"[bold]{p.accession}[/] {p.entry_name} {p.name} {p.organism} length {p.length}")
         t = Table(title="direct annotations")
         for col in ("relation", "id", "name", "evidence"):

@@ -7,20 +7,23 @@ from typing import Annotated, Optional
 
 import typer
 
+from instructprotein.cli.common import WorkOpt, graph_if_any, tuned_model
 from instructprotein.errors import InstructProteinError
 
 
 def serve(
-    model: Annotated[Path, typer.Option("--model", help="Model folder.")],
-    kg: Annotated[Optional[Path], typer.Option("--kg", help="Knowledge graph: GO ids, design checks, retrieval.")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="Model folder (default: WORKDIR/runs/finetune/model).")] = None,
+    kg: Annotated[Optional[Path], typer.Option("--kg", help="Knowledge graph: GO ids, design checks, retrieval (default: WORKDIR/kg.sqlite where it exists).")] = None,
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default; there is no authentication).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda where available).")] = None,
     no_retrieval: Annotated[bool, typer.Option("--no-retrieval", help="No homologs in prompts.")] = False,
+    workdir: WorkOpt = None,
 ) -> None:
     """Serve the HTTP API and the web page until interrupted."""
     from instructprotein.serve.run import serve as run_server
 
+    model, kg = tuned_model(model, workdir), graph_if_any(kg, workdir)
     try:
         run_server(model, kg, host, port, device=device, retrieval=False if no_retrieval else None)
     except OSError as exc:  # the port is taken, or the address cannot be bound

@@ -52,6 +52,12 @@ def write_output(text: str, out: str | Path | None) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def _check_identity(max_identity: float | None) -> None:
+    """Before the model loads: a mistyped identity (70 for 0.7) fails at once."""
+    if max_identity is not None and not 0.0 < max_identity <= 1.0:
+        raise InputError(f"--max-identity must be in (0, 1], got {max_identity}")
+
+
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise InputError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -101,9 +107,8 @@ def describe_command(
     queries = read_queries(inputs)  # before loading the model: a bad input fails fast
     if baseline and kg_path is None:
         raise InputError("the homology-transfer baseline needs a knowledge graph (--kg)")
+    _check_identity(max_identity)
     m = _load(model_path, kg_path, retrieval, device)
-    if max_identity is not None and not 0.0 < max_identity <= 1.0:
-        raise InputError(f"--max-identity must be in (0, 1], got {max_identity}")
     results = m.describe_many(queries, max_new_tokens=max_new_tokens, fuzzy=fuzzy, top_k=top_k,
                               max_identity=max_identity)  # fmt: skip
     transfers: dict[str, Any] = {}
@@ -193,7 +198,7 @@ def design_command(
     top_p: float = 0.95,
     seed: int = 0,
     min_len: int = 30,
-    max_len: int = 400,
+    max_len: int | None = None,
     length: int | None = None,
     device: str | None = None,
     echo: Echo = _stderr,
@@ -242,19 +247,26 @@ def classify_command(
     rule: str = DEFAULT_RULE,
     kg_path: str | Path | None = None,
     retrieval: bool | None = None,
+    top_k: int = 3,
+    max_identity: float | None = None,
     fmt: str = "text",
     out: str | Path | None = None,
     device: str | None = None,
 ) -> list[Choice]:
-    """Pick one of ``options`` for every sequence by the model's likelihood (``rule``: first_token, sum, mean)."""
+    """Pick one of ``options`` for every sequence by the model's likelihood (``rule``: first_token, sum, mean).
+
+    ``top_k`` / ``max_identity`` choose the homologs put in the prompt, as for describe.
+    """
     _check_format(fmt)
+    _check_identity(max_identity)
     if rule not in RULES:
         raise InputError(f"unknown scoring rule {rule!r}; use one of {', '.join(RULES)}")
     if not question or not question.strip():
         raise InputError("empty question")
     queries = read_queries(inputs)
     m = _load(model_path, kg_path, retrieval, device)
-    choices = m.classify_many(queries, question, list(options), prefix=prefix, rule=rule)  # type: ignore[arg-type]
+    choices = m.classify_many(queries, question, list(options), prefix=prefix, rule=rule,  # type: ignore[arg-type]
+                              top_k=top_k, max_identity=max_identity)
     if fmt == "jsonl":
         text = "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in choices)
     elif fmt == "tsv":

@@ -471,6 +471,41 @@ class DesignRun:
         }
 
 
+DEFAULT_MAX_LEN = 400
+"""Longest design by default, where the model's context leaves room for it."""
+
+
+def design_max_len(context_len: int, prompt_tokens: int) -> int:
+    """The default ``max_len``: 400 residues, or fewer where the prompt and ``</protein>`` leave
+    less of the model's context (the tiny preset's 256 tokens leave about 200 after a request).
+
+    A fixed 400 would refuse every request on a small model; the user who wants longer
+    designs needs a model with a longer context, and an explicit ``max_len`` above the room
+    is still refused with the figure to lower it to.
+    """
+    return min(DEFAULT_MAX_LEN, context_len - prompt_tokens - 1)
+
+
+def resolved_max_len(context_len: int, prompt_tokens: int, min_len: int, max_len: int | None) -> int:
+    """``max_len`` as given, or :func:`design_max_len`; refused when that leaves less than ``min_len``."""
+    if max_len is not None:
+        return max_len
+    room = design_max_len(context_len, prompt_tokens)
+    if room < min_len:
+        raise InputError(
+            f"the request is {prompt_tokens} tokens, which leaves the model ({context_len} tokens) room for "
+            f"{max(room, 0)} residues, below min_len {min_len}: shorten the request or lower min_len"
+        )
+    return room
+
+
+def default_max_len(model: PreTrainedModel, tokenizer: ProteinTokenizer, description: str,
+                    length: int | None = None, min_len: int = 1) -> int:
+    """The ``max_len`` :func:`design` uses for this request when none is given."""
+    prompt = design_prompt(design_question(description, length))
+    return resolved_max_len(context_length(model), len(tokenizer.encode(prompt)), min_len, None)
+
+
 @torch.inference_mode()
 def sample_proteins(
     model: PreTrainedModel,
@@ -482,13 +517,14 @@ def sample_proteins(
     top_p: float = 0.95,
     seed: int = 0,
     min_len: int = 30,
-    max_len: int = 400,
+    max_len: int | None = None,
     use_cache: bool = True,
 ) -> list[tuple[str, str]]:
     """``n`` sequences sampled after ``prompt`` (which ends in ``<protein>``): (residues, ended_by).
 
-    Reproducible: the same prompt, ``n``, settings and ``seed`` give the same sequences
-    (sampling runs in a forked RNG seeded with ``seed``; the caller's RNG is untouched).
+    ``max_len`` None: :func:`design_max_len`. Reproducible: the same prompt, ``n``, settings
+    and ``seed`` give the same sequences (sampling runs in a forked RNG seeded with
+    ``seed``; the caller's RNG is untouched).
     """
     from transformers import LogitsProcessorList
 
@@ -496,12 +532,13 @@ def sample_proteins(
         raise InputError(f"n must be at least 1, got {n}")
     if min_len < 1:
         raise InputError(f"min_len must be at least 1, got {min_len}")
-    if max_len < min_len:
-        raise InputError(f"max_len {max_len} is below min_len {min_len}")
     ids = tokenizer.encode(prompt)
     if ids[-1] != tokenizer.protein_open_id:
         raise ValueError("a design prompt must end with <protein>")
     ctx = context_length(model)
+    max_len = resolved_max_len(ctx, len(ids), min_len, max_len)
+    if max_len < min_len:
+        raise InputError(f"max_len {max_len} is below min_len {min_len}")
     if len(ids) + max_len + 1 > ctx:
         raise InputError(
             f"the request is {len(ids)} tokens and max_len {max_len} residues + </protein> must follow it, "
@@ -551,7 +588,7 @@ def design(
     top_p: float = 0.95,
     seed: int = 0,
     min_len: int = 30,
-    max_len: int = 400,
+    max_len: int | None = None,
     length: int | None = None,
     terms: TermIndex | None = None,
     index: ProteinIndex | None = None,
@@ -562,12 +599,14 @@ def design(
     """Sample ``n`` proteins for a text request and check each.
 
     ``length`` adds a length hint to the instruction (the ``design`` phrasings with
-    ``{length}``); ``min_len`` / ``max_len`` bound what decoding may write. With ``index``
+    ``{length}``); ``min_len`` / ``max_len`` bound what decoding may write (``max_len`` None:
+    :func:`design_max_len`, so the default fits any model). With ``index``
     (a graph's proteins) each design gets its closest known protein; with ``terms`` the GO
     terms named in the request are mapped, and checked against that protein's annotations.
     """
     q = design_question(description, length)
     prompt = design_prompt(q)
+    max_len = resolved_max_len(context_length(model), len(tokenizer.encode(prompt)), min_len, max_len)
     samples = sample_proteins(
         model, tokenizer, prompt, n=n, temperature=temperature, top_p=top_p, seed=seed, min_len=min_len, max_len=max_len
     )

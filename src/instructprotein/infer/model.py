@@ -138,10 +138,12 @@ class Model:
         rule: Rule = DEFAULT_RULE,
         retrieval: bool | None = None,
         id: str = "query",
+        top_k: int = 3,
+        max_identity: float | None = None,
     ) -> Choice:
         """The option the model finds most likely after ``{protein}Instruction: {question}\\n\\nOutput: {prefix}``."""
-        return self.classify_many([Query(id, clean_sequence(sequence, id))], question, options,
-                                  prefix=prefix, rule=rule, retrieval=retrieval)[0]  # fmt: skip
+        return self.classify_many([Query(id, clean_sequence(sequence, id))], question, options, prefix=prefix,
+                                  rule=rule, retrieval=retrieval, top_k=top_k, max_identity=max_identity)[0]  # fmt: skip
 
     def classify_many(
         self,

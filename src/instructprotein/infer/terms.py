@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,15 +47,25 @@ _SEPARATOR = re.compile(
     r"|\s+(?:is|are)\s+(?:an?\s+(?:kind|type|subtype|component)\s+of|part\s+of)\s+|\s+forms\s+part\s+of\s+"
     # the links of a request ("a protein with X located in Y", "one that has X"); a GO name that
     # holds such words still matches, as a run of pieces joined by them is tried first
-    r"|\s+(?:located|found|localized|localised|resides|residing)\s+in\s+(?:the\s+)?|\s+with\s+|\s+that\s+)"
+    r"|\s+(?:located|found|localized|localised|resides|residing)\s+in\s+(?:the\s+)?|\s+in\s+the\s+|\s+with\s+|\s+that\s+)"
 )
 _FILLER = frozenset("which that this these those it its they and or also so then as well the a an "
                     "protein proteins sequence design generate create make write propose give me one new".split())
 """Words that make up list pieces which are no attempt at a term ("..., which is a kind of ...")."""
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.I)
 _TRAILING = " \t.,;:!?\"'()[]"
-# Verb phrases of instruct.templates (function_phrase, location_phrase, process_phrase) undone.
-_VERB_FORMS: tuple[tuple[re.Pattern[str], str], ...] = (
+_PLACE_ADJECTIVES = {"nuclear": "nucleus", "mitochondrial": "mitochondrion", "cytoplasmic": "cytoplasm",
+                     "cytosolic": "cytosol", "peroxisomal": "peroxisome", "vacuolar": "vacuole",
+                     "chloroplastic": "chloroplast", "secreted": "extracellular region",
+                     "extracellular": "extracellular region", "membrane": "membrane"}
+"""How people name a protein by where it lives ("a nuclear protein") -> the GO name of the place."""
+# Verb phrases of instruct.templates (function_phrase, location_phrase, process_phrase) undone, and
+# the adjectives of a request ("a zinc-binding protein", "a small nuclear protein").
+_VERB_FORMS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (re.compile(r"^(\S+)-binding(?:\s+(?:proteins?|domains?|sites?))?$", re.I), r"\1 binding"),
+    (re.compile(r"^(\S+)-binding(?:\s+(?:proteins?|domains?|sites?))?$", re.I), r"\1 ion binding"),  # calcium
+    (re.compile(rf"^({'|'.join(_PLACE_ADJECTIVES)})\s+proteins?$", re.I),
+     lambda m: _PLACE_ADJECTIVES[m.group(1).lower()]),
     (re.compile(r"^binds?\s+(.+)$", re.I), r"\1 binding"),
     (re.compile(r"^(?:is|be|are)\s+located\s+in\s+(.+)$", re.I), r"\1"),
     (re.compile(r"^(?:located|localized|localizes|found|resides)\s+(?:in|to|at)\s+(.+)$", re.I), r"\1"),

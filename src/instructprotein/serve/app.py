@@ -58,7 +58,6 @@ from instructprotein.infer.inputs import MAX_DESCRIPTION_CHARS, Query, check_des
 log = logging.getLogger("instructprotein.serve")
 
 STATIC = Path(__file__).parent / "static"
-DEFAULT_MAX_LEN = 400  # design's default in the Python API and the CLI
 T = TypeVar("T")
 
 
@@ -120,7 +119,7 @@ class DesignRequest(_Body):
     seed: int = Field(0, ge=0, le=2**63 - 1)
     min_len: int = Field(30, ge=1, description="Fewest residues (</protein> is masked before).")
     max_len: int | None = Field(None, ge=1, description="Most residues (</protein> is forced there); default 400, "
-                                "or the server's limit where that is lower.")
+                                "or less where the model's context or the server's limit leaves less.")
     length: int | None = Field(None, ge=1, description="A length hint written into the instruction.")
 
 
@@ -334,6 +333,7 @@ def create_app(
     if isinstance(model_path, (str, Path)) and not Path(model_path).expanduser().exists():
         raise InputError("model folder not found", model_path)  # before importing torch: a typo fails in a blink
     from instructprotein.infer.classify import context_length
+    from instructprotein.infer.generate import default_max_len
     from instructprotein.infer.model import Model
 
     if isinstance(model_path, Model):
@@ -443,7 +443,10 @@ def create_app(
         check_description(req.description, limits.max_description_chars)  # empty: 400 before waiting in the queue
         if req.n > limits.max_designs:
             raise LimitError("n", f"{req.n} designs asked, at most {limits.max_designs} per request")
-        max_len = req.max_len if req.max_len is not None else min(DEFAULT_MAX_LEN, limits.max_design_length)
+        max_len = req.max_len
+        if max_len is None:  # design's default (at most 400: what the model's context leaves), within the limit
+            max_len = min(default_max_len(model.model, model.tokenizer, req.description, req.length, req.min_len),
+                          limits.max_design_length)
         if max_len > limits.max_design_length:
             raise LimitError("max_len", f"{max_len}, at most {limits.max_design_length} residues")
         if req.min_len > max_len:
