@@ -98,6 +98,31 @@ def test_every_stage_ran_and_its_artefact_loads(job):
     assert "main job done" in first.stdout and "headline results" in first.stdout and "instructprotein describe" in first.stdout
 
 
+def test_the_summarys_next_commands_work(job, tmp_path):
+    """The summary names a held-out test protein; the commands it prints find the run's model and graph."""
+    import re
+
+    work, first = job
+    env = {**os.environ, "COLUMNS": "200", "INSTRUCTPROTEIN_WORKDIR": str(work)}
+    accession = re.search(r"kg show (\S+) --fasta", first.stdout).group(1)
+    splits = (work / "instructions" / "splits" / "splits.tsv").read_text().splitlines()
+    assert f"{accession}\t" in "\n".join(line for line in splits if line.endswith("\ttest"))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "instructprotein.cli", *args], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=600)  # fmt: skip
+
+    fasta = cli("kg", "show", accession, "--fasta")
+    assert fasta.returncode == 0 and fasta.stdout.split()[0] == f">{accession}", fasta.stderr
+    (tmp_path / f"{accession}.fasta").write_text(fasta.stdout)
+    described = cli("describe", f"{accession}.fasta", "--max-identity", "0.7", "--format", "jsonl",
+                    "--max-new-tokens", "8")
+    assert described.returncode == 0, described.stderr[-2000:]
+    answer = json.loads(described.stdout)
+    assert answer["id"] == accession and "no knowledge graph" not in described.stderr
+    assert all(h["identity"] < 0.7 for h in answer["homologs"])
+
+
 def test_rerun_skips_what_is_done(job):
     work, _ = job
     again = run_job(work)

@@ -140,7 +140,8 @@ def kg_show(
         p = graph.protein(protein)
         if fasta:
             lines = [p.sequence[i : i + 60] for i in range(0, len(p.sequence), 60)]
-            typer.echo("\n".join([f">{p.accession} {p.entry_name} {p.name} OS={p.organism}", *lines]))
+            head = " ".join([p.accession, p.entry_name or "", p.name or "", f"OS={p.organism}" if p.organism else ""])
+            typer.echo("\n".join([">" + " ".join(head.split()), *lines]))  # empty fields left out
             return
         out.print(f"[bold]{p.accession}[/] {p.entry_name} {p.name} {p.organism} length {p.length}")
         t = Table(title="direct annotations")
