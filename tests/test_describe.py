@@ -130,6 +130,16 @@ def test_batched_generation_equals_one_at_a_time(mt):
     assert batched == [generate_answers(model, tok, [p], max_new_tokens=12)[0] for p in prompts]
     assert not any("Ƥ" in a or "</protein>" in a for a in batched)  # no residue tokens in text answers
 
+    # a prompt that leaves little room does not shorten its neighbours' answers
+    ctx = model.config.max_position_embeddings
+    room = 12
+    long_protein = h.random_protein(ctx, seed=9)
+    long_prompt = next(build_prompt(long_protein[:n], FUNCTION_QUESTION) for n in range(ctx, 0, -1)
+                       if len(tok.encode(build_prompt(long_protein[:n], FUNCTION_QUESTION))) <= ctx - room)
+    mixed = generate_answers(model, tok, [prompts[0], long_prompt], max_new_tokens=40)
+    assert mixed[0] == generate_answers(model, tok, [prompts[0]], max_new_tokens=40)[0]
+    assert mixed[1] == generate_answers(model, tok, [long_prompt], max_new_tokens=40)[0]
+
 
 def test_too_long_for_the_model_is_fitted_and_said(mt):
     model, tok = mt

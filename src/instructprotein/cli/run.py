@@ -243,7 +243,7 @@ def _summary(timings: list[tuple[str, float, str]], total: float, work: Path, kg
         f"  instructprotein describe {acc}.fasta{at} --max-identity 0.7 --baseline\n"
         f'  instructprotein design "a zinc-binding protein located in the nucleus" --n 4{at}\n'
         f"  instructprotein serve{at}      # web page and HTTP API on http://127.0.0.1:8000\n"
-        f"  instructprotein evaluate{at} --task deeploc10 --no-retrieval   # the model without its homologs"
+        f"  instructprotein evaluate{at} --task deeploc10 --no-retrieval --limit 200   # the model without its homologs"
     )
 
 

@@ -162,7 +162,8 @@ def generate_answers(
     Prompts run ``batch_size`` at a time, sorted by length and left-padded (the answers are
     the same as one prompt at a time; the test checks it). Residue tokens and
     ``</protein>`` are masked outside protein segments. ``max_new_tokens`` is lowered to what
-    the context leaves after a batch's longest prompt; a prompt that leaves fewer than 8
+    the context leaves after the prompt; prompts are batched only with others of the same
+    budget, so a long neighbour never shortens an answer. A prompt that leaves fewer than 8
     tokens is an :class:`InputError` naming it.
     """
     from transformers import LogitsProcessorList
@@ -176,10 +177,16 @@ def generate_answers(
         check_fits(name, len(ids), ctx, reserve=8)
     grammar = LogitsProcessorList([ProteinGrammar(tokenizer, block_outside=True)])
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    budget = [min(max_new_tokens, ctx - len(ids)) for ids in encoded]
+    chunks: list[list[int]] = []
+    for i in order:  # consecutive prompts of one budget, at most batch_size of them
+        if chunks and budget[chunks[-1][0]] == budget[i] and len(chunks[-1]) < max(batch_size, 1):
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
     answers: list[str] = [""] * len(prompts)
     model.eval()
-    for start in range(0, len(order), max(batch_size, 1)):
-        chunk = order[start : start + max(batch_size, 1)]
+    for chunk in chunks:
         width = max(len(encoded[i]) for i in chunk)
         ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -190,7 +197,7 @@ def generate_answers(
         out = model.generate(
             input_ids=ids.to(model.device),
             attention_mask=mask.to(model.device),
-            max_new_tokens=max(min(max_new_tokens, ctx - width), 1),
+            max_new_tokens=budget[chunk[0]],  # the same alone: width + budget <= ctx for every row
             do_sample=False,
             num_beams=1,
             use_cache=use_cache,
