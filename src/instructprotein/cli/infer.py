@@ -66,7 +66,8 @@ def design(
     from instructprotein.infer.commands import design_command
 
     design_command(tuned_model(model, workdir), description, n, graph_if_any(kg, workdir), out, checks_out,
-                   temperature=temperature, top_p=top_p, seed=seed, min_len=min_len, max_len=max_len, length=length, echo=lambda text: err.print(text, highlight=False, soft_wrap=True))  # a table: not wrapped
+                   temperature=temperature, top_p=top_p, seed=seed, min_len=min_len, max_len=max_len, length=length,
+                   echo=lambda text: err.print(text, highlight=False, soft_wrap=True))  # a table: not wrapped
 
 
 def classify(

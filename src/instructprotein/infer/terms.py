@@ -59,11 +59,12 @@ _PLACE_ADJECTIVES = {"nuclear": "nucleus", "mitochondrial": "mitochondrion", "cy
                      "chloroplastic": "chloroplast", "secreted": "extracellular region",
                      "extracellular": "extracellular region", "membrane": "membrane"}
 """How people name a protein by where it lives ("a nuclear protein") -> the GO name of the place."""
+_BINDING_ADJECTIVE = re.compile(r"^(\S+)-binding(?:\s+(?:proteins?|domains?|sites?))?$", re.I)
 # Verb phrases of instruct.templates (function_phrase, location_phrase, process_phrase) undone, and
 # the adjectives of a request ("a zinc-binding protein", "a small nuclear protein").
 _VERB_FORMS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
-    (re.compile(r"^(\S+)-binding(?:\s+(?:proteins?|domains?|sites?))?$", re.I), r"\1 binding"),
-    (re.compile(r"^(\S+)-binding(?:\s+(?:proteins?|domains?|sites?))?$", re.I), r"\1 ion binding"),  # calcium
+    (_BINDING_ADJECTIVE, r"\1 binding"),  # zinc-binding -> the synonym "zinc binding"
+    (_BINDING_ADJECTIVE, r"\1 ion binding"),  # calcium-binding -> "calcium ion binding" (no such synonym)
     (re.compile(rf"^({'|'.join(_PLACE_ADJECTIVES)})\s+proteins?$", re.I),
      lambda m: _PLACE_ADJECTIVES[m.group(1).lower()]),
     (re.compile(r"^binds?\s+(.+)$", re.I), r"\1 binding"),
