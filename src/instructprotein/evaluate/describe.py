@@ -62,7 +62,8 @@ def _set_scores(pred: Sequence[set[str]], truth: Sequence[set[str]]) -> dict[str
 
 
 def finish_describe(
-    spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any, kg: Any, homology: bool, pred_dir: Path
+    spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any, kg: Any, homology: bool, pred_dir: Path,
+    *, verified: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results entry of a describe task (same layout as a choice task's, ``model`` -> ``generated``)."""
     items = td.items
@@ -122,11 +123,14 @@ def finish_describe(
             row["go_terms"] = found_terms[n]
         if prep.get("contexts"):
             row["evidence"] = prep["contexts"][n]
+        if verified is not None:
+            row["go_verified"] = verified["terms"][n]
         rows.append(row)
     write_predictions(pred_dir, spec, rows)
     return {
         **entry_head(spec, td, prep),
         "generated": model,
+        **({"system_go": verified["aspects"]} if verified else {}),
         "baselines": base,
         "paper": spec.paper,
         "prompts_scored": prep.get("prompts_scored", len(items)),

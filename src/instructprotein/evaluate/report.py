@@ -60,16 +60,29 @@ def paper_cell(task: dict[str, Any]) -> str:
     return ", ".join(f"{v:g}" + ("" if k == "accuracy" else f" ({k.upper()})") for k, v in p.items()) or "-"
 
 
+EXTRA_ROWS = {"system": "system: model + homologs (the answer users get)", "model_alone": "model alone, no evidence"}
+"""Predictors of a choice task besides the model's two rules, as results.json names them."""
+
+
+def predictor_entries(t: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, entry) of every predictor of a choice task that is not a baseline: the system's
+    answer first, then the model with its evidence under each rule, then the model alone."""
+    out = [(EXTRA_ROWS["system"], t["system"])] if "system" in t else []
+    out += [(f"model, {RULE_NAMES[rule]}", t["model"][rule]) for rule in RULES]
+    if "model_alone" in t:
+        out.append((EXTRA_ROWS["model_alone"], t["model_alone"]))
+    return out
+
+
 def summary_rows(results: dict[str, Any]) -> list[dict[str, str]]:
-    """One row per (task, rule): the table of the report and of the command line."""
+    """One row per (task, predictor): the table of the report and of the command line."""
     rows = []
     for name, t in results["tasks"].items():
         if "model" not in t:  # describe tasks have their own table
             continue
-        for rule in RULES:
-            m = t["model"][rule]
+        for label, m in predictor_entries(t):
             rows.append({
-                "task": name, "n": f"{t['n']:,}", "rule": RULE_NAMES[rule],
+                "task": name, "n": f"{t['n']:,}", "rule": label.removeprefix("model, "),
                 "accuracy": with_ci(m), "aupr": with_ci(m, "aupr", "aupr_ci95") if "aupr" in m else "-",
                 "majority": baseline_cell(t, "majority"), "homology": baseline_cell(t, "homology_best"),
                 "homology_vote": baseline_cell(t, "homology_vote"), "composition": baseline_cell(t, "composition"),
@@ -155,15 +168,15 @@ def plot_calibration(task: dict[str, Any], path: Path) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
-    for rule, marker in zip(RULES, ("o", "s")):
-        cal = task["model"][rule].get("calibration")
+    for (label, entry), marker in zip(predictor_entries(task), ("D", "o", "s", "^")):
+        cal = entry.get("calibration")
         if not cal:
             continue
         pts = [(b["confidence"], b["accuracy"], b["n"]) for b in cal["bins"] if b["n"]]
         if not pts:
             continue
         xs, ys, _ns = zip(*pts)
-        ax.plot(xs, ys, marker=marker, label=f"{RULE_NAMES[rule]} (ECE {cal['ece']:.3f})")
+        ax.plot(xs, ys, marker=marker, label=f"{label.split(':')[0]} (ECE {cal['ece']:.3f})")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence (probability of the predicted class)")
@@ -314,9 +327,8 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
                      "the model's context" + (f" (shortest kept {c['shortest_kept']} residues)" if c["shortest_kept"] else ""))
         lines.append(f"- time: {t['seconds']}; prompts scored {t['prompts_scored']:,}, reused from another task {t['prompts_reused']:,}")
         rows2 = []
-        for rule in RULES:
-            r = t["model"][rule]
-            rows2.append([f"model, {RULE_NAMES[rule]}", with_ci(r), with_ci(r, "aupr", "aupr_ci95") if "aupr" in r else "-",
+        for label, r in predictor_entries(t):
+            rows2.append([label, with_ci(r), with_ci(r, "aupr", "aupr_ci95") if "aupr" in r else "-",
                           f"{r['calibration']['ece']:.3f}" if r.get("calibration") else "-",
                           ", ".join(f"{k} {v}" for k, v in r["predicted"].items() if v)])  # fmt: skip
         for b, r in t["baselines"].items():
@@ -430,10 +442,28 @@ def _design_section(name: str, t: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _verified_go_lines(t: dict[str, Any]) -> list[str]:
+    """The system's verified GO terms per aspect beside the homology vote and the naive predictor."""
+    aspects = t.get("system_go") or {}
+    if not aspects:
+        return []
+    rows = []
+    for a, r in aspects.items():
+        s, v, n = r["system"], r["homology_vote"], r["naive"]
+        at = s.get("at_validation_threshold", {})
+        rows.append([a, str(s.get("proteins", "-")), pct(s["f_max"]), pct(v["f_max"]), pct(n["f_max"]),
+                     pct(s.get("aupr_pooled")), pct(v.get("aupr_pooled")),
+                     f"{pct(at.get('f1'))} (t = {at.get('threshold')})", f"{r['verified_by_model']:,} of {r['pairs']:,}"])
+    return ["", "GO terms, verified and ranked (CAFA F-max %, pooled AUPR %; the system's threshold fit on validation):", "",
+            _md_table(["aspect", "proteins", "system F-max", "homology vote F-max", "naive F-max", "system AUPR",
+                       "vote AUPR", "system F1 at its validation threshold", "pairs verified by the model"], rows)]
+
+
 def _describe_section(name: str, t: dict[str, Any]) -> list[str]:
     res = t["task"]["resolved"]
     d = t["data"]["test"]
     lines = _section_head(name, t)
+    lines += _verified_go_lines(t)
     lines += [
         "",
         f"- items: {t['n']:,} from `{d.get('source')}`" + (f"; held-out set: {d['heldout']}" if d.get("heldout") else ""),

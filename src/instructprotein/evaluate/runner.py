@@ -24,6 +24,7 @@ Identical prompts are scored once per run (DeepLoc's binary test sequences are a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -358,9 +359,11 @@ def _reuse_decontamination_hits(
                               max_seqs=settings["max_seqs"])
 
 
-def _homology_baseline(
-    spec: TaskSpec, items: Sequence[Item], side: _HomologySide, fallback: str
-) -> dict[str, Any]:
+def _hit_labels(
+    spec: TaskSpec, items: Sequence[Item], side: _HomologySide
+) -> tuple[list[list[Any]], Any]:
+    """Each item's decontaminated hits, and ``label_of(item index, accession)``: the class a hit
+    gives the item under the task's homology rule, or None when the hit has no annotation of the kind."""
     rule = spec.homology
     assert rule is not None
     hits = [side.hits.get(i.sequence, []) for i in items]
@@ -396,7 +399,34 @@ def _homology_baseline(
                 return None
             return rule.yes if term in side.propagated(acc) else rule.no
 
-    return homology_predictions(hits, label_of, k=rule.k, fallback=fallback)
+    return hits, label_of
+
+
+def _homology_baseline(
+    spec: TaskSpec, items: Sequence[Item], side: _HomologySide, fallback: str
+) -> dict[str, Any]:
+    assert spec.homology is not None
+    hits, label_of = _hit_labels(spec, items, side)
+    return homology_predictions(hits, label_of, k=spec.homology.k, fallback=fallback)
+
+
+def _evidence(spec: TaskSpec, items: Sequence[Item], side: _HomologySide) -> list[Any]:
+    """Per item, what its labelled homologs say (:class:`~instructprotein.infer.combine.Evidence`)."""
+    from instructprotein.infer.combine import Evidence
+
+    assert spec.homology is not None
+    hits, label_of = _hit_labels(spec, items, side)
+    out = []
+    for i, found in enumerate(hits):
+        labelled = []
+        for h in found:
+            lab = label_of(i, h.accession)
+            if lab is not None:
+                labelled.append((lab, float(h.identity)))
+            if len(labelled) >= spec.homology.k:
+                break
+        out.append(Evidence(labelled))
+    return out
 
 
 # -- evaluate ----------------------------------------------------------------------------------------------
@@ -523,6 +553,15 @@ def _evaluate(
             kg_for = heldout.kg if (spec.test.heldout and heldout is not None) else kg_obj
             data[spec.name] = load_task_data(spec, kg=kg_for, heldout=heldout, limit=limit, seed=seed)
             bar.advance()
+    # the system's answer: each combined task's validation twin, to fit its kind's weights on
+    from instructprotein.evaluate import system as sysm
+
+    twins: dict[str, TaskSpec] = {}
+    if retrieval:
+        for spec in specs:
+            if spec.combine is not None and spec.homology is not None and spec.combine.kind not in {
+                    t.combine.kind for t in twins.values() if t.combine}:  # fmt: skip
+                twins[sysm.VALID_PREFIX + spec.combine.kind] = spec
 
     # -- the model -----------------------------------------------------------------------------------------
     import torch
@@ -538,14 +577,42 @@ def _evaluate(
         model.to(dev).eval()
     ctx_len, most = context_length(model), prompt_residues(model)
     minfo = model_info(mpath, model, tokenizer)
+    from instructprotein.infer import combine as comb
+
+    stored = comb.load(mpath)
+    want = sysm.fingerprint(minfo, instructions_dir)
+    kinds = {k for t in twins.values() for k in sysm.stored_kinds(t)}
+    combination_info: dict[str, Any] = {"file": str(mpath / comb.FILE), "kinds": sorted(kinds)}
+    fit_specs: list[TaskSpec] = []
+    if kinds and sysm.usable(stored, kinds, want):
+        combination_info["source"] = "stored (fit for this model and split)"
+    elif kinds and heldout is None:
+        if sysm.usable(stored, kinds, {"model_weights_sha256": want["model_weights_sha256"]}):
+            combination_info["source"] = "stored (fit for this model; no instruction set given to check its split)"
+        else:
+            stored = None
+            combination_info["source"] = "none: fitting needs the instruction set's validation split (instructions_dir)"
+    elif kinds:
+        stored = None  # fit for another model or split: fit again
+        twin_specs = [sysm.validation_spec(t) for t in twins.values()]
+        with progress.step("read the validation items of the system's combination", total=len(twin_specs)) as bar:
+            for vs in twin_specs:
+                try:
+                    data[vs.name] = load_task_data(vs, kg=heldout.kg, heldout=heldout, limit=None, seed=seed)
+                    fit_specs.append(vs)
+                except InputError as exc:  # e.g. a validation split without such proteins
+                    combination_info.setdefault("skipped", {})[vs.combine.kind if vs.combine else vs.name] = str(exc)
+                bar.advance()
+    all_specs = specs + fit_specs
 
     # -- homology: one search per graph ------------------------------------------------------------------------
     settings = {"top_k": 20, "sensitivity": sensitivity, "max_seqs": max_seqs, "evalue": 1e-3}
     sides: dict[str, _HomologySide] = {}
     homology_info: dict[str, Any] = {"enabled": bool(homology), "max_identity": max_identity, **settings}
-    need_side = {s.name: ("heldout" if s.test.heldout else "benchmark") for s in specs
+    need_side = {s.name: ("heldout" if s.test.heldout else "benchmark") for s in all_specs
                  if (homology and s.homology is not None) or retrieval or s.term_frequency or s.kind == "design"}  # fmt: skip
-    searching = {s.name for s in specs if ((homology and s.homology is not None) or retrieval) and s.kind != "design"}
+    searching = {s.name for s in all_specs
+                 if ((homology and s.homology is not None) or retrieval) and s.kind != "design"}  # fmt: skip
     if need_side:
         not_train = heldout.not_train() if heldout is not None else frozenset()
         if "benchmark" in need_side.values():
@@ -593,13 +660,26 @@ def _evaluate(
 
     # -- prompts of every task, then one scoring pass over all of them ------------------------------------------
     prepared = {}
-    for spec in specs:
+    for spec in all_specs:
+        if spec.kind == "describe" and spec in fit_specs:  # a validation twin is only verified, not described
+            continue
         t0 = time.perf_counter()
         prepared[spec.name] = _prepare(spec, data[spec.name], tokenizer, ctx_len,
                                        sides.get(need_side.get(spec.name, "")), retrieval,
                                        max_residues=most)  # fmt: skip
+        if retrieval and spec.kind == "choice":  # what the sequence alone gives: the same prompts, no evidence
+            prepared[spec.name + ALONE] = _prepare(spec, data[spec.name], tokenizer, ctx_len, None, False,
+                                                   max_residues=most)  # fmt: skip
         prepared[spec.name]["seconds"]["prompts"] = round(time.perf_counter() - t0, 2)
+    verify_meta: dict[str, Any] = {}
+    for spec in all_specs:  # describe's GO terms: every candidate verified as a yes/no question
+        side = sides.get(need_side.get(spec.name, ""))
+        if retrieval and spec.kind == "describe" and spec.combine is not None and side is not None and "go" in spec.metrics:
+            verify_meta[spec.name] = _prepare_verification(spec, data[spec.name].items, side, tokenizer, ctx_len, most,
+                                                           prepared)  # fmt: skip
     _score_all(model, prepared, max_rows, progress)
+    combination = _fit_combination(fit_specs, data, prepared, sides, need_side, stored, want, mpath,
+                                   combination_info, progress, verify_meta) if kinds else None  # fmt: skip
     for spec in specs:
         if spec.kind == "describe":
             _generate(spec, model, tokenizer, prepared[spec.name], progress)
@@ -621,13 +701,17 @@ def _evaluate(
                 from instructprotein.evaluate.describe import finish_describe
 
                 kg_terms = heldout.kg if (spec.test.heldout and heldout is not None) else kg_obj
-                res = finish_describe(spec, data[spec.name], prepared[spec.name], side, kg_terms, homology, pred_dir)
+                verified = _describe_system(spec, data[spec.name].items, verify_meta.get(spec.name), prepared,
+                                            combination, side) if spec.name in verify_meta else None  # fmt: skip
+                res = finish_describe(spec, data[spec.name], prepared[spec.name], side, kg_terms, homology, pred_dir,
+                                      verified=verified)  # fmt: skip
             elif spec.kind == "design":
                 from instructprotein.evaluate.design import finish_design
 
                 res = finish_design(spec, data[spec.name], prepared[spec.name], side, pred_dir)
             else:
-                res = _finish(spec, data[spec.name], prepared[spec.name], side, homology, seed, pred_dir)
+                res = _finish(spec, data[spec.name], prepared[spec.name], side, homology, seed, pred_dir,
+                              alone=prepared.get(spec.name + ALONE), combination=combination)  # fmt: skip
         res["seconds"]["baselines_and_metrics"] = round(time.perf_counter() - t0, 2)
         res["seconds"]["total"] = round(sum(v for k, v in res["seconds"].items() if k != "total"), 2)
         results[spec.name] = res
@@ -644,6 +728,7 @@ def _evaluate(
         "instructions_dir": str(Path(instructions_dir).resolve()) if instructions_dir else None,
         "decontamination": decon_info,
         "homology": homology_info,
+        "combination": combination_info if kinds else None,
         "rules": {r: RULE_NAMES[r] for r in RULES},
         "tasks": results,
         "seconds": round(time.perf_counter() - started, 1),
@@ -697,6 +782,57 @@ def _prepare(
 
 
 RETRIEVAL_TOP_K = 3
+ALONE = "#alone"
+"""Suffix of the prepared entry that asks a task's questions without the homologs' block."""
+
+
+def _fit_combination(
+    fit_specs: Sequence[TaskSpec], data: dict[str, TaskData], prepared: dict[str, dict[str, Any]],
+    sides: dict[str, _HomologySide], need_side: dict[str, str], stored: Any, want: dict[str, Any], model_dir: Path,
+    info: dict[str, Any], progress: Progress, verify_meta: dict[str, Any] | None = None,
+) -> Any:  # fmt: skip
+    """Fit every kind on its validation twin (or keep the stored fit) and store it in the model folder."""
+    from instructprotein.errors import InputError as _InputError
+    from instructprotein.evaluate.system import class_probabilities, fit_kind
+    from instructprotein.infer.combine import Combination
+
+    if not fit_specs:
+        return stored
+    combination = Combination({}, {"fingerprint": want})
+    with progress.step(f"fit the system's combination ({len(fit_specs)} kinds, validation split)",
+                       total=len(fit_specs)) as bar:  # fmt: skip
+        for vs in fit_specs:
+            assert vs.combine is not None
+            prep, side = prepared[vs.name], sides.get(need_side.get(vs.name, ""))
+            if side is None:
+                continue
+            items = data[vs.name].items
+            if vs.kind == "describe":
+                for kw in _fit_describe(vs, items, (verify_meta or {}).get(vs.name), prepared, info):
+                    combination.kinds[kw.kind] = kw
+                bar.advance()
+                continue
+            model = class_probabilities(vs, prep["candidates"], prep["scores"], "sum")
+            alone_prep = prepared.get(vs.name + ALONE)
+            alone = class_probabilities(vs, prep["candidates"], alone_prep["scores"], "sum") if alone_prep else None
+            kind = vs.combine.kind
+            try:
+                kw = fit_kind(vs, [i.label for i in items], model, alone, _evidence(vs, items, side))
+            except _InputError as exc:
+                info.setdefault("skipped", {})[kind] = str(exc)
+                continue
+            combination.kinds[kind] = kw
+            bar.advance()
+    if not combination.kinds:
+        info["source"] = "none: no kind could be fit (see skipped); answers are the model's own"
+        return None
+    try:
+        combination.save(model_dir)
+        info["source"] = "fit now on the validation split, stored in the model folder"
+    except OSError as exc:
+        info["source"] = f"fit now on the validation split (not stored: {exc})"
+    info["fit"] = {k: v.fit for k, v in combination.kinds.items()}
+    return combination
 
 
 def _shorten_evidence(
@@ -753,6 +889,129 @@ def evidence_blocks(spec: TaskSpec, items: Sequence[Item], side: _HomologySide, 
         else:
             out.append(homolog_block(side.index, hits, spec.evidence))
     return out
+
+
+def _prepare_verification(
+    spec: TaskSpec, items: Sequence[Item], side: _HomologySide, tokenizer: Any, ctx_len: int, most: int | None,
+    prepared: dict[str, dict[str, Any]],
+) -> dict[str, Any]:  # fmt: skip
+    """Per aspect: every (protein, candidate term) pair, and the prompts of those the model verifies
+    (added to ``prepared`` as ``{task}#verify_{aspect}``, asked as the held-out GO yes/no tasks ask)."""
+    from instructprotein.evaluate import verify as ver
+    from instructprotein.formats.records import GO_ROOTS
+
+    assert spec.homology is not None
+    get = ver.aspect_of(side.kg)
+
+    def name_of(term: str) -> str:
+        try:
+            return side.kg.entity(term).name
+        except KeyError:
+            return term
+
+    meta: dict[str, Any] = {}
+    for a in ver.ASPECTS:
+        vspec = dataclasses.replace(load_task(ver.ASPECT_TASK[a]), name=f"{spec.name}#verify_{a}", combine=None)
+        cands = ver.candidates(side, items, a, spec.homology.k, ver.frequent_terms(side.kg, a))
+        truth = [{t for t in (i.terms or ()) if t not in GO_ROOTS and get(t) == a} for i in items]
+        pairs = ver.pair_items(items, cands, name_of, truth)
+        mask = ver.scored_mask(cands)
+        scored = [p for p, m in zip(pairs, mask) if m]
+        if scored:
+            prepared[vspec.name] = _prepare(vspec, TaskData(scored, None, {}), tokenizer, ctx_len, side, True,
+                                            max_residues=most)  # fmt: skip
+        meta[a] = {"spec": vspec, "pairs": pairs, "mask": mask, "truth": truth, "votes": [v for c in cands for _, v in c],
+                   "evidence": _evidence(vspec, pairs, side)}  # fmt: skip
+    return meta
+
+
+def _verified_model(meta: dict[str, Any], prepared: dict[str, dict[str, Any]]) -> np.ndarray:
+    """Pairs x [no, yes]: the model's verification (0.5 / 0.5 where it was not asked)."""
+    from instructprotein.evaluate import verify as ver
+    from instructprotein.evaluate.system import class_probabilities
+
+    prep = prepared.get(meta["spec"].name)
+    if prep is None:
+        return np.full((len(meta["pairs"]), 2), 0.5)
+    probs = class_probabilities(meta["spec"], prep["candidates"], prep["scores"], "sum")
+    return ver.model_yes(meta["mask"], probs)
+
+
+def _fit_describe(vs: TaskSpec, items: Sequence[Item], meta: dict[str, Any] | None, prepared: dict[str, dict[str, Any]],
+                  info: dict[str, Any]) -> list[Any]:  # fmt: skip
+    """The ``describe_{aspect}`` kinds, fit on the validation split's described proteins; each
+    keeps the threshold of its best validation F-max (the terms ``describe`` names)."""
+    from instructprotein.errors import InputError as _InputError
+    from instructprotein.evaluate import verify as ver
+    from instructprotein.infer.combine import fit
+
+    out = []
+    assert vs.homology is not None
+    for a, m in (meta or {}).items():
+        model = _verified_model(m, prepared)
+        questions = [(model[i], None, m["evidence"][i], p.label) for i, p in enumerate(m["pairs"])]
+        try:
+            assert vs.combine is not None
+            kw = fit(f"{vs.combine.kind}_{a}", ["no", "yes"], questions, k=vs.homology.k)
+        except _InputError as exc:
+            info.setdefault("skipped", {})[f"{vs.combine.kind if vs.combine else 'describe'}_{a}"] = str(exc)
+            continue
+        scores = [kw.probabilities(model[i], None, m["evidence"][i])[1] for i in range(len(m["pairs"]))]
+        best = ver.fmax_threshold(m["pairs"], scores, items, m["truth"])
+        vote = ver.fmax_threshold(m["pairs"], m["votes"], items, m["truth"])
+        kw.fit.update({"validation": vs.test.describe(), "threshold": best["threshold"],
+                       "f_max": round(best["f_max"], 4), "f_max_vote": round(vote["f_max"], 4)})  # fmt: skip
+        out.append(kw)
+    return out
+
+
+def _describe_system(spec: TaskSpec, items: Sequence[Item], meta: dict[str, Any] | None,
+                     prepared: dict[str, dict[str, Any]], combination: Any, side: _HomologySide | None,
+                     ) -> dict[str, Any] | None:  # fmt: skip
+    """Per aspect: the system's ranked GO terms (F-max, pooled AUPR) beside the homology vote
+    and the naive predictor on the same proteins; and each protein's confident terms."""
+    from instructprotein.evaluate import verify as ver
+    from instructprotein.evaluate.baselines import TermFrequency
+
+    if not meta or combination is None or side is None:
+        return None
+    out: dict[str, Any] = {"aspects": {}, "terms": [{} for _ in items]}
+    tf = TermFrequency(side.kg, side.exclude)
+    n_train = max(1, side.kg.count("protein") - len(side.exclude))
+    for a, m in meta.items():
+        kw = combination.get(f"{spec.combine.kind}_{a}") if spec.combine else None
+        if kw is None:
+            continue
+        model = _verified_model(m, prepared)
+        scores = [float(kw.probabilities(model[i], None, m["evidence"][i])[1]) for i in range(len(m["pairs"]))]
+        if not any(m["truth"]):
+            continue
+        sysr = ver.fmax_threshold(m["pairs"], scores, items, m["truth"])
+        sysr["aupr_pooled"] = ver.pooled_aupr(m["pairs"], scores, m["truth"])
+        thr = kw.fit.get("threshold") or 0.5
+        at = gen_fmax_at(m["pairs"], scores, items, m["truth"], thr)
+        sysr["at_validation_threshold"] = {"threshold": thr, **at}
+        vote = ver.fmax_threshold(m["pairs"], m["votes"], items, m["truth"])
+        vote["aupr_pooled"] = ver.pooled_aupr(m["pairs"], m["votes"], m["truth"])
+        top = ver.frequent_terms(side.kg, a, 300)
+        naive_scores = {t: min(1.0, tf(t) / n_train) for t in top}
+        naive = ver.gen.go_fmax({i.id: naive_scores for i in items}, {i.id: t for i, t in zip(items, m["truth"])})
+        out["aspects"][a] = {"system": sysr, "homology_vote": vote, "naive": naive, "pairs": len(m["pairs"]),
+                             "verified_by_model": int(sum(m["mask"]))}  # fmt: skip
+        ranked = ver.by_protein(m["pairs"], scores)
+        for n, item in enumerate(items):
+            got = sorted(((t, s) for t, s in ranked.get(item.id, {}).items() if s >= thr), key=lambda ts: -ts[1])
+            out["terms"][n][a] = [(t, round(s, 3)) for t, s in got]
+    return out
+
+
+def gen_fmax_at(pairs: Sequence[Item], scores: Sequence[float], items: Sequence[Item], truth: Sequence[set[str]],
+                threshold: float) -> dict[str, Any]:  # fmt: skip
+    """Precision, recall and F1 at one threshold (the one validation chose)."""
+    from instructprotein.evaluate import verify as ver
+
+    r = ver.gen.go_fmax(ver.by_protein(pairs, scores), {i.id: t for i, t in zip(items, truth)}, thresholds=[threshold])
+    return {"f1": r["f_max"], "precision": r["precision"], "recall": r["recall"]}
 
 
 def _score_all(model: Any, prepared: dict[str, dict[str, Any]], max_rows: int, progress: Progress) -> None:
@@ -818,21 +1077,19 @@ def _generate(spec: TaskSpec, model: Any, tokenizer: Any, prep: dict[str, Any], 
 
 def _finish(
     spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: _HomologySide | None, homology: bool, seed: int,
-    pred_dir: Path,
+    pred_dir: Path, *, alone: dict[str, Any] | None = None, combination: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
+    from instructprotein.evaluate.system import class_probabilities, system_probabilities
+
     items = td.items
     cands = prep["candidates"]
     scores = prep["scores"]
     seqs_read = prep["read"]
     true = [i.label for i in items]
-    class_idx = np.array([spec.classes.index(spec.candidates[c]) for c in cands])
     model_res: dict[str, Any] = {}
     per_item: dict[str, Any] = {}
     for rule in RULES:
-        cand_probs = np.array([s.probabilities(rule) for s in scores])  # items x candidates
-        probs = np.zeros((len(items), len(spec.classes)))
-        for j, ci in enumerate(class_idx):
-            probs[:, ci] += cand_probs[:, j]
+        probs = class_probabilities(spec, cands, scores, rule)
         best = [s.best(rule) for s in scores]
         pred = [spec.candidates[cands[b]] for b in best]
         ties = sum(1 for s, b in zip(scores, best) if sum(1 for x in s.scores(rule) if x == s.scores(rule)[b]) > 1)
@@ -845,6 +1102,22 @@ def _finish(
             "candidates that share their first token tie under the first-token rule; the first in the task's "
             "candidate order wins"
         )
+
+    # what the sequence alone gives, and the system's answer (model + homologs, fit on validation)
+    extra: dict[str, Any] = {}
+    alone_probs = class_probabilities(spec, cands, alone["scores"], "sum") if alone is not None else None
+    if alone_probs is not None:
+        pred = [spec.classes[j] for j in alone_probs.argmax(axis=1)]
+        extra["model_alone"] = summarise(spec, true, pred, alone_probs, seed=seed)
+        per_item["model_alone"] = (pred, alone_probs)
+    weights = combination.get(spec.combine.kind) if (combination is not None and spec.combine) else None
+    if weights is not None and side is not None and spec.homology is not None and weights.classes == spec.classes:
+        sys_probs = system_probabilities(weights, spec, per_item["sum"][1], alone_probs, _evidence(spec, items, side))
+        pred = [spec.classes[j] for j in sys_probs.argmax(axis=1)]
+        r = summarise(spec, true, pred, sys_probs, seed=seed)
+        r.update({"kind": weights.kind, "weights": weights.weights, "alpha": weights.alpha, "fit": weights.fit})
+        extra["system"] = r
+        per_item["system"] = (pred, sys_probs)
 
     # baselines
     base: dict[str, Any] = {}
@@ -912,7 +1185,9 @@ def _finish(
         row["residues_read"] = len(seqs_read[n])
         if prep.get("contexts") is not None:
             row["evidence"] = prep["contexts"][n]
-        for rule in RULES:
+        for rule in (*RULES, "model_alone", "system"):
+            if rule not in per_item:
+                continue
             pred, probs = per_item[rule]
             row[rule] = {"prediction": pred[n], "probabilities": {c: round(float(p), 5) for c, p in zip(spec.classes, probs[n])}}
         for k, v in baseline_preds.items():
@@ -922,6 +1197,7 @@ def _finish(
 
     return {
         **entry_head(spec, td, prep),
+        **extra,
         "model": model_res,
         "baselines": base,
         "paper": spec.paper,

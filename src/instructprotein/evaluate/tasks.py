@@ -99,7 +99,7 @@ _NAME = re.compile(r"[A-Za-z0-9_\-]+")
 _GO_ID = re.compile(r"GO:\d{7}")
 
 _TOP_KEYS = {"name", "description", "kind", "data", "prompt", "candidates", "labels", "positive", "metrics", "cut",
-             "baselines", "paper", "notes", "max_new_tokens", "go_aspect", "evidence", "sampling"}  # fmt: skip
+             "baselines", "paper", "notes", "max_new_tokens", "go_aspect", "evidence", "sampling", "combine"}  # fmt: skip
 _DATA_KEYS = {"test", "train", "train_note", "format", "sequence_field", "label_field", "term_field", "terms_field",
               "term_names"}
 TERM_NAMES = ("kg", "kg+go_sqlite")
@@ -150,6 +150,37 @@ class Source:
         if self.path is None:
             raise ValueError("a held-out source has no file")
         return self.path
+
+
+@dataclass(frozen=True)
+class Combine:
+    """How a choice task's system answer is made: the question kind whose combination weights
+    it uses (:mod:`instructprotein.infer.combine`) and the validation items they are fit on
+    (a held-out source of the instruction set's ``valid`` split, never a test set)."""
+
+    kind: str
+    validation: Source
+
+
+_COMBINE_KEYS = {"kind", "validation"}
+
+
+def _combine(value: Any, path: Path | None) -> Combine | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InputError("combine must be a mapping {kind: NAME, validation: {heldout: ...}}", path)
+    _unknown(value, _COMBINE_KEYS, "combine", path)
+    kind = value.get("kind")
+    if not isinstance(kind, str) or not _NAME.fullmatch(kind):
+        raise InputError(f"combine.kind must be a name (letters, digits, '_', '-'), got {kind!r}", path)
+    raw = value.get("validation")
+    if not isinstance(raw, dict) or not raw.get("heldout"):
+        raise InputError("combine.validation must be a held-out source, e.g. {heldout: location}", path)
+    source = _source({"split": "valid", **raw}, "combine.validation", path)
+    if source.split != "valid":
+        raise InputError(f"combine.validation.split must be valid (weights are never fit on {source.split!r})", path)
+    return Combine(kind, source)
 
 
 @dataclass(frozen=True)
@@ -213,6 +244,7 @@ class TaskSpec:
     evidence: str = "general"  # retrieval block kind: general | location | term
     evidence_term: str | None = None  # evidence "term" with a fixed GO id (None: the item's term)
     sampling: dict[str, Any] = field(default_factory=dict)  # design: DESIGN_SAMPLING, overridden
+    combine: Combine | None = None  # the system's answer: model and homologs combined, fit on validation
 
     @property
     def uses_terms(self) -> bool:
@@ -540,6 +572,7 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
         term_names=term_names,
         evidence=evidence,
         evidence_term=evidence_term,
+        combine=_combine(d.get("combine"), path),
     )
 
 
@@ -666,6 +699,7 @@ def _parse_describe(d: dict[str, Any], path: Path | None) -> TaskSpec:
         homology=homology, paper={str(k): float(v) for k, v in (d.get("paper") or {}).items()},
         notes=str(d["notes"]) if d.get("notes") else None, source=path, raw=json.loads(json.dumps(d, default=str)),
         kind="describe", max_new_tokens=max_new, go_aspect=aspect, terms_field=terms_field,
+        combine=_combine(d.get("combine"), path),
     )  # fmt: skip
 
 

@@ -1,0 +1,117 @@
+"""GO terms for a described protein, verified (ProtEx's idea) and ranked with a confidence each.
+
+Generating GO terms as text makes a tiny model write digits that look like GO ids. Instead,
+every candidate term of a protein (its homologs' terms of the aspect, and the aspect's most
+frequent terms) is asked as a yes/no question with the homologs' evidence about that term in
+the prompt, exactly as the held-out GO yes/no tasks ask it, and the model's p(yes) is combined
+with the homologs' identity-weighted vote (:mod:`instructprotein.infer.combine`, kind
+``describe_F`` / ``_P`` / ``_C``, fit on the validation split's described proteins). Only the
+``MAX_SCORED`` best-voted candidates of a protein are put to the model; the rest keep an
+uninformative model score (0.5), so the combination ranks them by the homologs alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from instructprotein.evaluate import generation as gen
+from instructprotein.evaluate.data import Item
+from instructprotein.formats.records import GO_ROOTS
+from instructprotein.infer.retrieval import transfer
+
+ASPECTS = ("F", "P", "C")
+ASPECT_TASK = {"F": "heldout_go_mf", "P": "heldout_go_bp", "C": "heldout_go_cc"}
+MAX_SCORED = 20
+"""Candidates per protein and aspect the model verifies (the best voted first)."""
+FREQUENT = 5
+"""The aspect's most frequent terms added to every protein's candidates."""
+SEP = "|"
+
+
+def aspect_of(kg: Any) -> Callable[[str], str | None]:
+    cache: dict[str, str | None] = {}
+
+    def get(term: str) -> str | None:
+        if term not in cache:
+            try:
+                cache[term] = kg.entity(term).aspect
+            except KeyError:
+                cache[term] = None
+        return cache[term]
+
+    return get
+
+
+def frequent_terms(kg: Any, aspect: str, n: int = FREQUENT) -> list[str]:
+    freq = {t: c for t, c in kg.frequencies("go", aspect, propagated=True).items() if t not in GO_ROOTS}
+    return sorted(freq, key=lambda t: (-freq[t], t))[:n]
+
+
+def candidates(side: Any, items: Sequence[Item], aspect: str, k: int, frequent: Sequence[str]) -> list[list[tuple[str, float]]]:
+    """Per protein: (term, homology vote share), best voted first, then the frequent terms."""
+    get = aspect_of(side.kg)
+    out = []
+    for item in items:
+        hits = side.hits.get(item.sequence, [])[:k]
+        labelled = {h.accession: [t for t in side.propagated(h.accession) if t not in GO_ROOTS and get(t) == aspect]
+                    for h in hits}  # fmt: skip
+        hits = [h for h in hits if labelled[h.accession]]
+        votes = transfer(hits, labelled, k=k).votes if hits else {}
+        ranked = sorted(votes, key=lambda t: (-votes[t], t))
+        out.append([(t, votes[t]) for t in ranked] + [(t, 0.0) for t in frequent if t not in votes])
+    return out
+
+
+def pair_items(items: Sequence[Item], cands: Sequence[Sequence[tuple[str, float]]], names: Callable[[str], str],
+               truth: Sequence[set[str]]) -> list[Item]:  # fmt: skip
+    """One yes/no question per (protein, candidate term), labelled by the protein's true terms."""
+    out = []
+    for item, terms, true in zip(items, cands, truth):
+        for term, _ in terms:
+            out.append(Item(f"{item.id}{SEP}{term}", item.sequence, "yes" if term in true else "no", term, names(term),
+                            accession=item.accession))  # fmt: skip
+    return out
+
+
+def scored_mask(cands: Sequence[Sequence[tuple[str, float]]]) -> list[bool]:
+    """Which pairs (in :func:`pair_items` order) the model verifies."""
+    return [j < MAX_SCORED for terms in cands for j in range(len(terms))]
+
+
+def model_yes(scored: Sequence[bool], probs: np.ndarray) -> np.ndarray:
+    """Pairs x [no, yes]: the model's distribution where it verified the pair, else uninformative."""
+    out = np.full((len(scored), 2), 0.5)
+    rows = [i for i, s in enumerate(scored) if s]
+    out[rows] = probs
+    return out
+
+
+def by_protein(pairs: Sequence[Item], scores: Sequence[float]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for item, s in zip(pairs, scores):
+        pid, term = item.id.rsplit(SEP, 1)
+        out.setdefault(pid, {})[term] = float(s)
+    return out
+
+
+def fmax_threshold(pairs: Sequence[Item], scores: Sequence[float], items: Sequence[Item],
+                   truth: Sequence[set[str]]) -> dict[str, Any]:  # fmt: skip
+    """CAFA F-max of the pair scores against the proteins' true terms (every true term counts,
+    candidate or not), with the threshold that reaches it."""
+    return gen.go_fmax(by_protein(pairs, scores), {i.id: t for i, t in zip(items, truth)})
+
+
+def pooled_aupr(pairs: Sequence[Item], scores: Sequence[float], truth: Sequence[set[str]]) -> float:
+    """Average precision over every (protein, term) pair; true terms no candidate holds count
+    as never retrieved (recall cannot reach 1)."""
+    from instructprotein.evaluate import stats
+
+    y = np.array([p.label == "yes" for p in pairs])
+    if not y.any():
+        return float("nan")
+    total = sum(len(t) for t in truth)
+    ap = stats.average_precision(np.asarray(scores, dtype=float), y)
+    return float(ap * y.sum() / max(total, 1))

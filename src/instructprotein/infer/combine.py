@@ -1,0 +1,261 @@
+"""The system's answer to a choice question: the model and the homologs, combined and calibrated.
+
+A tiny model that reads its homologs' annotations in its prompt still answers worse than a
+plain identity-weighted vote over the same homologs, and a vote knows nothing where no
+homolog is found. Following kNN-LM and Tranception (interpolate the model's distribution
+with a retrieval distribution, the weight fit on validation data), each class ``c`` of a
+question gets a score
+
+    s(c) = w_model * log p_model(c)            the model, the homologs' block in its prompt
+         + w_alone * log p_alone(c)            the model asked without evidence (the sequence only)
+         + w_vote  * log p_vote(c)             identity-weighted top-k vote, smoothed toward the prior
+         + w_best  * identity_best * [best hit says c]
+         + w_prior * log prior(c)
+         + w_model_nohit * log p_model(c) * [no labelled homolog]
+         + w_alone_nohit * log p_alone(c) * [no labelled homolog]
+
+and the answer is softmax(s). The weights (and the vote's smoothing) are fit by maximum
+likelihood on the instruction set's *validation* split, one set per question kind
+(location, metal binding, GO yes/no per aspect), and stored beside the model as
+``combination.json``, so every entry point (CLI, Python API, HTTP API, evaluation) gives
+the same answer. With all weight on the vote this is the vote; with all on the model it is
+the model: the fit decides how much each is worth, and the report shows each alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from instructprotein.atomic import write_text
+from instructprotein.errors import InputError
+
+FILE = "combination.json"
+FORMAT = "instructprotein-combination/1"
+FEATURES = ("model", "alone", "vote", "best", "prior", "model_nohit", "alone_nohit")
+ALPHAS = (0.1, 0.3, 1.0, 3.0)
+"""Smoothing strengths tried for the vote (in identity units: 1.0 weighs like one identical
+homolog voting for the prior); the one with the best validation likelihood is kept."""
+L2 = 1e-3
+EPS = 1e-6
+
+
+@dataclass
+class Evidence:
+    """What one question's homologs say: their labels, best first, with identities (top k,
+    labelled ones only: a homolog without an annotation of the kind says nothing)."""
+
+    labelled: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def covered(self) -> bool:
+        return bool(self.labelled)
+
+
+@dataclass
+class KindWeights:
+    """One question kind's fitted combination."""
+
+    kind: str
+    classes: list[str]
+    weights: dict[str, float]
+    alpha: float
+    prior: dict[str, float]
+    k: int = 5
+    fit: dict[str, Any] = field(default_factory=dict)  # validation size, likelihoods, accuracies
+
+    def features(self, model: np.ndarray, alone: np.ndarray | None, evidence: Evidence,
+                 classes: Sequence[str] | None = None) -> np.ndarray:  # fmt: skip
+        """Classes x features for one question (``classes``: the question's, default the kind's)."""
+        return features(list(classes or self.classes), model, alone, evidence, self.prior, self.alpha, self.k)
+
+    def probabilities(self, model: np.ndarray, alone: np.ndarray | None, evidence: Evidence,
+                      classes: Sequence[str] | None = None) -> np.ndarray:  # fmt: skip
+        x = self.features(model, alone, evidence, classes)
+        w = np.array([self.weights.get(f, 0.0) for f in FEATURES])
+        return _softmax(x @ w)
+
+
+def _softmax(s: np.ndarray) -> np.ndarray:
+    s = s - s.max()
+    e = np.exp(s)
+    return e / e.sum()
+
+
+def _log(p: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(p, EPS, 1.0))
+
+
+def vote_distribution(classes: Sequence[str], evidence: Evidence, prior: dict[str, float], alpha: float,
+                      k: int = 5) -> np.ndarray:  # fmt: skip
+    """Identity-weighted share of each class among the top ``k`` labelled homologs, smoothed
+    toward ``prior`` with strength ``alpha`` (no homolog: the prior itself)."""
+    pri = np.array([prior.get(c, 0.0) for c in classes], dtype=float)
+    pri = (pri + EPS) / (pri + EPS).sum()
+    votes = np.zeros(len(classes))
+    total = 0.0
+    index = {c: i for i, c in enumerate(classes)}
+    for label, identity in evidence.labelled[:k]:
+        w = max(identity, EPS)
+        total += w
+        if label in index:
+            votes[index[label]] += w
+    return (votes + alpha * pri) / (total + alpha)
+
+
+def features(classes: list[str], model: np.ndarray, alone: np.ndarray | None, evidence: Evidence,
+             prior: dict[str, float], alpha: float, k: int = 5) -> np.ndarray:  # fmt: skip
+    """The feature matrix (classes x :data:`FEATURES`) of one question."""
+    n = len(classes)
+    model = np.asarray(model, dtype=float)
+    if model.shape != (n,):
+        raise ValueError(f"model distribution has {model.shape} entries for {n} classes")
+    alone_log = _log(np.asarray(alone, dtype=float)) if alone is not None else np.zeros(n)
+    nohit = 0.0 if evidence.covered else 1.0
+    best = np.zeros(n)
+    if evidence.labelled:
+        label, identity = evidence.labelled[0]
+        if label in classes:
+            best[classes.index(label)] = identity
+    pri = np.array([prior.get(c, 0.0) for c in classes], dtype=float)
+    pri = (pri + EPS) / (pri + EPS).sum()
+    model_log = _log(model)
+    return np.stack([
+        model_log,
+        alone_log,
+        _log(vote_distribution(classes, evidence, prior, alpha, k)),
+        best,
+        np.log(pri),
+        model_log * nohit,
+        alone_log * nohit,
+    ], axis=1)  # fmt: skip
+
+
+def class_prior(labels: Sequence[str], classes: Sequence[str]) -> dict[str, float]:
+    """Label frequencies with add-one smoothing (a class never seen is rare, not impossible)."""
+    counts = {c: 1.0 for c in classes}
+    for lab in labels:
+        if lab in counts:
+            counts[lab] += 1.0
+    total = sum(counts.values())
+    return {c: v / total for c, v in counts.items()}
+
+
+def _nll(w: np.ndarray, xs: np.ndarray, ys: np.ndarray, mask: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean negative log-likelihood (+ L2) and its gradient; ``xs`` items x classes x features,
+    ``mask`` items x classes (False: padding of a question with fewer classes)."""
+    s = np.einsum("icf,f->ic", xs, w)
+    s = np.where(mask, s, -np.inf)
+    s = s - s.max(axis=1, keepdims=True)
+    p = np.exp(s)
+    p /= p.sum(axis=1, keepdims=True)
+    n = len(ys)
+    rows = np.arange(n)
+    loss = -np.mean(np.log(np.clip(p[rows, ys], 1e-300, None))) + L2 * float(w @ w)
+    onehot = np.zeros_like(p)
+    onehot[rows, ys] = 1.0
+    grad = np.einsum("ic,icf->f", p - onehot, xs) / n + 2 * L2 * w
+    return float(loss), grad
+
+
+def fit(kind: str, classes: Sequence[str], questions: Sequence[tuple[np.ndarray, np.ndarray | None, Evidence, str]],
+        *, prior_labels: Sequence[str] | None = None, k: int = 5) -> KindWeights:  # fmt: skip
+    """Fit one kind's weights on validation questions ``(p_model, p_alone or None, evidence, true label)``.
+
+    The prior comes from ``prior_labels`` (default: the validation labels). Alone features
+    are left at zero weight when no question has them. Raises InputError when there are too
+    few questions (under 20) for a fit worth storing.
+    """
+    from scipy.optimize import minimize
+
+    classes = list(classes)
+    qs = [q for q in questions if q[3] in classes]
+    if len(qs) < 20:
+        raise InputError(f"combination for {kind}: {len(qs)} validation questions with a known class; 20 needed")
+    prior = class_prior(prior_labels if prior_labels is not None else [q[3] for q in qs], classes)
+    has_alone = any(q[1] is not None for q in qs)
+    ys = np.array([classes.index(q[3]) for q in qs])
+    mask = np.ones((len(qs), len(classes)), dtype=bool)
+    start = np.array([{"vote": 1.0, "model": 0.5}.get(f, 0.0) for f in FEATURES])
+    fixed = np.array([f in ("alone", "alone_nohit") and not has_alone for f in FEATURES])
+    best: tuple[float, float, np.ndarray] | None = None
+    for alpha in ALPHAS:
+        xs = np.stack([features(classes, q[0], q[1], q[2], prior, alpha, k) for q in qs])
+        xs[:, :, fixed] = 0.0
+
+        def objective(w: np.ndarray, xs: np.ndarray = xs) -> tuple[float, np.ndarray]:
+            return _nll(w, xs, ys, mask)
+
+        res = minimize(objective, start, jac=True, method="L-BFGS-B")
+        if best is None or res.fun < best[0]:
+            best = (float(res.fun), alpha, res.x)
+    assert best is not None
+    loss, alpha, w = best
+    xs = np.stack([features(classes, q[0], q[1], q[2], prior, alpha, k) for q in qs])
+    xs[:, :, fixed] = 0.0
+
+    def accuracy(scores: np.ndarray) -> float:
+        return float(np.mean(scores.argmax(axis=1) == ys))
+
+    system = np.einsum("icf,f->ic", xs, w)
+    vote = xs[:, :, FEATURES.index("vote")]
+    model = xs[:, :, FEATURES.index("model")]
+    weights = {f: round(float(v), 6) for f, v in zip(FEATURES, w)}
+    info = {
+        "questions": len(qs),
+        "covered": int(sum(1 for q in qs if q[2].covered)),
+        "nll": round(loss, 5),
+        "nll_vote_alone": round(_nll(np.eye(len(FEATURES))[FEATURES.index("vote")], xs, ys, mask)[0], 5),
+        "accuracy": {"system": round(accuracy(system), 4), "vote": round(accuracy(vote), 4),
+                     "model": round(accuracy(model), 4)},
+    }  # fmt: skip
+    return KindWeights(kind, classes, weights, alpha, prior, k, info)
+
+
+@dataclass
+class Combination:
+    """Every kind's weights of one model, as stored in its folder."""
+
+    kinds: dict[str, KindWeights] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)  # the validation data they were fit on
+
+    def get(self, kind: str | None) -> KindWeights | None:
+        return self.kinds.get(kind) if kind else None
+
+    def to_json(self) -> str:
+        body = {"format": FORMAT, "source": self.source, "kinds": {k: asdict(v) for k, v in self.kinds.items()}}
+        return json.dumps(body, indent=2, sort_keys=False) + "\n"
+
+    def save(self, model_dir: str | Path) -> Path:
+        path = Path(model_dir) / FILE
+        write_text(path, self.to_json())
+        return path
+
+
+def load(model_dir: str | Path) -> Combination | None:
+    """The model folder's combination, or None when it has none (answers are then the model's own)."""
+    path = Path(model_dir) / FILE
+    if not path.is_file():
+        return None
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the combination weights: {exc}", path) from None
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
+        raise InputError(f"not a combination file of format {FORMAT}", path)
+    kinds = {}
+    try:
+        for name, raw in body.get("kinds", {}).items():
+            kw = KindWeights(**raw)
+            if not all(math.isfinite(float(kw.weights.get(f, 0.0))) for f in FEATURES):
+                raise ValueError(f"kind {name}: a weight is not finite")
+            kinds[name] = kw
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"malformed combination weights: {exc}", path) from None
+    return Combination(kinds, body.get("source", {}))

@@ -1,0 +1,94 @@
+"""The system's answer: the model and the homologs combined, weights fit on validation questions."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from instructprotein.errors import InputError
+from instructprotein.infer import combine as comb
+from instructprotein.infer.combine import Evidence
+
+CLASSES = ["cytoplasm", "nucleus", "membrane"]
+
+
+def _questions(n: int, seed: int, *, model_skill: float, hit_rate: float, vote_skill: float):
+    """Synthetic questions: the homologs are right with ``vote_skill`` when found; the model
+    puts ``model_skill`` on the truth (the rest spread evenly)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        truth = rng.choice(CLASSES)
+        p = np.full(len(CLASSES), (1 - model_skill) / (len(CLASSES) - 1))
+        p[CLASSES.index(truth)] = model_skill
+        if rng.random() < model_skill:  # a model that is right this often, confidently
+            q = np.full(len(CLASSES), 0.1)
+            q[CLASSES.index(truth)] = 0.8
+        else:
+            q = np.full(len(CLASSES), 0.1)
+            q[rng.randrange(len(CLASSES))] = 0.8
+        labelled = []
+        if rng.random() < hit_rate:
+            for _ in range(3):
+                lab = truth if rng.random() < vote_skill else rng.choice(CLASSES)
+                labelled.append((lab, rng.uniform(0.3, 0.7)))
+        out.append((q / q.sum(), None, Evidence(labelled), truth))
+    return out
+
+
+def _accuracy(kw: comb.KindWeights, qs) -> float:
+    return float(np.mean([CLASSES[int(kw.probabilities(m, a, e).argmax())] == t for m, a, e, t in qs]))
+
+
+def test_fit_trusts_the_homologs_when_the_model_guesses():
+    valid = _questions(2000, 0, model_skill=0.34, hit_rate=0.9, vote_skill=0.8)
+    kw = comb.fit("location", CLASSES, valid)
+    assert kw.weights["vote"] > 0.5 and abs(kw.weights["model"]) < kw.weights["vote"]
+    test = _questions(2000, 1, model_skill=0.34, hit_rate=0.9, vote_skill=0.8)
+    vote_only = comb.KindWeights("v", CLASSES, {"vote": 1.0}, kw.alpha, kw.prior)
+    assert _accuracy(kw, test) >= _accuracy(vote_only, test) - 0.01
+
+
+def test_fit_uses_the_model_where_no_homolog_is_found():
+    """Where the vote falls back to the prior, a model that knows something must decide."""
+    valid = _questions(600, 2, model_skill=0.8, hit_rate=0.5, vote_skill=0.8)
+    kw = comb.fit("location", CLASSES, valid)
+    test = _questions(600, 3, model_skill=0.8, hit_rate=0.5, vote_skill=0.8)
+    vote_only = comb.KindWeights("v", CLASSES, {"vote": 1.0}, kw.alpha, kw.prior)
+    no_hit = [q for q in test if not q[2].covered]
+    assert _accuracy(kw, no_hit) > _accuracy(vote_only, no_hit) + 0.3
+    assert _accuracy(kw, test) > _accuracy(vote_only, test)
+
+
+def test_vote_distribution_is_identity_weighted_and_smoothed():
+    prior = {"cytoplasm": 0.5, "nucleus": 0.25, "membrane": 0.25}
+    p = comb.vote_distribution(CLASSES, Evidence([("nucleus", 0.6), ("cytoplasm", 0.3)]), prior, alpha=0.0 + 1e-12)
+    assert p[1] == pytest.approx(2 / 3) and p[0] == pytest.approx(1 / 3)
+    none = comb.vote_distribution(CLASSES, Evidence([]), prior, alpha=1.0)
+    assert none == pytest.approx([0.5, 0.25, 0.25], abs=1e-5)
+
+
+def test_too_few_validation_questions_are_refused():
+    with pytest.raises(InputError, match="20 needed"):
+        comb.fit("location", CLASSES, _questions(10, 0, model_skill=0.5, hit_rate=1, vote_skill=1))
+
+
+def test_save_load_round_trip_and_bad_files(tmp_path):
+    kw = comb.fit("location", CLASSES, _questions(100, 4, model_skill=0.5, hit_rate=0.8, vote_skill=0.8))
+    comb.Combination({"location": kw}, {"fingerprint": {"splits": "x"}}).save(tmp_path)
+    back = comb.load(tmp_path)
+    assert back is not None and back.get("location").weights == kw.weights
+    m, a, e, _ = _questions(1, 5, model_skill=0.5, hit_rate=1, vote_skill=1)[0]
+    assert np.allclose(back.get("location").probabilities(m, a, e), kw.probabilities(m, a, e))
+    assert comb.load(tmp_path / "nothing") is None
+    (tmp_path / comb.FILE).write_text("{not json")
+    with pytest.raises(InputError, match="combination"):
+        comb.load(tmp_path)
+    body = json.loads(back.to_json())
+    body["kinds"]["location"]["weights"]["vote"] = float("nan")
+    (tmp_path / comb.FILE).write_text(json.dumps(body))
+    with pytest.raises(InputError, match="not finite"):
+        comb.load(tmp_path)

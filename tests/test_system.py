@@ -1,0 +1,85 @@
+"""The evaluation of the system's answer: model alone, the combination's fit and its stored weights."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+
+import helpers_model as h
+import numpy as np
+import pytest
+
+from instructprotein.evaluate import system as sysm
+from instructprotein.infer import combine as comb
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    yield from h.one_thread()
+
+
+@pytest.fixture()
+def instructions_dir(tmp_path):
+    """The helpers' graph split: 3 test, 2 validation, 3 train proteins."""
+    from instructprotein.kg.store import KnowledgeGraph
+
+    d = tmp_path / "instr"
+    (d / "splits").mkdir(parents=True)
+    split = {"P20001": "test", "P20002": "test", "P20006": "test", "P20003": "valid", "P20005": "valid"}
+    rows = ["accession\trepresentative\tsplit"] + [f"{a}\t{a}\t{split.get(a, 'train')}" for a in h.SEQUENCES]
+    (d / "splits" / "splits.tsv").write_text("\n".join(rows) + "\n")
+    with KnowledgeGraph(h.kg_path()) as kg:
+        hash_ = kg.meta["content_hash"]
+    (d / "splits" / "splits.json").write_text(json.dumps({"inputs": {"kg_content_hash": hash_}, "counts": {}}))
+    (d / "instructions.json").write_text(json.dumps({"kg": str(h.kg_path()), "config": {}}))
+    return d
+
+
+def _metal_weights() -> comb.KindWeights:
+    """A combination of kind metal that trusts the homologs' vote only."""
+    rng = random.Random(0)
+    qs = []
+    for _ in range(60):
+        truth = rng.choice(["no", "yes"])
+        qs.append((np.array([0.5, 0.5]), None, comb.Evidence([(truth, 0.5)]), truth))
+    return comb.fit("metal", ["no", "yes"], qs)
+
+
+def test_model_alone_and_too_small_a_validation_split(instructions_dir, tmp_path):
+    from instructprotein.evaluate.runner import evaluate
+
+    model = shutil.copytree(h.model_path(), tmp_path / "model")
+    r = evaluate(model, ["heldout_metal"], out_dir=tmp_path / "e", instructions_dir=instructions_dir,
+                 retrieval=True, max_identity=0.95, plots=False)  # fmt: skip
+    task = r["tasks"]["heldout_metal"]
+    assert task["model_alone"]["n"] == task["n"] == 3
+    assert "system" not in task  # two validation proteins: no fit worth storing
+    assert "20 needed" in r["combination"]["skipped"]["metal"]
+    assert not (model / comb.FILE).exists()
+
+
+def test_stored_weights_give_the_system_answer(instructions_dir, tmp_path):
+    from instructprotein.evaluate.runner import evaluate
+
+    model = shutil.copytree(h.model_path(), tmp_path / "model")
+    sha = hashlib.sha256((model / "model.safetensors").read_bytes()).hexdigest()
+    want = sysm.fingerprint({"weights": {"sha256": sha}}, instructions_dir)
+    comb.Combination({"metal": _metal_weights()}, {"fingerprint": want}).save(model)
+    r = evaluate(model, ["heldout_metal"], out_dir=tmp_path / "e", instructions_dir=instructions_dir,
+                 retrieval=True, max_identity=0.95, plots=False)  # fmt: skip
+    assert r["combination"]["source"].startswith("stored")
+    task = r["tasks"]["heldout_metal"]
+    system = task["system"]
+    assert system["kind"] == "metal" and system["n"] == 3
+    rows = [json.loads(x) for x in (tmp_path / "e" / "predictions" / "heldout_metal.jsonl").read_text().splitlines()]
+    assert all("system" in row and "model_alone" in row for row in rows)
+    # a vote-only combination answers what the homologs say where they say something
+    vote = task["baselines"]["homology_vote"]
+    assert system["accuracy"] >= vote["accuracy"] - 1e-9 or vote["coverage"] < 1
+    # another model's weights are not used: a refit is tried (and here refused: too few items)
+    comb.Combination({"metal": _metal_weights()}, {"fingerprint": {**want, "model_weights_sha256": "0" * 64}}).save(model)
+    r2 = evaluate(model, ["heldout_metal"], out_dir=tmp_path / "e2", instructions_dir=instructions_dir,
+                  retrieval=True, max_identity=0.95, plots=False)  # fmt: skip
+    assert "system" not in r2["tasks"]["heldout_metal"] and "metal" in r2["combination"]["skipped"]
