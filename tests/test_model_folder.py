@@ -15,8 +15,12 @@ import pytest
 import yaml
 from test_tokenizer import MIXED, go_texts, gpt2_style_folder
 
-from instructprotein.model.tokenizer import ProteinTokenizer, load_tokenizer, train_tokenizer
 from instructprotein.instruct.render import protein_text
+from instructprotein.model.tokenizer import (
+    ProteinTokenizer,
+    load_tokenizer,
+    train_tokenizer,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)

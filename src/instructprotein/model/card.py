@@ -41,11 +41,11 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        import yaml
+    import yaml
 
+    try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, ImportError, Exception):  # a card never fails a save over an unreadable preset
+    except (OSError, ValueError, ImportError, yaml.YAMLError):  # a card never fails a save over an unreadable preset
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -146,26 +146,31 @@ def render_card(folder: str | Path, results: dict[str, Any] | None = None) -> st
     what = "instruction-tuned" if stage == "finetune" else "pre-trained (not instruction-tuned)" if stage == "pretrain" else "causal"
     body = [
         "",
-        f"# InstructProtein {preset_name} model ({what})",
+        f"# InstructProtein {preset_name + ' ' if preset else ''}model ({what})",
         "",
-        "A decoder-only language model that reads and writes both English and protein sequences, trained by "
+        ("A decoder-only language model that reads and writes both English and protein sequences, trained by "
         "[instructprotein](https://arxiv.org/abs/2310.03269) (an implementation of InstructProtein, Wang et al., "
         "ACL 2024): pre-training on protein sequences and biomedical text, then instruction tuning on questions "
-        "generated from a knowledge graph of Swiss-Prot proteins and their Gene Ontology annotations.",
+        "generated from a knowledge graph of Swiss-Prot proteins and their Gene Ontology annotations."),
         "",
         "| | |",
         "|---|---|",
-        f"| architecture | {config.get('model_type', '?')}, {config.get('num_hidden_layers', '?')} layers, hidden size "
-        f"{config.get('hidden_size', '?')}, {ctx or '?'} positions |",
+        (f"| architecture | {config.get('model_type', '?')}, {config.get('num_hidden_layers', '?')} layers, hidden size "
+        f"{config.get('hidden_size', '?')}, {ctx or '?'} positions |"),
         f"| parameters | {f'{params / 1e6:.1f} M' if params else '?'} |",
         f"| vocabulary | {config.get('vocab_size', '?')} tokens (tokenizer layout: {layout}; one token per residue) |",
-        f"| preset | {preset_name} (the full preset is `preset.yaml` in this folder) |",
-        f"| stage | {stage or '?'} |",
-        f"| steps | {metrics.get('step', '?')} (this folder holds the best validation loss; tokens read: "
-        f"{metrics.get('tokens', '?')}) |",
-        f"| validation loss | {metrics['val_loss']:.4f} |" if isinstance(metrics.get("val_loss"), (int, float)) else "| validation loss | ? |",
-        f"| seed | {seed if seed is not None else '?'} |",
     ]
+    if preset:
+        body.append(f"| preset | {preset_name} (the full preset is `preset.yaml` in this folder) |")
+    if stage:
+        body.append(f"| stage | {stage} |")
+    if "step" in metrics:
+        body.append(f"| steps | {metrics['step']} (this folder holds the best validation loss; tokens read: "
+                    f"{metrics.get('tokens', '?')}) |")  # fmt: skip
+    if isinstance(metrics.get("val_loss"), (int, float)):
+        body.append(f"| validation loss | {metrics['val_loss']:.4f} |")
+    if seed is not None:
+        body.append(f"| seed | {seed} |")
     if graph:
         body.append(f"| knowledge graph | {graph.get('source', '?')}; GO {graph.get('ontology_version') or '?'}; "
                     f"content hash `{graph.get('content_hash', '?')}` |")  # fmt: skip
@@ -211,18 +216,18 @@ def render_card(folder: str | Path, results: dict[str, Any] | None = None) -> st
         "<protein>ƤMƤKƤT…</protein>Instruction: {question}\\n\\nOutput: {answer}",
         "```",
         "",
-        f"- Every sequence starts with {bos} (the tokenizer in this folder adds it: `add_bos_token`, and a "
-        "post-processor in `tokenizer.json`); answers end with the eos token `</s>`.",
+        (f"- Every sequence starts with {bos} (the tokenizer in this folder adds it: `add_bos_token`, and a "
+        "post-processor in `tokenizer.json`); answers end with the eos token `</s>`."),
         "- A protein is `<protein>`, one token per residue written `Ƥ` + letter, `</protein>`. With plain "
         "`transformers` write the residues in that notation: `\"<protein>Ƥ\" + \"Ƥ\".join(seq) + \"</protein>\"`. "
         "U is written as C, O as K, B/Z/J/X as the unknown residue"
         + (" `ƤX`." if layout != "paper" else " (the text token `X`: this layout has no `ƤX`)."),
-        "- Scoring options (the paper's zero-shot rule): end the prompt after the answer prefix without a trailing "
+        ("- Scoring options (the paper's zero-shot rule): end the prompt after the answer prefix without a trailing "
         "space, e.g. `…Output: The protein is located in`, and compare the log-probability of each option's "
-        "first token (each option written with one leading space, ` nucleus`).",
-        "- With retrieval, the question is preceded by a line of homologs' annotations, e.g. "
+        "first token (each option written with one leading space, ` nucleus`)."),
+        ("- With retrieval, the question is preceded by a line of homologs' annotations, e.g. "
         "`Homologs: 62% identical: nucleus. 41% identical: cytoplasm.` (the instructprotein package writes it "
-        "from a knowledge graph).",
+        "from a knowledge graph)."),
     ]
     if residues:
         body.append(f"- The model was tuned on proteins cut to {residues} residues (first three quarters, one `X`, "
@@ -244,9 +249,9 @@ def render_card(folder: str | Path, results: dict[str, Any] | None = None) -> st
         "print(generate(prompt, return_full_text=False)[0][\"generated_text\"])",
         "```",
         "",
-        f"`generation_config.json` holds the decoding the package's `describe` uses (greedy, at most "
+        (f"`generation_config.json` holds the decoding the package's `describe` uses (greedy, at most "
         f"{gen.get('max_new_tokens', '?')} new tokens, stop at eos id {stop}). `describe` also masks residue "
-        "tokens outside a protein segment; plain `generate` does not.",
+        "tokens outside a protein segment; plain `generate` does not."),
         "",
         "## Use with instructprotein",
         "",
@@ -259,27 +264,28 @@ def render_card(folder: str | Path, results: dict[str, Any] | None = None) -> st
         "                 [\"nucleus\", \"cytoplasm\"], prefix=\"The protein is located in\").answer)",
         "```",
         "",
-        "The package writes proteins plainly (`<protein>MKT</protein>`) and translates; `instructprotein describe`, "
-        "`design`, `evaluate` and `serve` take this folder with `--model`.",
+        ("The package writes proteins plainly (`<protein>MKT</protein>`) and translates; `instructprotein describe`, "
+        "`design`, `evaluate` and `serve` take this folder with `--model`."),
         "",
         "## Limits",
         "",
-        f"- Small: {f'{params / 1e6:.1f} M' if params else 'few'} parameters, trained for {metrics.get('step', '?')} "
-        "steps. Its answers come mostly from the homologs' annotations it is shown; without them it often answers "
+        f"- Small: {f'{params / 1e6:.1f} M' if params else 'few'} parameters"
+        + (f", trained for {metrics['step']} steps" if "step" in metrics else "")
+        + ". Its answers come mostly from the homologs' annotations it is shown; without them it often answers "
         "with the most frequent classes. Do not use its answers as annotations without checking them.",
-        "- Knowledge: Swiss-Prot and GO as of the graph's release (2014 for the default data); newer terms and "
+        ("- Knowledge: Swiss-Prot and GO as of the graph's release (2014 for the default data); newer terms and "
         "proteins are unknown to it. Proteins in the same 70 %-identity cluster as a benchmark test protein were "
-        "removed from training; proteins outside Swiss-Prot's coverage are out of distribution.",
-        "- Designed sequences are not checked for folding or function by the model; the package's `design` "
-        "checks them against the knowledge graph only.",
-        "- Reads only the 20 standard residues (others are mapped, see above); a prompt without the leading bos "
-        "token gives worse answers.",
+        "removed from training; proteins outside Swiss-Prot's coverage are out of distribution."),
+        ("- Designed sequences are not checked for folding or function by the model; the package's `design` "
+        "checks them against the knowledge graph only."),
+        ("- Reads only the 20 standard residues (others are mapped, see above); a prompt without the leading bos "
+        "token gives worse answers."),
         "",
         "## Licence",
         "",
-        "Code: MIT (instructprotein). The weights are derived from UniProtKB/Swiss-Prot and the Gene Ontology "
+        ("Code: MIT (instructprotein). The weights are derived from UniProtKB/Swiss-Prot and the Gene Ontology "
         "(CC BY 4.0), here as shipped in Debian's `metastudent-data` package (GPL-2+); check those terms before "
-        "you redistribute the model.",
+        "you redistribute the model."),
         "",
     ]
     return "\n".join(header + body)
