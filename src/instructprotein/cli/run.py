@@ -115,6 +115,7 @@ def run(
         else:
             action()
         timings.append((name, time.perf_counter() - t, "skipped" if reason else "ran"))
+    _write_card(fine_dir / "model", eval_dir)
     _summary(timings, time.perf_counter() - start, work, kg_path, instr_dir, fine_dir, eval_dir, results)
 
 
@@ -210,6 +211,16 @@ def _evaluate(model_dir: Path, kg_path: Path, instr_dir: Path, eval_dir: Path, l
     from instructprotein.evaluate.commands import evaluate_command
 
     return evaluate_command(model_dir, ["all"], limit, kg_path, instr_dir, eval_dir, retrieval=True, threads=None, console=out)
+
+
+def _write_card(model_dir: Path, eval_dir: Path) -> None:
+    """The model folder's card, rewritten with the evaluation's numbers when they scored this model."""
+    from instructprotein.model.card import results_for, write_model_card
+
+    if (model_dir / "config.json").exists():
+        results = results_for(model_dir, eval_dir / "results.json")
+        write_model_card(model_dir, results)
+        err.print(f"model card: {model_dir / 'README.md'}" + (" (with the evaluation's numbers)" if results else ""))
 
 
 # -- the end -------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Create, load and save causal LMs as plain Hugging Face folders.
 
 A model folder is what ``save_pretrained`` writes (``config.json``, ``model.safetensors``,
-``generation_config.json``) plus the tokenizer files: any ``transformers`` tool opens it,
+``generation_config.json`` with the decoding ``describe`` uses) plus the tokenizer files (which
+add bos for plain ``transformers`` too) and a model card (``README.md``): any ``transformers`` tool opens it,
 and :func:`load_model_and_tokenizer` opens the paper's released checkpoint the same way.
 Nothing here reaches a model hub: every path is a local folder, loaded with
 ``local_files_only=True``.
@@ -218,6 +219,26 @@ def _sync_generation_ids(model: PreTrainedModel, tokenizer: ProteinTokenizer) ->
             setattr(model.generation_config, key, value)
 
 
+DESCRIBE_DECODING: dict[str, Any] = {"do_sample": False, "num_beams": 1, "max_new_tokens": 128}
+"""The decoding :func:`~instructprotein.infer.generate.describe` uses (greedy, 128 new tokens at
+most, stop at eos), written into every saved folder's ``generation_config.json`` so that a plain
+``model.generate`` or ``pipeline("text-generation")`` decodes and stops as ``describe`` does
+(a test keeps the two in step)."""
+
+
+def generation_config(tokenizer: ProteinTokenizer) -> Any:
+    """The ``GenerationConfig`` a saved folder carries: the tokenizer's bos / eos / pad ids and
+    :data:`DESCRIBE_DECODING`."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **DESCRIBE_DECODING,
+    )
+
+
 def _max_positions(model: PreTrainedModel) -> int | None:
     for key in ("max_position_embeddings", "n_positions", "n_ctx"):
         value = getattr(model.config, key, None)
@@ -248,13 +269,18 @@ def save_model(
     for name in extra_files or {}:
         if Path(name).name != name:
             raise ValueError(f"extra file names must be plain file names, not {name!r}")
+    from instructprotein.model.card import write_model_card
+
     with atomic_dir(target) as tmp:
         model.save_pretrained(str(tmp), state_dict=state_dict)
+        generation_config(tokenizer).save_pretrained(str(tmp))
         tokenizer.save_pretrained(tmp)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
         if not any((tmp / w).exists() for w in WEIGHT_FILES):
             raise RuntimeError(f"save_pretrained wrote no weights into {tmp}")
+        if "README.md" not in (extra_files or {}):
+            write_model_card(tmp)  # no evaluation yet; `instructprotein run` rewrites it with the numbers
     return target
 
 

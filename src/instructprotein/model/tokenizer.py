@@ -28,6 +28,15 @@ directly writes proteins in the paper's ``Ƥ`` notation (:meth:`ProteinTokenizer
 exactly as it would for the paper's checkpoint. A small ``protein_tokenizer.json`` beside it
 records which layout the folder holds.
 
+bos for plain ``transformers``: the model is trained on sequences that start with bos (OPT's
+convention), so every saved folder makes the backend add it too: a ``TemplateProcessing``
+post-processor in ``tokenizer.json`` (read by every ``tokenizers`` consumer, transformers 4
+and 5 alike) and ``add_bos_token: true`` in ``tokenizer_config.json`` (what the paper's own
+released tokenizer says). Then ``AutoTokenizer.from_pretrained(folder)(text)`` gives exactly
+:meth:`ProteinTokenizer.encode`'s ids for the Ƥ notation of ``text``
+(:meth:`ProteinTokenizer.backend_text`). A folder saved before this rule is read as before
+(our encoder always added bos itself) and said so once (:func:`load_tokenizer`).
+
 Residues without a token: U -> C, O -> K, B/Z/J -> X (:data:`RESIDUE_MAP`), lower case is
 upper-cased, a trailing ``*`` is dropped. ``X`` is ``ƤX`` in our layout; the paper's layout
 has no X token, so there X is written as the BPE's own text token ``X`` (a single byte
@@ -140,6 +149,9 @@ class ProteinTokenizer:
         if backend.pad_token_id is None:
             # GPT-2 style tokenizers have no pad token; padding is masked anyway, so eos serves.
             backend.pad_token = backend.eos_token
+        self.backend_added_bos = backend_adds_bos(backend, self.bos_token_id)
+        if not self.backend_added_bos:
+            add_bos_post_processor(backend, self.bos_token_id)
         self._lut = self._residue_table()
 
     def _residue_table(self) -> np.ndarray:
@@ -386,6 +398,29 @@ class ProteinTokenizer:
 
         return _SEGMENT.sub(sub, text)
 
+    def backend_text(self, text: str) -> str:
+        """``text`` as plain ``transformers`` must be given it to get :meth:`encode`'s ids: each
+        protein segment in the Ƥ notation, residues normalised as :meth:`encode` does (``u`` ->
+        ``ƤC``; in the paper layout an unknown residue is the text token ``X``, which has no ``Ƥ``).
+        Raises ``ValueError`` for an invalid residue, like :meth:`encode`."""
+
+        def sub(m: re.Match[str]) -> str:
+            ids = self._protein_ids(m.group(1), m.start(1))
+            return PROTEIN_OPEN + "".join(self.backend.convert_ids_to_tokens(ids)) + m.group(2)
+
+        return _SEGMENT.sub(sub, text)
+
+    def definition(self) -> str:
+        """The backend's ``tokenizer.json`` with its post-processor set to the plain ``$A`` template:
+        everything that decides :meth:`encode`'s ids (which never runs the post-processor), so a
+        hash of it (the training data caches') is the same for a folder saved with or without
+        the bos template (the two serialisations of a folder saved before that rule are identical)."""
+        from tokenizers import Tokenizer, processors
+
+        copy = Tokenizer.from_str(self.backend.backend_tokenizer.to_str())
+        copy.post_processor = processors.TemplateProcessing(single="$A:0", pair="$A:0 $B:1", special_tokens=[])
+        return copy.to_str()
+
     # ---------------------------------------------------------------- saving
 
     def save_pretrained(self, path: str | Path) -> Path:
@@ -417,14 +452,55 @@ class ProteinTokenizer:
 
 def _portable_tokenizer_class(path: Path) -> None:
     """transformers 5 writes ``TokenizersBackend``, a class name transformers 4 does not know;
-    ``PreTrainedTokenizerFast`` loads the same ``tokenizer.json`` in both."""
+    ``PreTrainedTokenizerFast`` loads the same ``tokenizer.json`` in both. ``add_bos_token``
+    is written out (transformers 5 leaves it out): readers that go by the config rather than
+    ``tokenizer.json`` (and transformers 5 itself, which rebuilds its post-processor from it)
+    then add bos as the model was trained."""
     config = path / "tokenizer_config.json"
     if not config.exists():
         return
     data = json.loads(config.read_text(encoding="utf-8"))
     if data.get("tokenizer_class") == "TokenizersBackend":
         data["tokenizer_class"] = "PreTrainedTokenizerFast"
-        config.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    data["add_bos_token"] = True
+    data["add_eos_token"] = False
+    config.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def backend_adds_bos(backend: Any, bos_id: int) -> bool:
+    """Does the backend, called plainly (``add_special_tokens`` at its default), start with bos?"""
+    try:
+        ids = backend("", add_special_tokens=True)["input_ids"]
+    except (TypeError, ValueError, KeyError):
+        return False
+    return list(ids) == [bos_id]
+
+
+def add_bos_post_processor(backend: Any, bos_id: int) -> None:
+    """Make ``backend(text)`` start with bos, as :meth:`ProteinTokenizer.encode` does (and the
+    model was trained): ``add_bos_token`` where the class has it (transformers 5 rebuilds its
+    template from it) and a ``TemplateProcessing`` in the Rust tokenizer, the part every reader
+    of ``tokenizer.json`` runs. A backend whose post-processor is not a template (GPT-2's
+    ``ByteLevel`` offset trimming) keeps it, followed by the template."""
+    from tokenizers import processors
+
+    bos = backend.convert_ids_to_tokens(bos_id)
+    if backend.bos_token is None:  # eos serves as bos (ProteinTokenizer.bos_token_id); say so by name
+        backend.bos_token = bos
+    for key, value in (("add_eos_token", False), ("add_bos_token", True)):
+        try:
+            setattr(backend, key, value)
+        except (AttributeError, TypeError, ValueError):
+            pass
+    rust = getattr(backend, "backend_tokenizer", None)
+    if rust is None:  # a Python-only tokenizer: add_bos_token is all there is
+        return
+    template = processors.TemplateProcessing(
+        single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1", special_tokens=[(bos, bos_id)]
+    )
+    current = rust.post_processor
+    keep = current is not None and type(current).__name__ not in ("TemplateProcessing", "BertProcessing", "RobertaProcessing", "Sequence")
+    rust.post_processor = processors.Sequence([current, template]) if keep else template
 
 
 # -------------------------------------------------------------------- answer masks
@@ -531,7 +607,29 @@ def load_tokenizer(path: str | Path, *, add_missing: bool = False) -> ProteinTok
         layout = marker["layout"]
     else:
         layout = "paper"
-    return ProteinTokenizer(backend, layout, folder)
+    tokenizer = ProteinTokenizer(backend, layout, folder)
+    if marker and not tokenizer.backend_added_bos:
+        _notice_once(
+            folder,
+            f"note: {folder} was saved before tokenizer folders added <s> for plain transformers; read as before "
+            "(this package adds it). To upgrade it: python -c \"from instructprotein.model.card import "
+            f"upgrade_folder; upgrade_folder('{folder}')\"",
+        )
+    return tokenizer
+
+
+_NOTICED: set[str] = set()
+
+
+def _notice_once(folder: Path, message: str) -> None:
+    """One line on stderr per folder and process: a model folder is loaded many times (describe,
+    evaluate, serve), and a note repeated on each would bury the output."""
+    import sys
+
+    key = str(folder.resolve())
+    if key not in _NOTICED:
+        _NOTICED.add(key)
+        print(message, file=sys.stderr)
 
 
 # -------------------------------------------------------------------- training

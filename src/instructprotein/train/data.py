@@ -248,8 +248,9 @@ def _cached(folder: Path, fingerprint: str) -> StageData | None:
 
 
 def tokenizer_fingerprint(tokenizer: ProteinTokenizer) -> str:
-    """Hash of the complete tokenizer definition (vocabulary, merges, added and special tokens)."""
-    h = hashlib.sha256(tokenizer.backend.backend_tokenizer.to_str().encode("utf-8"))
+    """Hash of the complete tokenizer definition (vocabulary, merges, added and special tokens;
+    not the post-processor, which only plain ``transformers`` calls run)."""
+    h = hashlib.sha256(tokenizer.definition().encode("utf-8"))
     h.update(f"{tokenizer.bos_token_id},{tokenizer.eos_token_id},{tokenizer.pad_token_id}".encode())
     return h.hexdigest()
 

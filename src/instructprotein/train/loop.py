@@ -253,6 +253,7 @@ def pretrain(
     return train_loop(
         accelerator=accelerator, model=model, tokenizer=tok, data=data, spec=spec, preset=preset,
         stage="pretrain", run_dir=run_dir, resume=resume, show_progress=show, on_step=on_step,
+        provenance=data_provenance("corpus", corpus_dir, init_from, model),
     )
 
 
@@ -342,6 +343,7 @@ def finetune(
     return train_loop(
         accelerator=accelerator, model=model, tokenizer=tok, data=data, spec=spec, preset=preset,
         stage="finetune", run_dir=run_dir, resume=resume, show_progress=show, on_step=on_step,
+        provenance=data_provenance("instructions", instructions_dir, source, model),
     )
 
 
@@ -361,8 +363,12 @@ def train_loop(
     resume: bool = False,
     show_progress: bool = False,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train ``model`` on ``data`` with ``spec``'s hyper-parameters; returns the summary (also ``training.json``)."""
+    """Train ``model`` on ``data`` with ``spec``'s hyper-parameters; returns the summary (also ``training.json``).
+
+    ``provenance`` (:func:`data_provenance`) goes into the saved model's ``metrics.json`` as
+    ``data``, for its model card."""
     import torch
 
     from instructprotein.model.factory import count_parameters
@@ -439,7 +445,8 @@ def train_loop(
 
     def save_best(val: float) -> None:
         _save_model(accelerator, model, tokenizer, run_dir / "model", preset,
-                    {"stage": stage, "step": state.step, "tokens": state.tokens, "val_loss": val})
+                    {"stage": stage, "step": state.step, "tokens": state.tokens, "val_loss": val,
+                     **({"data": provenance} if provenance else {})})
 
     def run_eval() -> float:
         val = evaluate()
@@ -775,6 +782,47 @@ def _save_model(accelerator: Accelerator, model: Any, tokenizer: Any, path: Path
             if bars:
                 hf_logging.enable_progress_bar()
     accelerator.wait_for_everyone()
+
+
+def data_provenance(kind: str, data_dir: str | Path, init: str | Path | None, model: Any) -> dict[str, Any]:
+    """What a model card says the model was trained on: the data folder (its summary file's
+    sha256 identifies the set), the knowledge graph it came from (source, GO release, content
+    hash) and the folder the weights started from. Missing pieces are left out, never guessed."""
+    import hashlib
+
+    folder = Path(data_dir)
+    name = "instructions.json" if kind == "instructions" else "corpus.json"
+    out: dict[str, Any] = {}
+    entry: dict[str, Any] = {"path": str(folder.resolve())}
+    try:
+        raw = (folder / name).read_bytes()
+        summary = json.loads(raw)
+        entry["sha256"] = hashlib.sha256(raw).hexdigest()
+    except (OSError, ValueError):
+        summary = {}
+    if kind == "instructions":
+        config = summary.get("config") or {}
+        entry["train"] = (summary.get("instructions") or {}).get("train", config.get("n_train"))
+        entry["evidence_fraction"] = config.get("evidence_fraction")
+    out[kind] = entry
+    kg_path, kg_hash = summary.get("kg") or (summary.get("config") or {}).get("kg"), summary.get("kg_content_hash")
+    graph: dict[str, Any] = {"content_hash": kg_hash} if kg_hash else {}
+    if kg_path and Path(kg_path).exists():
+        try:
+            from instructprotein.kg.store import KnowledgeGraph
+
+            with KnowledgeGraph(kg_path) as kg:
+                if kg.meta.get("content_hash") == kg_hash or not kg_hash:
+                    graph.update(source=kg.meta.get("source"), ontology_version=kg.meta.get("ontology_version"),
+                                 content_hash=kg.meta.get("content_hash"))  # fmt: skip
+        except Exception:  # noqa: BLE001 -- provenance is a courtesy: a graph that will not open leaves it out
+            pass
+    if graph:
+        out["graph"] = graph
+    if init:
+        out["init"] = str(Path(init).resolve()) if Path(init).exists() else str(init)
+        out["init_name_or_path"] = getattr(getattr(model, "config", None), "_name_or_path", None)
+    return out
 
 
 def _data_fingerprint(data: StageData) -> str:
