@@ -225,7 +225,8 @@ def _write_card(model_dir: Path, eval_dir: Path) -> None:
 
 # -- the end -------------------------------------------------------------------------------------------------
 
-HEADLINE = ("deeploc10", "deeploc_binary", "metal_ion_binding", "go_mf", "heldout_location", "heldout_metal")
+HEADLINE = ("deeploc10", "deeploc_binary", "metal_ion_binding", "go_mf", "heldout_location", "heldout_metal",
+            "heldout_go_mf", "heldout_go_bp", "heldout_go_cc")
 
 
 def _summary(timings: list[tuple[str, float, str]], total: float, work: Path, kg_path: Path, instr_dir: Path,
@@ -282,8 +283,9 @@ def _headline(results: dict[str, Any]) -> Table:
         ci = f" [{lo * 100:.1f}, {hi * 100:.1f}]" if lo is not None else ""
         return f"{r['accuracy'] * 100:.1f}{ci}"
 
-    t = Table(title="headline results (accuracy %, 95 % interval; the model with retrieval, full-option rule)")
-    for col in ("task", "n", "model", "majority", "homology (best hit)", "paper"):
+    t = Table(title="headline results (accuracy %, 95 % interval; system = model + homologs, fit on validation)")
+    for col in ("task", "n", "system", "model + evidence", "model alone", "majority", "homology best hit",
+                "homology vote", "paper"):  # fmt: skip
         t.add_column(col, justify="left" if col == "task" else "right")
     for name in HEADLINE:
         r = results["tasks"].get(name)
@@ -291,6 +293,7 @@ def _headline(results: dict[str, Any]) -> Table:
             continue
         b = r.get("baselines", {})
         paper = r.get("paper") or {}
-        t.add_row(name, f"{r['n']:,}", pct(r["model"].get("sum")), pct(b.get("majority")), pct(b.get("homology_best")),
+        t.add_row(name, f"{r['n']:,}", pct(r.get("system")), pct(r["model"].get("sum")), pct(r.get("model_alone")),
+                  pct(b.get("majority")), pct(b.get("homology_best")), pct(b.get("homology_vote")),
                   ", ".join(f"{k} {v}" for k, v in paper.items()) or "-")  # fmt: skip
     return t

@@ -12,57 +12,27 @@ uninformative model score (0.5), so the combination ranks them by the homologs a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence  # noqa: F401
 from typing import Any
 
 import numpy as np
 
 from instructprotein.evaluate import generation as gen
 from instructprotein.evaluate.data import Item
-from instructprotein.formats.records import GO_ROOTS
-from instructprotein.infer.retrieval import transfer
 
-ASPECTS = ("F", "P", "C")
+from instructprotein.infer.verify import ASPECTS, FREQUENT, MAX_SCORED, aspect_lookup, candidate_terms, frequent_terms
+
 ASPECT_TASK = {"F": "heldout_go_mf", "P": "heldout_go_bp", "C": "heldout_go_cc"}
-MAX_SCORED = 20
-"""Candidates per protein and aspect the model verifies (the best voted first)."""
-FREQUENT = 5
-"""The aspect's most frequent terms added to every protein's candidates."""
 SEP = "|"
-
-
-def aspect_of(kg: Any) -> Callable[[str], str | None]:
-    cache: dict[str, str | None] = {}
-
-    def get(term: str) -> str | None:
-        if term not in cache:
-            try:
-                cache[term] = kg.entity(term).aspect
-            except KeyError:
-                cache[term] = None
-        return cache[term]
-
-    return get
-
-
-def frequent_terms(kg: Any, aspect: str, n: int = FREQUENT) -> list[str]:
-    freq = {t: c for t, c in kg.frequencies("go", aspect, propagated=True).items() if t not in GO_ROOTS}
-    return sorted(freq, key=lambda t: (-freq[t], t))[:n]
+aspect_of = aspect_lookup
 
 
 def candidates(side: Any, items: Sequence[Item], aspect: str, k: int, frequent: Sequence[str]) -> list[list[tuple[str, float]]]:
-    """Per protein: (term, homology vote share), best voted first, then the frequent terms."""
-    get = aspect_of(side.kg)
-    out = []
-    for item in items:
-        hits = side.hits.get(item.sequence, [])[:k]
-        labelled = {h.accession: [t for t in side.propagated(h.accession) if t not in GO_ROOTS and get(t) == aspect]
-                    for h in hits}  # fmt: skip
-        hits = [h for h in hits if labelled[h.accession]]
-        votes = transfer(hits, labelled, k=k).votes if hits else {}
-        ranked = sorted(votes, key=lambda t: (-votes[t], t))
-        out.append([(t, votes[t]) for t in ranked] + [(t, 0.0) for t in frequent if t not in votes])
-    return out
+    """Per protein: (term, homology vote share), best voted first, then the frequent terms
+    (the candidates ``describe`` verifies, :func:`~instructprotein.infer.verify.candidate_terms`)."""
+    get = aspect_lookup(side.kg)
+    return [candidate_terms(side.hits.get(i.sequence, []), side.propagated, get, aspect, frequent, k)
+            for i in items]  # fmt: skip
 
 
 def pair_items(items: Sequence[Item], cands: Sequence[Sequence[tuple[str, float]]], names: Callable[[str], str],

@@ -30,6 +30,7 @@ import torch
 
 from instructprotein.errors import InputError
 from instructprotein.infer.checks import SequenceChecks, check_designs
+from instructprotein.infer.combine import Combination
 from instructprotein.infer.classify import DEFAULT_RULE, Choice, Rule, classify, context_length, prompt_residues
 from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, Query, check_description, check_fits, clean_sequence
 from instructprotein.infer.prompts import (
@@ -255,6 +256,8 @@ class Description:
     homologs: list[Homolog] = field(default_factory=list)
     context: str | None = None
     notes: list[str] = field(default_factory=list)
+    system_location: list[tuple[str, float]] | None = None  # the system's answer (model + homologs), best first
+    verified_terms: dict[str, list[Any]] | None = None  # aspect -> VerifiedTerm, most confident first
 
     @property
     def location_probabilities(self) -> list[tuple[str, float]]:
@@ -277,6 +280,12 @@ class Description:
             }
             if self.location_scores
             else None,
+            "system_location": [{"location": c, "probability": round(p, 4)} for c, p in self.system_location]
+            if self.system_location is not None
+            else None,
+            "go_verified": {a: [t.to_dict() for t in ts] for a, ts in self.verified_terms.items()}
+            if self.verified_terms is not None
+            else None,
             "go_answers": self.go_answers,
             "go_terms": self.terms.to_dict() if self.terms is not None else None,
             "homologs": [h.to_dict() for h in self.homologs],
@@ -288,13 +297,24 @@ class Description:
         cut = f", the model read {self.model_length} of them" if self.model_length < self.length else ""
         lines = [f"# {self.id} ({self.length} residues{cut})"]
         lines.append(f"Function: {self.function or '(no answer)'}")
-        lines.append(f"Location: {self.location or '(no answer)'}")
+        if self.system_location is not None:
+            top = ", ".join(f"{k} {v:.2f}" for k, v in self.system_location[:3])
+            lines.append(f"Location: {self.system_location[0][0]} (model + homologs: {top})")
+            lines.append(f"Location, the model's own words: {self.location or '(no answer)'}")
+        else:
+            lines.append(f"Location: {self.location or '(no answer)'}")
         if self.location_scores is not None:
             top = ", ".join(f"{k} {v:.2f}" for k, v in self.location_probabilities[:3])
-            lines.append(f"Location by likelihood ({self.location_scores.rule}): {top}")
-        for aspect, text in self.go_answers.items():
-            lines.append(f"GO {aspect} answer: {' | '.join(text.splitlines()) or '(no answer)'}")
-        if self.terms is not None:
+            lines.append(f"Location by the model's likelihood ({self.location_scores.rule}): {top}")
+        if self.verified_terms is not None:
+            for aspect, got in self.verified_terms.items():
+                shown = "; ".join(f"{t.id} {t.name} {t.confidence:.2f}" for t in got[:8])
+                more = f" (+{len(got) - 8} more)" if len(got) > 8 else ""
+                lines.append(f"GO {aspect}, verified (confidence): {shown or '(none confident)'}{more}")
+        else:
+            for aspect, text in self.go_answers.items():
+                lines.append(f"GO {aspect} answer: {' | '.join(text.splitlines()) or '(no answer)'}")
+        if self.terms is not None and self.verified_terms is None:
             specific = {m.term.id for m in self.terms.most_specific}
             if self.terms.direct:
                 lines.append("GO terms named (* most specific):")
@@ -330,8 +350,14 @@ def describe(
     fuzzy: bool = False,
     cut_above: int | None = CUT_ABOVE,
     keep: int = KEEP_LAST,
+    combination: Combination | None = None,
 ) -> list[Description]:
     """Describe sequences: function, location, GO terms (mapped and closed when ``terms`` is given).
+
+    With retrieval and a ``combination`` (the model folder's ``combination.json``), the
+    location and the GO terms are the system's answers (:mod:`instructprotein.infer.verify`):
+    model and homologs combined as the evaluation measured them, GO terms verified one by one
+    with a confidence each.
 
     ``retrieval`` (default: on when ``index`` is given) puts the top-``top_k`` homologs'
     annotations before every question (``max_identity`` / ``exclude`` drop hits, as in
@@ -371,11 +397,13 @@ def describe(
             read[q.id] = min(read.get(q.id, residues), residues)
             prompts.append(prompt)
             names.append(f"{q.id} ({key} question)")
-    answers = generate_answers(model, tokenizer, prompts, names=names, max_new_tokens=max_new_tokens)
+    answers = [drop_repeats(a) for a in generate_answers(model, tokenizer, prompts, names=names, max_new_tokens=max_new_tokens)]
     loc = classify(
         model, tokenizer, queries, LOCATION_QUESTION, LOCATION_LABELS, prefix=LOCATION_PREFIX, rule=location_rule,
         contexts=[location_blocks.get(q.id, (None, None))[1] for q in queries], cut_above=cut_above, keep=keep,
     )  # fmt: skip
+    system = _system_answers(model, tokenizer, queries, loc, index, combination, aspects, max_identity, exclude,
+                             cut_above, keep) if (use_retrieval and index is not None and combination) else {}  # fmt: skip
     out: list[Description] = []
     for i, q in enumerate(queries):
         got = dict(zip([k for k, _ in asks], answers[i * len(asks) : (i + 1) * len(asks)]))
@@ -391,6 +419,8 @@ def describe(
                    else f"reads {ctx_len} tokens")
             desc.notes.append(f"the model {why}: it read {model_length} residues, the first three "
                               "quarters and the last quarter joined by one X, as in training")
+        if q.id in system:
+            desc.system_location, desc.verified_terms = system[q.id]
         if q.id in contexts:
             desc.homologs, desc.context = contexts[q.id]
             if desc.context is None:
@@ -403,6 +433,74 @@ def describe(
                     what = key.replace("_", " ")
                     desc.notes.append(f"the {what} answer names no GO term known to the knowledge graph")
         out.append(desc)
+    return out
+
+
+_SUBJECT = re.compile(r"^(the protein|this protein|it)\s+")
+_CLAUSE_SPLIT = re.compile(r"(,\s+and\s+|,\s+|\s+and\s+|;\s+)")
+
+
+def drop_repeats(text: str) -> str:
+    """The answer with every clause said a second time left out ("binds DNA, binds DNA and
+    binds DNA" -> "binds DNA"): a small greedy decoder loops, and a repeat adds nothing."""
+    parts = _CLAUSE_SPLIT.split(text.strip())
+    if len(parts) < 3:
+        return text
+    end = ""
+    if parts[-1].endswith("."):
+        parts[-1], end = parts[-1][:-1], "."
+    clauses, seps = parts[0::2], parts[1::2]
+    seen: set[str] = set()
+    kept: list[str] = []
+    for n, clause in enumerate(clauses):
+        key = _SUBJECT.sub("", " ".join(clause.lower().split()))
+        if key in seen:
+            continue
+        seen.add(key)
+        if kept:
+            kept.append(seps[n - 1])
+        kept.append(clause)
+    if len(kept) == len(parts):
+        return text
+    if len(kept) >= 3 and kept[-2].strip(", ") != "and" and not kept[-2].strip().startswith("and"):
+        kept[-2] = " and "
+    return "".join(kept) + end
+
+
+def _system_answers(
+    model: PreTrainedModel, tokenizer: ProteinTokenizer, queries: Sequence[Query], loc: Sequence[Choice],
+    index: ProteinIndex, combination: Combination, aspects: Sequence[str], max_identity: float | None,
+    exclude: Sequence[str], cut_above: int | None, keep: int,
+) -> dict[str, tuple[list[tuple[str, float]] | None, dict[str, list[Any]] | None]]:  # fmt: skip
+    """Per query: the system's location distribution and its verified GO terms (see :mod:`.verify`)."""
+    from instructprotein.infer import verify as ver
+    from instructprotein.infer.prompts import YES_NO_OPTIONS, YES_NO_PREFIX, YES_NO_QUESTION
+
+    hits = index.search(queries, top_k=ver.SEARCH_K, max_identity=max_identity, exclude=exclude, max_seqs=1000)
+    alone = classify(model, tokenizer, queries, LOCATION_QUESTION, LOCATION_LABELS, prefix=LOCATION_PREFIX,
+                     cut_above=cut_above, keep=keep)  # fmt: skip
+    want_go = any(combination.get(f"describe_{a}") for a in aspects)
+    cands = {q.id: ver.go_candidates(index, hits[q.id], aspects) for q in queries} if want_go else {}
+    asked = {q.id: ver.verification_questions(index, hits[q.id], cands[q.id]) for q in queries} if want_go else {}
+    seqs, questions, blocks, keys = [], [], [], []
+    for q in queries:
+        for a, term, name, block in asked.get(q.id, []):
+            seqs.append(q)
+            questions.append(YES_NO_QUESTION.format(term=name))
+            blocks.append(block)
+            keys.append((q.id, a, term))
+    yes: dict[str, dict[tuple[str, str], float]] = {q.id: {} for q in queries}
+    if seqs:
+        choices = classify(model, tokenizer, seqs, questions, YES_NO_OPTIONS, prefix=YES_NO_PREFIX, contexts=blocks,
+                           cut_above=cut_above, keep=keep)  # fmt: skip
+        for (qid, a, term), c in zip(keys, choices):
+            yes[qid][(a, term)] = float(c.probabilities[1])
+    out = {}
+    for i, q in enumerate(queries):
+        location = ver.location_answer(combination, loc[i].probabilities, alone[i].probabilities, hits[q.id], index,
+                                       LOCATION_LABELS)  # fmt: skip
+        terms = ver.ranked_terms(combination, index, hits[q.id], cands[q.id], yes[q.id]) if want_go else None
+        out[q.id] = (location, terms)
     return out
 
 

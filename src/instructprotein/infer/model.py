@@ -15,6 +15,8 @@ is returned as it is. Every user error is an :class:`~instructprotein.errors.Inp
 
 from __future__ import annotations
 
+import sys
+
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,23 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
     from instructprotein.model.tokenizer import ProteinTokenizer
+
+
+_SAID: set[Path] = set()
+
+
+def _combination(folder: Path | None) -> Any:
+    """The folder's combination weights (the system's answers), or None, said once per folder."""
+    if folder is None:
+        return None
+    from instructprotein.infer.combine import FILE, load
+
+    got = load(folder)
+    if got is None and folder not in _SAID:
+        _SAID.add(folder)
+        print(f"note: {folder} has no {FILE}: answers are the model's own, not combined with the homologs "
+              "(`instructprotein evaluate --model ... --instructions ...` fits them)", file=sys.stderr)  # fmt: skip
+    return got
 
 
 class Model:
@@ -60,6 +79,7 @@ class Model:
         self.keep = keep
         self._terms: TermIndex | None = None
         self._index: ProteinIndex | None = None
+        self.combination = _combination(self.path)
 
     @classmethod
     def load(
@@ -119,6 +139,7 @@ class Model:
         use = self.retrieval if retrieval is None else retrieval
         options.setdefault("cut_above", self.cut_above)
         options.setdefault("keep", self.keep)
+        options.setdefault("combination", self.combination)
         return describe(
             self.model, self.tokenizer, list(queries), terms=self.terms,
             index=self.index if use else None, retrieval=use, **options,
