@@ -83,3 +83,47 @@ def test_stored_weights_give_the_system_answer(instructions_dir, tmp_path):
     r2 = evaluate(model, ["heldout_metal"], out_dir=tmp_path / "e2", instructions_dir=instructions_dir,
                   retrieval=True, max_identity=0.95, plots=False)  # fmt: skip
     assert "system" not in r2["tasks"]["heldout_metal"] and "metal" in r2["combination"]["skipped"]
+
+
+def _weights(kind: str, classes: list[str], threshold: float | None = None) -> comb.KindWeights:
+    rng = random.Random(1)
+    qs = []
+    for _ in range(60):
+        truth = rng.choice(classes)
+        qs.append((np.full(len(classes), 1 / len(classes)), None, comb.Evidence([(truth, 0.6)]), truth))
+    kw = comb.fit(kind, classes, qs)
+    if threshold is not None:
+        kw.fit["threshold"] = threshold
+    return kw
+
+
+def test_describe_gives_the_system_answers(tmp_path):
+    """With combination weights in the folder, describe's location is the combined distribution
+    and its GO terms are verified candidates with a confidence, never generated digits."""
+    from instructprotein.infer.model import Model
+    from instructprotein.infer.prompts import LOCATION_LABELS
+
+    model = shutil.copytree(h.model_path(), tmp_path / "model")
+    kinds = {"location": _weights("location", list(LOCATION_LABELS))}
+    kinds |= {f"describe_{a}": _weights(f"describe_{a}", ["no", "yes"], threshold=0.3) for a in "FPC"}
+    comb.Combination(kinds, {}).save(model)
+    m = Model.load(model, h.kg_path(), device="cpu")
+    d = m.describe(h.mutant(h.SEQUENCES["P20001"], 0.9, seed=3), id="q", max_identity=0.95, max_new_tokens=8)
+    assert d.system_location is not None
+    assert sum(p for _, p in d.system_location) == pytest.approx(1.0)
+    assert [p for _, p in d.system_location] == sorted((p for _, p in d.system_location), reverse=True)
+    # P20001 is nuclear and binds zinc: the homologs (P20001, P20007) say so, and a vote-led combination follows
+    assert d.system_location[0][0] == "nucleus"
+    assert d.verified_terms is not None and set(d.verified_terms) == {"F", "P", "C"}
+    named = {t.id for ts in d.verified_terms.values() for t in ts}
+    assert "GO:0008270" in named  # zinc ion binding, carried by both homologs
+    assert all(t.confidence >= 0.3 for ts in d.verified_terms.values() for t in ts)
+    text = d.to_text()
+    assert "verified (confidence)" in text and "GO F answer" not in text
+    body = d.to_dict()
+    assert body["system_location"][0]["location"] == "nucleus" and body["go_verified"]["F"]
+    # the same folder without weights: the model's own answers, as before
+    (model / comb.FILE).unlink()
+    plain = Model.load(model, h.kg_path(), device="cpu").describe(h.SEQUENCES["P20001"], id="q", max_identity=0.95,
+                                                                    max_new_tokens=8)  # fmt: skip
+    assert plain.system_location is None and plain.verified_terms is None
