@@ -803,7 +803,7 @@ def _fit_combination(
                        total=len(fit_specs)) as bar:  # fmt: skip
         for vs in fit_specs:
             assert vs.combine is not None
-            prep, side = prepared[vs.name], sides.get(need_side.get(vs.name, ""))
+            prep, side = prepared.get(vs.name), sides.get(need_side.get(vs.name, ""))
             if side is None:
                 continue
             items = data[vs.name].items
