@@ -411,11 +411,20 @@ def _homology_baseline(
 
 
 def _evidence(spec: TaskSpec, items: Sequence[Item], side: _HomologySide) -> list[Any]:
-    """Per item, what its labelled homologs say (:class:`~instructprotein.infer.combine.Evidence`)."""
-    from instructprotein.infer.combine import Evidence
+    """Per item, what its labelled homologs say (:class:`~instructprotein.infer.combine.Evidence`),
+    with the asked GO term's frequency as the prior of a yes/no question."""
+    from instructprotein.infer.combine import Evidence, term_prior
+    from instructprotein.infer.verify import term_frequency
 
     assert spec.homology is not None
     hits, label_of = _hit_labels(spec, items, side)
+    rule = spec.homology
+    priors: list[dict[str, float] | None] = [None] * len(items)
+    if rule.rule in ("carries_term", "item_term") and rule.yes is not None and rule.no is not None:
+        for i, item in enumerate(items):
+            term = str(rule.term) if rule.rule == "carries_term" else item.term
+            if term:
+                priors[i] = term_prior(term_frequency(side.kg, term, side.aspect(term)), rule.yes, rule.no)
     out = []
     for i, found in enumerate(hits):
         labelled = []
@@ -425,7 +434,7 @@ def _evidence(spec: TaskSpec, items: Sequence[Item], side: _HomologySide) -> lis
                 labelled.append((lab, float(h.identity)))
             if len(labelled) >= spec.homology.k:
                 break
-        out.append(Evidence(labelled))
+        out.append(Evidence(labelled, priors[i]))
     return out
 
 

@@ -10,7 +10,7 @@ question gets a score
          + w_alone * log p_alone(c)            the model asked without evidence (the sequence only)
          + w_vote  * log p_vote(c)             identity-weighted top-k vote, smoothed toward the prior
          + w_best  * identity_best * [best hit says c]
-         + w_prior * log prior(c)
+         + w_prior * log prior(c)               the class's frequency (a GO term's, for yes/no)
          + w_model_nohit * log p_model(c) * [no labelled homolog]
          + w_alone_nohit * log p_alone(c) * [no labelled homolog]
 
@@ -52,6 +52,7 @@ class Evidence:
     labelled ones only: a homolog without an annotation of the kind says nothing)."""
 
     labelled: list[tuple[str, float]] = field(default_factory=list)
+    prior: dict[str, float] | None = None  # this question's own prior (a GO term's frequency), else the kind's
 
     @property
     def covered(self) -> bool:
@@ -92,12 +93,25 @@ def _log(p: np.ndarray) -> np.ndarray:
     return np.log(np.clip(p, EPS, 1.0))
 
 
+def _prior(classes: Sequence[str], evidence: Evidence, prior: dict[str, float]) -> np.ndarray:
+    """The question's prior over ``classes`` (its own where it has one, else the kind's), normalised."""
+    src = evidence.prior if evidence.prior is not None else prior
+    pri = np.array([src.get(c, 0.0) for c in classes], dtype=float)
+    return (pri + EPS) / (pri + EPS).sum()
+
+
+def term_prior(frequency: float, yes: str = "yes", no: str = "no") -> dict[str, float]:
+    """A yes/no question's prior from how common the asked term is (the share of the graph's
+    proteins that carry it): a rare term is rarely the answer, whatever the homologs say."""
+    f = min(max(frequency, 1e-4), 1 - 1e-4)
+    return {yes: f, no: 1 - f}
+
+
 def vote_distribution(classes: Sequence[str], evidence: Evidence, prior: dict[str, float], alpha: float,
                       k: int = 5) -> np.ndarray:  # fmt: skip
     """Identity-weighted share of each class among the top ``k`` labelled homologs, smoothed
-    toward ``prior`` with strength ``alpha`` (no homolog: the prior itself)."""
-    pri = np.array([prior.get(c, 0.0) for c in classes], dtype=float)
-    pri = (pri + EPS) / (pri + EPS).sum()
+    toward the prior with strength ``alpha`` (no homolog: the prior itself)."""
+    pri = _prior(classes, evidence, prior)
     votes = np.zeros(len(classes))
     total = 0.0
     index = {c: i for i, c in enumerate(classes)}
@@ -123,8 +137,7 @@ def features(classes: list[str], model: np.ndarray, alone: np.ndarray | None, ev
         label, identity = evidence.labelled[0]
         if label in classes:
             best[classes.index(label)] = identity
-    pri = np.array([prior.get(c, 0.0) for c in classes], dtype=float)
-    pri = (pri + EPS) / (pri + EPS).sum()
+    pri = _prior(classes, evidence, prior)
     model_log = _log(model)
     return np.stack([
         model_log,

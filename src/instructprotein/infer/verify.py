@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from instructprotein.formats.records import GO_ROOTS
-from instructprotein.infer.combine import Combination, Evidence
+from instructprotein.infer.combine import Combination, Evidence, term_prior
 from instructprotein.infer.retrieval import Homolog, graph_facts, homolog_block, transfer
 
 if TYPE_CHECKING:
@@ -44,6 +44,18 @@ def frequent_terms(kg: Any, aspect: str, n: int = FREQUENT) -> list[str]:
     """The aspect's ``n`` terms carried (with descendants) by the most proteins of the graph."""
     freq = {t: c for t, c in kg.frequencies("go", aspect, propagated=True).items() if t not in GO_ROOTS}
     return sorted(freq, key=lambda t: (-freq[t], t))[:n]
+
+
+_FREQ: dict[tuple[int, str | None], tuple[dict[str, int], int]] = {}
+
+
+def term_frequency(kg: Any, term: str, aspect: str | None) -> float:
+    """The share of the graph's proteins that carry ``term`` (with its descendants)."""
+    key = (id(kg), aspect)
+    if key not in _FREQ:
+        _FREQ[key] = (kg.frequencies("go", aspect, propagated=True), max(1, kg.count("protein")))
+    counts, n = _FREQ[key]
+    return counts.get(term, 0) / n
 
 
 def aspect_lookup(kg: Any) -> Callable[[str], str | None]:
@@ -73,8 +85,10 @@ def candidate_terms(hits: Sequence[Homolog], carried: Callable[[str], Iterable[s
 
 
 def term_evidence(hits: Sequence[Homolog], term: str, carried: Callable[[str], Iterable[str]],
-                  annotated_in_aspect: Callable[[str], bool], k: int = VOTE_K) -> Evidence:  # fmt: skip
-    """What the first ``k`` hits annotated in the term's aspect say: yes (they carry it) or no."""
+                  annotated_in_aspect: Callable[[str], bool], k: int = VOTE_K,
+                  frequency: float | None = None) -> Evidence:  # fmt: skip
+    """What the first ``k`` hits annotated in the term's aspect say: yes (they carry it) or no;
+    ``frequency``: the term's share of the graph's proteins, the question's prior."""
     labelled = []
     for h in hits:
         if not annotated_in_aspect(h.accession):
@@ -82,7 +96,7 @@ def term_evidence(hits: Sequence[Homolog], term: str, carried: Callable[[str], I
         labelled.append(("yes" if term in carried(h.accession) else "no", float(h.identity)))
         if len(labelled) >= k:
             break
-    return Evidence(labelled)
+    return Evidence(labelled, None if frequency is None else term_prior(frequency))
 
 
 @dataclass
@@ -161,7 +175,8 @@ def ranked_terms(combination: Combination, index: ProteinIndex, hits: Sequence[H
         for term, vote in terms:
             p = model_yes.get((a, term))
             model = np.array([1 - p, p]) if p is not None else np.array([0.5, 0.5])
-            conf = float(kw.probabilities(model, None, term_evidence(hits, term, facts.carried, annotated, kw.k))[1])
+            ev = term_evidence(hits, term, facts.carried, annotated, kw.k, term_frequency(index.kg, term, a))
+            conf = float(kw.probabilities(model, None, ev)[1])
             if conf >= threshold:
                 got.append(VerifiedTerm(term, _name(index.kg, term), a, conf, vote, p))
         out[a] = sorted(got, key=lambda v: -v.confidence)
