@@ -137,8 +137,7 @@ def check_protein_tokens(tokenizer: Any, model: Any, where: Path) -> None:
 
 
 def _prompt(spec: TaskSpec, item: Item, sequence: str, context: str | None) -> str:
-    from instructprotein.infer.prompts import build_prompt
-    from instructprotein.instruct.render import protein_text
+    from instructprotein.prompt import build_prompt, protein_text
 
     term = item.term_name or ""
     if spec.template is not None:
@@ -158,51 +157,50 @@ def build_prompts(
 
     1. the task's rule (the paper's: above ``cut.above`` residues keep the last ``cut.keep``),
        then the model's own (``max_residues``: its preset's ``prompt_residues``, as it was tuned);
-    2. a prompt longer than ``context - answer_room`` (:func:`~instructprotein.instruct.evidence.answer_room`,
-       or the longest candidate if that is longer) has its protein fitted the way the model
-       was trained (:func:`~instructprotein.instruct.evidence.fit_residues`: the first three
-       quarters, one ``X``, the last quarter), to the same budget training used, so that
-       the prompt ends where training prompts ended; one cut per protein (its longest
-       prompt decides), so the prompts about one protein still share its prefix.
+    2. each prompt fitted by the prompt contract (:func:`~instructprotein.prompt.fit`) to
+       ``context - answer_room`` (or the longest candidate if that is longer), as training
+       cut its prompts: the protein first, its evidence block (``contexts``) when the protein
+       would go below :func:`~instructprotein.prompt.shortest_kept`; one cut per protein (its
+       longest prompt decides, :func:`~instructprotein.prompt.fit_shared`), so the prompts
+       about one protein still share its prefix.
 
-    Counts of each go to the results.
+    Counts of each go to the results; ``info["evidence"]`` holds the evidence block each
+    prompt kept.
     """
-    from instructprotein.infer.inputs import cut_sequence
-    from instructprotein.instruct.evidence import answer_room, fit_residues
+    from instructprotein.prompt import Prompt, answer_room, cap_protein, fit, fit_shared
 
     ctxs = list(contexts) if contexts is not None else [None] * len(items)
-    seqs = [cut_sequence(i.sequence, spec.cut_above, spec.keep) for i in items]
+    seqs = [cap_protein(i.sequence, cut_above=spec.cut_above, keep=spec.keep) for i in items]
     paper_cut = sum(1 for i, s in zip(items, seqs) if len(s) < len(i.sequence))
     model_cut = 0
-    if max_residues is not None:  # fit_residues leaves a protein that fits as it is
+    if max_residues is not None:  # a protein that fits is left as it is
         model_cut = sum(1 for s in seqs if len(s) > max_residues)
-        seqs = [fit_residues(s, max_residues) for s in seqs]
+        seqs = [cap_protein(s, cut_above=None, max_residues=max_residues) for s in seqs]
     texts = [_prompt(spec, i, s, c) for i, s, c in zip(items, seqs, ctxs)]
     try:
         ids = [e.input_ids for e in tokenizer.encode_batch(texts, add_bos=True)]
     except ValueError as exc:
         raise InputError(f"task {spec.name}: cannot encode a prompt: {exc}") from None
     room = max(answer_room(context_len), longest_candidate)
-    overhead: dict[str, int] = {}  # per protein: its prompts' tokens besides the residues, the most
-    for n, seq in enumerate(seqs):
-        overhead[seq] = max(overhead.get(seq, 0), len(ids[n]) - len(seq))
-    fitted: dict[str, str] = {}
-    for seq, extra in overhead.items():
-        budget = context_len - room - extra
-        if len(seq) <= budget:
-            continue
-        if budget < 8:
-            item = next(i for i, s in zip(items, seqs) if s == seq)
+
+    def measure(item: Item) -> Any:
+        return lambda p: len(tokenizer.encode(_prompt(spec, item, p.protein or "", p.evidence)))
+
+    fitted = [fit(Prompt(s, "", evidence=c), measure(i), context_len=context_len, answer_tokens=longest_candidate,
+                  tokens=len(n)) for i, s, c, n in zip(items, seqs, ctxs, ids)]  # fmt: skip
+    for item, f in zip(items, fitted):
+        if not f.fits:
+            extra = f.tokens - f.residues
             raise InputError(
                 f"task {spec.name}, item {item.id}: the prompt without its protein takes {extra} of the model's "
                 f"{context_len} tokens, leaving no room for a protein and an answer"
             )
-        fitted[seq] = fit_residues(seq, budget)
-    for n, seq in enumerate(seqs):
-        if seq in fitted:
-            seqs[n] = fitted[seq]
-            texts[n] = _prompt(spec, items[n], seqs[n], ctxs[n])
-    redo = [n for n, t in enumerate(texts) if seqs[n] in fitted.values()]
+    fitted = fit_shared(fitted, seqs)
+    for n, (item, f) in enumerate(zip(items, fitted)):
+        if f.protein_cut or f.evidence_cut:
+            seqs[n], ctxs[n] = f.prompt.protein or "", f.prompt.evidence
+            texts[n] = _prompt(spec, item, seqs[n], ctxs[n])
+    redo = [n for n, f in enumerate(fitted) if f.protein_cut or f.evidence_cut]
     if redo:
         for n, e in zip(redo, tokenizer.encode_batch([texts[n] for n in redo], add_bos=True)):
             ids[n] = e.input_ids
@@ -210,16 +208,18 @@ def build_prompts(
     rule += (f"; a prompt over {context_len - room} tokens (the model reads {context_len}, {room} kept for the "
              "answer) has its protein cut to fit: the first three quarters and the last quarter, joined by one X, "
              "as in training")  # fmt: skip
-    kept = [len(s) for s in fitted.values()]
+    kept = [f.residues for f in fitted if f.protein_cut]
     if max_residues is not None:
         rule += f"; before that the model's own cut to {max_residues} residues, the length it was tuned on"
     info = {
         "paper_cut": paper_cut,
         "model_cut": model_cut,
-        "context_cut": sum(1 for s in seqs if s in set(fitted.values())),
+        "context_cut": sum(1 for f in fitted if f.protein_cut),
+        "evidence_cut": sum(1 for f in fitted if f.evidence_cut),
         "answer_room": room,
         "shortest_kept": min(kept) if kept else None,
         "rule": rule,
+        "evidence": ctxs,
     }
     return ids, seqs, info, texts
 
@@ -685,9 +685,13 @@ def _prepare(
     contexts = None
     if retrieval:
         assert side is not None
-        contexts = _shorten_evidence(spec, items, side, evidence_blocks(spec, items, side), tokenizer, ctx_len, longest)
+        contexts = evidence_blocks(spec, items, side, top_k=RETRIEVAL_TOP_K)
     prompt_ids, seqs_read, cut_info, texts = build_prompts(spec, items, tokenizer, ctx_len, longest, contexts,
                                                            max_residues=max_residues)
+    if contexts is not None:
+        contexts = cut_info.pop("evidence")  # the blocks the prompts kept
+    else:
+        cut_info.pop("evidence")
     if spec.kind == "describe":
         return {"texts": texts, "read": seqs_read, "cut": cut_info, "keys": [], "seconds": {}, "contexts": contexts}
     keys = [hashlib.blake2b(np.asarray(p, dtype=np.int64).tobytes() + repr(cands).encode(), digest_size=16).digest()
@@ -697,36 +701,6 @@ def _prepare(
 
 
 RETRIEVAL_TOP_K = 3
-
-
-def _shorten_evidence(
-    spec: TaskSpec, items: Sequence[Item], side: _HomologySide, contexts: list[str], tokenizer: Any, ctx_len: int,
-    longest_candidate: int,
-) -> list[str | None]:  # fmt: skip
-    """Blocks with fewer homologs (or none) for the rare items whose question and evidence alone
-    would leave a short context no room for a protein (a long GO term's name appears in both),
-    as inference sizes its blocks."""
-    from instructprotein.instruct.evidence import answer_room
-
-    limit = ctx_len - max(answer_room(ctx_len), longest_candidate) - 8
-    probe = "A" * 8
-
-    def overhead(i: int, block: str | None) -> int:
-        return len(tokenizer.encode_batch([_prompt(spec, items[i], probe, block)], add_bos=True)[0].input_ids) - 8
-
-    out: list[str | None] = list(contexts)
-    probes = tokenizer.encode_batch([_prompt(spec, it, probe, b) for it, b in zip(items, contexts)], add_bos=True)
-    for i, enc in enumerate(probes):
-        if len(enc.input_ids) - 8 <= limit:
-            continue
-        shorter: str | None = None
-        for k in range(RETRIEVAL_TOP_K - 1, 0, -1):
-            candidate = evidence_blocks(spec, [items[i]], side, top_k=k)[0]
-            if overhead(i, candidate) <= limit:
-                shorter = candidate
-                break
-        out[i] = shorter
-    return out
 
 
 def evidence_blocks(spec: TaskSpec, items: Sequence[Item], side: _HomologySide, top_k: int = 3) -> list[str]:

@@ -20,12 +20,14 @@ and all those options run as one right-padded batch on top of it, each at positi
 ``benchmarks/classify_speed.py`` measures the ratio. Both give the same numbers up to float
 rounding (the test checks it).
 
-Long proteins: prompts are built by :func:`~instructprotein.infer.prompts.fitted_prompt`,
-which applies the paper's cut (above 1,024 residues keep the last 1,000; parameters
-``cut_above`` / ``keep``) and then fits the protein as training did (a prompt longer than
+Long proteins and long evidence: prompts are fitted by the prompt contract
+(:func:`~instructprotein.prompt.fit_prompt`): the paper's cut (above 1,024 residues keep the
+last 1,000; parameters ``cut_above`` / ``keep``), then as in training (a prompt longer than
 ``context - answer_room`` keeps its protein's first three quarters and last quarter, joined
-by one X); a prompt that still exceeds the model's context (a question alone too long) is
-an :class:`~instructprotein.errors.InputError` naming the item.
+by one X, and its evidence block gives way before the protein goes below
+:func:`~instructprotein.prompt.shortest_kept`); a prompt that still exceeds the model's
+context (a question alone too long) is an :class:`~instructprotein.errors.InputError`
+naming the item.
 """
 
 from __future__ import annotations
@@ -40,9 +42,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from instructprotein.errors import InputError
-from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, Query, check_fits, clean_sequence
-from instructprotein.infer.prompts import fitted_prompt, option_text
-from instructprotein.instruct.evidence import answer_room
+from instructprotein.infer.inputs import Query, check_fits, clean_sequence
+from instructprotein.prompt import CUT_ABOVE, KEEP_LAST, fit_prompt, option_text
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -239,7 +240,7 @@ def score_options(
     """Log-likelihood of every option after every prompt; the prompt's cache is shared by its options.
 
     ``options``: one list shared by all prompts, or one list per prompt. Options are
-    written after the prompt with one leading space (:func:`~instructprotein.infer.prompts.option_text`).
+    written after the prompt with one leading space (:func:`~instructprotein.prompt.option_text`).
     """
     names, prompt_ids, per, option_ids = _prepare(model, tokenizer, prompts, options, ids)
     model.eval()
@@ -380,11 +381,11 @@ def classify(
     if len(ctxs) != len(queries):
         raise InputError(f"{len(ctxs)} retrieval contexts for {len(queries)} sequences")
     ctx = context_length(model)
-    room = max(answer_room(ctx), _longest_option(tokenizer, options))  # where training cut its prompts
+    longest = _longest_option(tokenizer, options)  # the prompt ends where training cut its prompts
     most = prompt_residues(model)
     prompts = [
-        fitted_prompt(tokenizer, q.sequence, qu, prefix, context=c, context_len=ctx, reserve=room,
-                      cut_above=cut_above, keep=keep, max_residues=most)[0]
+        fit_prompt(tokenizer, q.sequence, qu, prefix, context=c, context_len=ctx, answer_tokens=longest,
+                   cut_above=cut_above, keep=keep, max_residues=most).prompt.text
         for q, qu, c in zip(queries, questions, ctxs)
     ]  # fmt: skip
     scorer = score_naive if naive else score_options

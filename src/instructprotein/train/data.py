@@ -22,7 +22,7 @@ Instruction tuning (:func:`prepare_instruction_data`)
     row trains exactly as its examples would one by one (a test checks it). ``pack=False``
     gives one example per padded row instead. An example longer than the context
     (``long``): ``crop`` (default) shortens the protein in its prompt the way inference
-    fits a long protein into the model (:func:`~instructprotein.instruct.evidence.fit_residues`:
+    fits a long protein into the model (:func:`~instructprotein.prompt.fit_residues`:
     its first residues, one ``X``, its last residues), so training sees what the model will
     be asked; an example whose protein is its answer (design) cannot be cut without teaching
     a wrong answer and is left out and counted. ``drop`` leaves every over-long example
@@ -581,60 +581,50 @@ LONG_MODES = ("crop", "drop", "error")
 
 
 def _prompt_over(ex: _Example, n: int, context: int) -> int:
-    """Tokens the example's prompt must lose. The rule of inference, where a prompt longer than
-    ``context - answer_room`` (:func:`~instructprotein.instruct.evidence.answer_room`) has its
-    protein cut to that: here to ``context - max(answer_room, answer)``, so the whole example
-    fits and a cut prompt ends at the same place whatever its answer's length."""
-    from instructprotein.instruct.evidence import answer_room
+    """Tokens the example's prompt must lose: the rule of inference, where a prompt longer than
+    ``context - answer_room`` has its protein cut to that (:func:`~instructprotein.prompt.prompt_budget`:
+    here ``context - max(answer_room, answer)``, so the whole example fits and a cut prompt
+    ends at the same place whatever its answer's length)."""
+    from instructprotein.prompt import prompt_budget
 
     prompt = int(ex.prompt_tokens)
-    answer = n - prompt
-    return max(0, prompt - (context - max(answer_room(context), answer)))
-
-
-def _prompt_protein(text: str, answer_start: int) -> tuple[int, int] | None:
-    """Where the residues of the prompt's protein lie in ``text`` (start, end), or None when the
-    prompt holds no protein (design: the protein is the answer)."""
-    from instructprotein.instruct.render import PROTEIN_CLOSE, PROTEIN_OPEN
-
-    i = text.find(PROTEIN_OPEN)
-    j = text.find(PROTEIN_CLOSE, i + 1) if i >= 0 else -1
-    if i < 0 or j < 0 or j >= answer_start:
-        return None
-    return i + len(PROTEIN_OPEN), j
-
-
-def _fit_protein_at(text: str, span: tuple[int, int], at: tuple[int, int], keep: int) -> tuple[str, tuple[int, int]]:
-    from instructprotein.instruct.evidence import fit_residues
-
-    start, end = at
-    new = fit_residues(text[start:end], keep)
-    shift = len(new) - (end - start)
-    return text[:start] + new + text[end:], (span[0] + shift, span[1] + shift)
+    return max(0, prompt - prompt_budget(context, n - prompt))
 
 
 def fit_prompt_protein(text: str, span: tuple[int, int], max_residues: int) -> tuple[str, tuple[int, int]]:
-    """The example with its prompt's protein cut to ``max_residues`` (both ends kept, the rule
-    of every cut) and its answer span moved with it; unchanged when it is shorter or absent."""
-    at = _prompt_protein(text, span[0])
-    if at is None or at[1] - at[0] <= max_residues:
+    """The example with its prompt's protein capped at ``max_residues`` (the model's own cut,
+    :func:`~instructprotein.prompt.cap_protein`) and its answer span moved with it; unchanged
+    when it is shorter or absent (design: the protein is the answer)."""
+    from dataclasses import replace
+
+    from instructprotein.prompt import Prompt, cap_protein
+
+    parsed = Prompt.parse(text, span)
+    if parsed is None or len(parsed.protein or "") <= max_residues:
         return text, span
-    return _fit_protein_at(text, span, at, max_residues)
+    return replace(parsed, protein=cap_protein(parsed.protein or "", cut_above=None, max_residues=max_residues)).render()
 
 
 def _crop_protein(
-    tokenizer: ProteinTokenizer, text: str, span: tuple[int, int], excess: int, loss_on: str, context: int
+    tokenizer: ProteinTokenizer, text: str, span: tuple[int, int], ex: _Example, n: int, loss_on: str, context: int
 ) -> _Example | None:
-    """The example with the protein of its prompt fitted ``excess`` tokens shorter (one token a
-    residue), or None when its prompt holds no protein (design: the protein is the answer)."""
-    a, b = int(span[0]), int(span[1])
-    at = _prompt_protein(text, a)
-    if at is None:
+    """The example fitted as inference fits its prompts (:func:`~instructprotein.prompt.fit`:
+    the protein of its prompt cut, never below :func:`~instructprotein.prompt.shortest_kept`),
+    or None when it cannot be: no protein in its prompt (design: the protein is the answer),
+    or a protein that would be cut to a few residues. The evidence block is kept whole: an
+    example whose prompt does not fit with it is left out rather than taught on less evidence
+    than its answer was written from."""
+    from instructprotein.prompt import Prompt, fit
+
+    parsed = Prompt.parse(text, span)
+    if parsed is None:
         return None
-    keep = at[1] - at[0] - excess
-    if keep < max(8, context // 8):  # a protein cut to a few residues would say nothing
+    prompt = int(ex.prompt_tokens)
+    fitted = fit(parsed, lambda _p: prompt, context_len=context, answer_tokens=n - prompt, tokens=prompt,
+                 evidence_gives_way=False)  # fmt: skip
+    if not fitted.fits:
         return None
-    new_text, new_span = _fit_protein_at(text, (a, b), at, keep)
+    new_text, new_span = fitted.prompt.render()
     return encode_examples(tokenizer, [new_text], [new_span], loss_on)[0]
 
 
@@ -777,7 +767,7 @@ def prepare_instruction_data(
                         over_context += n > context_length
                         over = _prompt_over(ex, n, context_length) if long == "crop" else 0
                         if over > 0:
-                            fitted = _crop_protein(tokenizer, texts[k], spans[k], over, loss_on, context_length)
+                            fitted = _crop_protein(tokenizer, texts[k], spans[k], ex, n, loss_on, context_length)
                             if fitted is not None and len(fitted.ids) <= context_length:
                                 ex, n = fitted, len(fitted.ids)
                                 cropped += 1
