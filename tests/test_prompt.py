@@ -26,7 +26,7 @@ from instructprotein.prompt import (
     shorter_block,
     shortest_kept,
 )
-from instructprotein.train.data import _crop_protein, _prompt_over, encode_examples, fit_prompt_protein
+from instructprotein.train.instruction_data import _crop_protein, _prompt_over, encode_examples, fit_prompt_protein
 
 HOMOLOGS = [("P20007", 0.62), ("P20005", 0.41), ("P20002", 0.35)]
 
