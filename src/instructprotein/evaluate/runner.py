@@ -8,9 +8,8 @@
 3. open the model and check it has the protein tokens;
 4. search every test sequence once against the training graph for the homology baselines
    (one MMseqs2 run per graph, decontaminated, :mod:`.baselines`);
-5. per task: build the paper's prompts (the task's cut rule, then, where a prompt still does
-   not fit the model's context, the sequence cut further to its last residues that fit,
-   counted in the results), score every candidate once with both rules (:mod:`.scoring`:
+5. per task: build the paper's prompts (the task's cut rule, then the prompt contract's fit
+   to the model's context, :func:`~instructprotein.prompt.fit`, counted in the results), score every candidate once with both rules (:mod:`.scoring`:
    first token, the paper's rule, and the full option's log-likelihood), and compute
    accuracy with its Wilson interval, AUPR with a bootstrap interval, per-class accuracy,
    confusion matrix, calibration; the baselines on the same items;
@@ -27,8 +26,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import platform
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -43,10 +40,17 @@ from instructprotein.evaluate import stats
 from instructprotein.evaluate.baselines import (
     CompositionModel,
     TermFrequency,
-    homology_predictions,
     majority_class,
 )
 from instructprotein.evaluate.data import Item, TaskData, load_task_data
+from instructprotein.evaluate.homology_side import (  # noqa: F401 (_homology_baseline: re-exported)
+    RETRIEVAL_TOP_K,
+    _homology_baseline,
+    _HomologySide,
+    _reuse_decontamination_hits,
+    evidence_blocks,
+)
+from instructprotein.evaluate.provenance import _sha256, check_protein_tokens, model_info, versions  # noqa: F401
 from instructprotein.evaluate.results import entry_head, write_predictions
 from instructprotein.evaluate.tasks import TaskSpec, load_task
 from instructprotein.progress import Progress
@@ -55,82 +59,6 @@ RULES = ("first_token", "sum")
 RULE_NAMES = {"first_token": "first token (paper)", "sum": "full option"}
 DEFAULT_MAX_IDENTITY = 0.7
 _COMPOSITION: dict[bytes, CompositionModel] = {}
-
-
-# -- provenance ---------------------------------------------------------------------------------------------
-
-
-def _sha256(path: Path, limit: int | None = None) -> str | None:
-    if not path.is_file() or (limit is not None and path.stat().st_size > limit):
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def model_info(path: Path, model: Any, tokenizer: Any) -> dict[str, Any]:
-    """Path, config hash, weights (size, and sha256 up to 1 GB), parameters, context, tokenizer layout."""
-    from instructprotein.infer.classify import context_length, prompt_residues
-    from instructprotein.model.factory import WEIGHT_FILES, count_parameters
-
-    weights = [w for w in WEIGHT_FILES if (path / w).exists()]
-    wfile = path / weights[0] if weights else None
-    return {
-        "path": str(path.resolve()),
-        "config_sha256": _sha256(path / "config.json"),
-        "weights": {
-            "file": wfile.name if wfile else None,
-            "bytes": wfile.stat().st_size if wfile else None,
-            "sha256": _sha256(wfile, 1 << 30) if wfile else None,
-        },
-        "architecture": getattr(model.config, "model_type", None),
-        "parameters": count_parameters(model),
-        "context_length": context_length(model),
-        "prompt_residues": prompt_residues(model),
-        "tokenizer": {"layout": tokenizer.layout, "size": len(tokenizer)},
-        "dtype": str(next(model.parameters()).dtype),
-        "device": str(model.device),
-    }
-
-
-def versions() -> dict[str, str]:
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    from importlib import metadata
-
-    for pkg in ("instructprotein", "torch", "transformers", "tokenizers", "numpy", "scipy", "matplotlib"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    try:
-        import subprocess
-
-        root = Path(__file__).resolve().parents[3]
-        if (root / ".git").exists():
-            rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
-            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=5, check=False)  # fmt: skip
-            if rev.returncode == 0:
-                out["git_commit"] = rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, ValueError):
-        pass
-    return out
-
-
-def check_protein_tokens(tokenizer: Any, model: Any, where: Path) -> None:
-    """InputError unless the tokenizer has the protein tokens and the model embeds them."""
-    from instructprotein.model.tokenizer import PAPER_PROTEIN_TOKENS
-
-    vocab = tokenizer.get_vocab()
-    missing = [t for t in PAPER_PROTEIN_TOKENS if t not in vocab]
-    if missing:
-        raise InputError(f"the model's tokenizer lacks the protein tokens {' '.join(missing[:5])}...", where)
-    rows = model.get_input_embeddings().num_embeddings
-    top = max(vocab[t] for t in PAPER_PROTEIN_TOKENS)
-    if top >= rows:
-        raise InputError(f"the model embeds {rows} tokens, fewer than the protein tokens need ({top + 1})", where)
 
 
 # -- prompts ------------------------------------------------------------------------------------------------
@@ -250,153 +178,6 @@ def summarise(
             out["aupr"] = stats.average_precision(probs[:, pos], y)
             out["aupr_ci95"] = list(stats.bootstrap_average_precision(probs[:, pos], y, seed=seed))
     return out
-
-
-# -- homology ----------------------------------------------------------------------------------------------
-
-
-class _HomologySide:
-    """One training graph searched for homology transfer, with its exclusions."""
-
-    def __init__(self, kg: Any, exclude: frozenset[str], max_identity: float | None, settings: dict[str, Any],
-                 index: Any = None):  # fmt: skip
-        from instructprotein.infer.retrieval import ProteinIndex
-
-        self.kg = kg
-        self.index = index if index is not None else ProteinIndex(kg)
-        self.exclude = exclude
-        self.max_identity = max_identity
-        self.settings = settings
-        self.hits: dict[str, list[Any]] = {}
-        self._loc = None
-        self._carriers: dict[str, frozenset[str]] = {}
-        self._aspect_of: dict[str, str | None] = {}
-        self._has_aspect: dict[tuple[str, str], bool] = {}
-        self.seconds = 0.0
-
-    def search(self, sequences: Sequence[str]) -> None:
-        todo = sorted({s for s in sequences if s not in self.hits})
-        if not todo:
-            return
-        start = time.perf_counter()
-        found = self.index.search(
-            {str(i): s for i, s in enumerate(todo)}, top_k=self.settings["top_k"], exclude=self.exclude,
-            max_identity=self.max_identity, sensitivity=self.settings["sensitivity"],
-            max_seqs=self.settings["max_seqs"],
-        )  # fmt: skip
-        for i, s in enumerate(todo):
-            self.hits[s] = found[str(i)]
-        self.seconds += time.perf_counter() - start
-
-    # labels of a hit
-    def location(self, accessions: Sequence[str]) -> dict[str, str | None]:
-        from instructprotein.instruct.compartments import LocationMapper
-
-        if self._loc is None:
-            self._loc = (LocationMapper(self.kg), {})
-        mapper, cache = self._loc
-        todo = [a for a in dict.fromkeys(accessions) if a not in cache]
-        if todo:
-            cache.update(mapper.labels(todo))
-        return {a: cache[a] for a in accessions}
-
-    def carriers(self, term: str) -> frozenset[str]:
-        if term not in self._carriers:
-            try:
-                self._carriers[term] = frozenset(self.kg.proteins_with(term))
-            except KeyError:
-                self._carriers[term] = frozenset()
-        return self._carriers[term]
-
-    def aspect(self, term: str) -> str | None:
-        if term not in self._aspect_of:
-            try:
-                self._aspect_of[term] = self.kg.entity(term).aspect
-            except KeyError:  # a term newer than the graph: its aspect from GO.sqlite, where there is one
-                from instructprotein.evaluate.data import go_sqlite_aspect
-
-                self._aspect_of[term] = go_sqlite_aspect(term)
-        return self._aspect_of[term]
-
-    def has_aspect(self, accessions: Sequence[str], aspect: str) -> dict[str, bool]:
-        from instructprotein.evaluate.heldout import _direct_terms
-
-        todo = [a for a in dict.fromkeys(accessions) if (a, aspect) not in self._has_aspect]
-        if todo:
-            for a, terms in _direct_terms(self.kg, todo, aspect).items():
-                self._has_aspect[(a, aspect)] = bool(terms)
-        return {a: self._has_aspect[(a, aspect)] for a in accessions}
-
-    def propagated(self, accession: str) -> frozenset[str]:
-        """GO ids the protein carries by propagation (the facts the evidence blocks are written from)."""
-        from instructprotein.infer.retrieval import graph_facts
-
-        return graph_facts(self.index).carried(accession)
-
-
-def _reuse_decontamination_hits(
-    side: _HomologySide, folder: str | Path, parameters: dict[str, Any], sequences: Sequence[str],
-    settings: dict[str, Any],
-) -> int:  # fmt: skip
-    """Hand the decontamination search's hits (the same benchmark sequences against the same
-    graph, every identity kept) to the homology index when its settings are the evaluation's,
-    so those sequences are not searched again. Returns how many sequences were reused."""
-    from instructprotein.instruct.decontaminate import HITS_TSV, load_hits
-    from instructprotein.instruct.splits import sequence_digest
-
-    same = (parameters.get("sensitivity") == settings["sensitivity"] and parameters.get("max_seqs") == settings["max_seqs"]
-            and parameters.get("evalue", 1e-3) == settings["evalue"])  # fmt: skip
-    if not same or not (Path(folder) / HITS_TSV).is_file():
-        return 0
-    found = load_hits(folder)
-    mine = {}
-    for seq in set(sequences):
-        got = found.get(sequence_digest(seq).hex())
-        if got is not None:
-            mine[seq] = got
-    return side.index.preload(mine, sensitivity=settings["sensitivity"], evalue=settings["evalue"],
-                              max_seqs=settings["max_seqs"])
-
-
-def _homology_baseline(
-    spec: TaskSpec, items: Sequence[Item], side: _HomologySide, fallback: str
-) -> dict[str, Any]:
-    rule = spec.homology
-    assert rule is not None
-    hits = [side.hits.get(i.sequence, []) for i in items]
-    accs = sorted({h.accession for hs in hits for h in hs})
-    if rule.rule == "location":
-        loc = side.location(accs)
-
-        def label_of(_i: int, acc: str) -> str | None:
-            c = loc.get(acc)
-            if c is None:
-                return None
-            return rule.class_of[c] if rule.class_of else c
-
-    elif rule.rule == "carries_term":
-        term = str(rule.term)
-        aspect = side.aspect(term) or "F"
-        carriers = side.carriers(term)
-        annotated = side.has_aspect(accs, aspect)
-
-        def label_of(_i: int, acc: str) -> str | None:
-            if not annotated.get(acc):
-                return None
-            return rule.yes if acc in carriers else rule.no
-
-    else:  # item_term
-        aspects = {i.term: side.aspect(str(i.term)) for i in items if i.term}
-        annotated_by = {a: side.has_aspect(accs, a) for a in set(aspects.values()) if a}
-
-        def label_of(i: int, acc: str) -> str | None:
-            term = items[i].term
-            aspect = aspects.get(term)
-            if not term or not aspect or not annotated_by[aspect].get(acc):
-                return None
-            return rule.yes if term in side.propagated(acc) else rule.no
-
-    return homology_predictions(hits, label_of, k=rule.k, fallback=fallback)
 
 
 # -- evaluate ----------------------------------------------------------------------------------------------
@@ -698,35 +479,6 @@ def _prepare(
             for p in prompt_ids]  # fmt: skip
     return {"candidates": cands, "candidate_ids": cand_ids, "prompt_ids": prompt_ids, "read": seqs_read,
             "keys": keys, "cut": cut_info, "seconds": {}, "contexts": contexts}  # fmt: skip
-
-
-RETRIEVAL_TOP_K = 3
-
-
-def evidence_blocks(spec: TaskSpec, items: Sequence[Item], side: _HomologySide, top_k: int = 3) -> list[str]:
-    """Each item's homolog block, of the kind the task declares (``evidence``), from its top
-    decontaminated homologs: the words the instruction generator trained the model on."""
-    from instructprotein.infer.retrieval import homolog_block
-
-    out = []
-    for i in items:
-        hits = side.hits.get(i.sequence, [])[:top_k]
-        if spec.evidence == "term":
-            term = spec.evidence_term or i.term
-            if not term:
-                raise InputError(f"task {spec.name}, item {i.id}: evidence about a term, but the item has none")
-            name = i.term_name if not spec.evidence_term else None
-            if name is None:
-                try:
-                    name = side.kg.entity(term).name
-                except KeyError:
-                    from instructprotein.evaluate.data import go_sqlite_names
-
-                    name = go_sqlite_names().get(term, term)
-            out.append(homolog_block(side.index, hits, "term", term, term_name=name, aspect=side.aspect(term)))
-        else:
-            out.append(homolog_block(side.index, hits, spec.evidence))
-    return out
 
 
 def _score_all(model: Any, prepared: dict[str, dict[str, Any]], max_rows: int, progress: Progress) -> None:
