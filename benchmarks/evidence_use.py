@@ -67,8 +67,7 @@ def main() -> None:
     import torch
 
     from instructprotein.infer.classify import context_length, prompt_residues
-    from instructprotein.infer.prompts import fitted_prompt
-    from instructprotein.instruct.evidence import answer_room
+    from instructprotein.prompt import fit_prompt
     from instructprotein.model.factory import load_model_and_tokenizer
 
     torch.set_num_threads(args.threads)
@@ -80,9 +79,8 @@ def main() -> None:
 
     def cut(sequence: str, question: str, block: str, prefix: str) -> str:
         # cut as training and evaluation cut: the prompt leaves answer_room tokens free
-        text, _ = fitted_prompt(tok, sequence, question, prefix, context=block, context_len=ctx,
-                                reserve=answer_room(ctx), cut_above=None, max_residues=prompt_residues(model))
-        return text
+        return fit_prompt(tok, sequence, question, prefix, context=block, context_len=ctx, cut_above=None,
+                          max_residues=prompt_residues(model)).prompt.text
 
     records = [json.loads(line) for shard in shards for line in shard.open(encoding="utf-8")]
     probe = location_lift if args.kind == "location" else yes_no_ratio

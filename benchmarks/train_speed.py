@@ -71,14 +71,11 @@ def main() -> None:
     )
     from instructprotein.model.presets import load_preset
     from instructprotein.model.tokenizer import load_tokenizer, train_tokenizer
-    from instructprotein.train.data import (
-        RowSchedule,
-        corpus_shards,
+    from instructprotein.train.data import RowSchedule, corpus_shards, iter_documents, prepare_pretrain_data
+    from instructprotein.train.instruction_data import (
         encode_examples,
-        iter_documents,
         load_instruction_splits,
         prepare_instruction_data,
-        prepare_pretrain_data,
     )
     from instructprotein.train.loop import make_accelerator, train_loop
 

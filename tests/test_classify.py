@@ -30,9 +30,15 @@ from instructprotein.infer.prompts import (
     YES_NO_PREFIX,
     YES_NO_QUESTION,
     build_prompt,
-    fitted_prompt,
     option_text,
 )
+from instructprotein.prompt import fit_prompt
+
+
+def fitted_prompt(tok, sequence, question, prefix="", *, reserve=0, **kw):
+    """(text, residues read) of the prompt contract's fit, as the tests of the old helper read it."""
+    got = fit_prompt(tok, sequence, question, prefix, answer_tokens=reserve, **kw)
+    return got.prompt.text, got.residues
 
 
 @pytest.fixture(scope="module", autouse=True)

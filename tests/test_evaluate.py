@@ -226,7 +226,7 @@ def test_majority_class_and_composition_on_separable_data():
 
 def test_homology_labels_on_tiny_graph(tiny_kg):
     from instructprotein.evaluate.data import Item
-    from instructprotein.evaluate.runner import _homology_baseline, _HomologySide
+    from instructprotein.evaluate.homology_side import _homology_baseline, _HomologySide
 
     side = _HomologySide(tiny_kg, frozenset(), 0.7, {"top_k": 5, "sensitivity": 4.0, "max_seqs": 100})
 

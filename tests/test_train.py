@@ -31,11 +31,8 @@ from instructprotein.model.tokenizer import (
     load_tokenizer,
     train_tokenizer,
 )
-from instructprotein.train.data import (
-    encode_examples,
-    prepare_instruction_data,
-    prepare_pretrain_data,
-)
+from instructprotein.train.data import prepare_pretrain_data
+from instructprotein.train.instruction_data import encode_examples, prepare_instruction_data
 from instructprotein.train.loop import finetune, pretrain, read_log, token_loss_sum
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
@@ -525,7 +522,7 @@ def test_cut_prompts_end_where_inference_cuts_them():
     import numpy as np
 
     from instructprotein.instruct.evidence import answer_room
-    from instructprotein.train.data import _Example, _prompt_over
+    from instructprotein.train.instruction_data import _Example, _prompt_over
 
     def ex(prompt: int, answer: int) -> _Example:
         n = prompt + answer

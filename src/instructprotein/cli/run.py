@@ -198,7 +198,7 @@ def _evaluation_done(eval_dir: Path, model_dir: Path, limit: int | None) -> str 
         saved = json.loads((eval_dir / "results.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    from instructprotein.evaluate.runner import _sha256
+    from instructprotein.evaluate.provenance import _sha256
 
     same_model = saved.get("model", {}).get("config_sha256") == _sha256(model_dir / "config.json")
     same_weights = saved.get("model", {}).get("weights", {}).get("sha256") == _sha256(model_dir / "model.safetensors")

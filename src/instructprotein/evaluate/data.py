@@ -28,7 +28,7 @@ from instructprotein.formats.benchmarks import (
     read_go_pairs,
     read_labelled_sequences,
 )
-from instructprotein.instruct.render import normalize_sequence
+from instructprotein.prompt.render import normalize_sequence
 
 if TYPE_CHECKING:
     from instructprotein.evaluate.heldout import HeldOut

@@ -61,7 +61,7 @@ def generate_designs(spec: TaskSpec, model: Any, tokenizer: Any, items: Sequence
     from instructprotein.infer.classify import context_length
     from instructprotein.infer.generate import describe, sample_proteins
     from instructprotein.infer.inputs import Query
-    from instructprotein.infer.prompts import design_prompt
+    from instructprotein.prompt import design_prompt
     from instructprotein.infer.terms import TermIndex
 
     t0 = time.perf_counter()

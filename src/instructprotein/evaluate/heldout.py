@@ -39,7 +39,7 @@ from instructprotein.errors import InputError
 from instructprotein.evaluate.data import Item
 from instructprotein.evaluate.tasks import Source
 from instructprotein.instruct.compartments import LocationMapper
-from instructprotein.instruct.render import normalize_sequence
+from instructprotein.prompt.render import normalize_sequence
 from instructprotein.kg.store import KnowledgeGraph
 
 METAL_ION_BINDING = "GO:0046872"

@@ -8,9 +8,8 @@
 3. open the model and check it has the protein tokens;
 4. search every test sequence once against the training graph for the homology baselines
    (one MMseqs2 run per graph, decontaminated, :mod:`.baselines`);
-5. per task: build the paper's prompts (the task's cut rule, then, where a prompt still does
-   not fit the model's context, the sequence cut further to its last residues that fit,
-   counted in the results), score every candidate once with both rules (:mod:`.scoring`:
+5. per task: build the paper's prompts (the task's cut rule, then the prompt contract's fit
+   to the model's context, :func:`~instructprotein.prompt.fit`, counted in the results), score every candidate once with both rules (:mod:`.scoring`:
    first token, the paper's rule, and the full option's log-likelihood), and compute
    accuracy with its Wilson interval, AUPR with a bootstrap interval, per-class accuracy,
    confusion matrix, calibration; the baselines on the same items;
@@ -28,8 +27,6 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
-import platform
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -44,11 +41,20 @@ from instructprotein.evaluate import stats
 from instructprotein.evaluate.baselines import (
     CompositionModel,
     TermFrequency,
-    homology_predictions,
     majority_class,
 )
 from instructprotein.evaluate.data import Item, TaskData, load_task_data
+from instructprotein.evaluate.homology_side import (  # noqa: F401 (_homology_baseline: re-exported)
+    RETRIEVAL_TOP_K,
+    _homology_baseline,
+    _evidence,
+    _HomologySide,
+    _reuse_decontamination_hits,
+    evidence_blocks,
+)
+from instructprotein.evaluate.provenance import _sha256, check_protein_tokens, model_info, versions  # noqa: F401
 from instructprotein.evaluate.results import entry_head, write_predictions
+from instructprotein.evaluate.system import ALONE, _describe_system, _fit_combination, _prepare_verification
 from instructprotein.evaluate.tasks import TaskSpec, load_task
 from instructprotein.progress import Progress
 
@@ -58,88 +64,11 @@ DEFAULT_MAX_IDENTITY = 0.7
 _COMPOSITION: dict[bytes, CompositionModel] = {}
 
 
-# -- provenance ---------------------------------------------------------------------------------------------
-
-
-def _sha256(path: Path, limit: int | None = None) -> str | None:
-    if not path.is_file() or (limit is not None and path.stat().st_size > limit):
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def model_info(path: Path, model: Any, tokenizer: Any) -> dict[str, Any]:
-    """Path, config hash, weights (size, and sha256 up to 1 GB), parameters, context, tokenizer layout."""
-    from instructprotein.infer.classify import context_length, prompt_residues
-    from instructprotein.model.factory import WEIGHT_FILES, count_parameters
-
-    weights = [w for w in WEIGHT_FILES if (path / w).exists()]
-    wfile = path / weights[0] if weights else None
-    return {
-        "path": str(path.resolve()),
-        "config_sha256": _sha256(path / "config.json"),
-        "weights": {
-            "file": wfile.name if wfile else None,
-            "bytes": wfile.stat().st_size if wfile else None,
-            "sha256": _sha256(wfile, 1 << 30) if wfile else None,
-        },
-        "architecture": getattr(model.config, "model_type", None),
-        "parameters": count_parameters(model),
-        "context_length": context_length(model),
-        "prompt_residues": prompt_residues(model),
-        "tokenizer": {"layout": tokenizer.layout, "size": len(tokenizer)},
-        "dtype": str(next(model.parameters()).dtype),
-        "device": str(model.device),
-    }
-
-
-def versions() -> dict[str, str]:
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    from importlib import metadata
-
-    for pkg in ("instructprotein", "torch", "transformers", "tokenizers", "numpy", "scipy", "matplotlib"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    try:
-        import subprocess
-
-        root = Path(__file__).resolve().parents[3]
-        if (root / ".git").exists():
-            rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
-            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=5, check=False)  # fmt: skip
-            if rev.returncode == 0:
-                out["git_commit"] = rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, ValueError):
-        pass
-    return out
-
-
-def check_protein_tokens(tokenizer: Any, model: Any, where: Path) -> None:
-    """InputError unless the tokenizer has the protein tokens and the model embeds them."""
-    from instructprotein.model.tokenizer import PAPER_PROTEIN_TOKENS
-
-    vocab = tokenizer.get_vocab()
-    missing = [t for t in PAPER_PROTEIN_TOKENS if t not in vocab]
-    if missing:
-        raise InputError(f"the model's tokenizer lacks the protein tokens {' '.join(missing[:5])}...", where)
-    rows = model.get_input_embeddings().num_embeddings
-    top = max(vocab[t] for t in PAPER_PROTEIN_TOKENS)
-    if top >= rows:
-        raise InputError(f"the model embeds {rows} tokens, fewer than the protein tokens need ({top + 1})", where)
-
-
 # -- prompts ------------------------------------------------------------------------------------------------
 
 
 def _prompt(spec: TaskSpec, item: Item, sequence: str, context: str | None) -> str:
-    from instructprotein.infer.prompts import build_prompt
-    from instructprotein.instruct.render import protein_text
+    from instructprotein.prompt import build_prompt, protein_text
 
     term = item.term_name or ""
     if spec.template is not None:
@@ -159,51 +88,50 @@ def build_prompts(
 
     1. the task's rule (the paper's: above ``cut.above`` residues keep the last ``cut.keep``),
        then the model's own (``max_residues``: its preset's ``prompt_residues``, as it was tuned);
-    2. a prompt longer than ``context - answer_room`` (:func:`~instructprotein.instruct.evidence.answer_room`,
-       or the longest candidate if that is longer) has its protein fitted the way the model
-       was trained (:func:`~instructprotein.instruct.evidence.fit_residues`: the first three
-       quarters, one ``X``, the last quarter), to the same budget training used, so that
-       the prompt ends where training prompts ended; one cut per protein (its longest
-       prompt decides), so the prompts about one protein still share its prefix.
+    2. each prompt fitted by the prompt contract (:func:`~instructprotein.prompt.fit`) to
+       ``context - answer_room`` (or the longest candidate if that is longer), as training
+       cut its prompts: the protein first, its evidence block (``contexts``) when the protein
+       would go below :func:`~instructprotein.prompt.shortest_kept`; one cut per protein (its
+       longest prompt decides, :func:`~instructprotein.prompt.fit_shared`), so the prompts
+       about one protein still share its prefix.
 
-    Counts of each go to the results.
+    Counts of each go to the results; ``info["evidence"]`` holds the evidence block each
+    prompt kept.
     """
-    from instructprotein.infer.inputs import cut_sequence
-    from instructprotein.instruct.evidence import answer_room, fit_residues
+    from instructprotein.prompt import Prompt, answer_room, cap_protein, fit, fit_shared
 
     ctxs = list(contexts) if contexts is not None else [None] * len(items)
-    seqs = [cut_sequence(i.sequence, spec.cut_above, spec.keep) for i in items]
+    seqs = [cap_protein(i.sequence, cut_above=spec.cut_above, keep=spec.keep) for i in items]
     paper_cut = sum(1 for i, s in zip(items, seqs) if len(s) < len(i.sequence))
     model_cut = 0
-    if max_residues is not None:  # fit_residues leaves a protein that fits as it is
+    if max_residues is not None:  # a protein that fits is left as it is
         model_cut = sum(1 for s in seqs if len(s) > max_residues)
-        seqs = [fit_residues(s, max_residues) for s in seqs]
+        seqs = [cap_protein(s, cut_above=None, max_residues=max_residues) for s in seqs]
     texts = [_prompt(spec, i, s, c) for i, s, c in zip(items, seqs, ctxs)]
     try:
         ids = [e.input_ids for e in tokenizer.encode_batch(texts, add_bos=True)]
     except ValueError as exc:
         raise InputError(f"task {spec.name}: cannot encode a prompt: {exc}") from None
     room = max(answer_room(context_len), longest_candidate)
-    overhead: dict[str, int] = {}  # per protein: its prompts' tokens besides the residues, the most
-    for n, seq in enumerate(seqs):
-        overhead[seq] = max(overhead.get(seq, 0), len(ids[n]) - len(seq))
-    fitted: dict[str, str] = {}
-    for seq, extra in overhead.items():
-        budget = context_len - room - extra
-        if len(seq) <= budget:
-            continue
-        if budget < 8:
-            item = next(i for i, s in zip(items, seqs) if s == seq)
+
+    def measure(item: Item) -> Any:
+        return lambda p: len(tokenizer.encode(_prompt(spec, item, p.protein or "", p.evidence)))
+
+    fitted = [fit(Prompt(s, "", evidence=c), measure(i), context_len=context_len, answer_tokens=longest_candidate,
+                  tokens=len(n)) for i, s, c, n in zip(items, seqs, ctxs, ids)]  # fmt: skip
+    for item, f in zip(items, fitted):
+        if not f.fits:
+            extra = f.tokens - f.residues
             raise InputError(
                 f"task {spec.name}, item {item.id}: the prompt without its protein takes {extra} of the model's "
                 f"{context_len} tokens, leaving no room for a protein and an answer"
             )
-        fitted[seq] = fit_residues(seq, budget)
-    for n, seq in enumerate(seqs):
-        if seq in fitted:
-            seqs[n] = fitted[seq]
-            texts[n] = _prompt(spec, items[n], seqs[n], ctxs[n])
-    redo = [n for n, t in enumerate(texts) if seqs[n] in fitted.values()]
+    fitted = fit_shared(fitted, seqs)
+    for n, (item, f) in enumerate(zip(items, fitted)):
+        if f.protein_cut or f.evidence_cut:
+            seqs[n], ctxs[n] = f.prompt.protein or "", f.prompt.evidence
+            texts[n] = _prompt(spec, item, seqs[n], ctxs[n])
+    redo = [n for n, f in enumerate(fitted) if f.protein_cut or f.evidence_cut]
     if redo:
         for n, e in zip(redo, tokenizer.encode_batch([texts[n] for n in redo], add_bos=True)):
             ids[n] = e.input_ids
@@ -211,16 +139,18 @@ def build_prompts(
     rule += (f"; a prompt over {context_len - room} tokens (the model reads {context_len}, {room} kept for the "
              "answer) has its protein cut to fit: the first three quarters and the last quarter, joined by one X, "
              "as in training")  # fmt: skip
-    kept = [len(s) for s in fitted.values()]
+    kept = [f.residues for f in fitted if f.protein_cut]
     if max_residues is not None:
         rule += f"; before that the model's own cut to {max_residues} residues, the length it was tuned on"
     info = {
         "paper_cut": paper_cut,
         "model_cut": model_cut,
-        "context_cut": sum(1 for s in seqs if s in set(fitted.values())),
+        "context_cut": sum(1 for f in fitted if f.protein_cut),
+        "evidence_cut": sum(1 for f in fitted if f.evidence_cut),
         "answer_room": room,
         "shortest_kept": min(kept) if kept else None,
         "rule": rule,
+        "evidence": ctxs,
     }
     return ids, seqs, info, texts
 
@@ -250,191 +180,6 @@ def summarise(
             y = [x == pos for x in t]
             out["aupr"] = stats.average_precision(probs[:, pos], y)
             out["aupr_ci95"] = list(stats.bootstrap_average_precision(probs[:, pos], y, seed=seed))
-    return out
-
-
-# -- homology ----------------------------------------------------------------------------------------------
-
-
-class _HomologySide:
-    """One training graph searched for homology transfer, with its exclusions."""
-
-    def __init__(self, kg: Any, exclude: frozenset[str], max_identity: float | None, settings: dict[str, Any],
-                 index: Any = None):  # fmt: skip
-        from instructprotein.infer.retrieval import ProteinIndex
-
-        self.kg = kg
-        self.index = index if index is not None else ProteinIndex(kg)
-        self.exclude = exclude
-        self.max_identity = max_identity
-        self.settings = settings
-        self.hits: dict[str, list[Any]] = {}
-        self._loc = None
-        self._carriers: dict[str, frozenset[str]] = {}
-        self._aspect_of: dict[str, str | None] = {}
-        self._has_aspect: dict[tuple[str, str], bool] = {}
-        self.seconds = 0.0
-
-    def search(self, sequences: Sequence[str]) -> None:
-        todo = sorted({s for s in sequences if s not in self.hits})
-        if not todo:
-            return
-        start = time.perf_counter()
-        found = self.index.search(
-            {str(i): s for i, s in enumerate(todo)}, top_k=self.settings["top_k"], exclude=self.exclude,
-            max_identity=self.max_identity, sensitivity=self.settings["sensitivity"],
-            max_seqs=self.settings["max_seqs"],
-        )  # fmt: skip
-        for i, s in enumerate(todo):
-            self.hits[s] = found[str(i)]
-        self.seconds += time.perf_counter() - start
-
-    # labels of a hit
-    def location(self, accessions: Sequence[str]) -> dict[str, str | None]:
-        from instructprotein.instruct.compartments import LocationMapper
-
-        if self._loc is None:
-            self._loc = (LocationMapper(self.kg), {})
-        mapper, cache = self._loc
-        todo = [a for a in dict.fromkeys(accessions) if a not in cache]
-        if todo:
-            cache.update(mapper.labels(todo))
-        return {a: cache[a] for a in accessions}
-
-    def carriers(self, term: str) -> frozenset[str]:
-        if term not in self._carriers:
-            try:
-                self._carriers[term] = frozenset(self.kg.proteins_with(term))
-            except KeyError:
-                self._carriers[term] = frozenset()
-        return self._carriers[term]
-
-    def aspect(self, term: str) -> str | None:
-        if term not in self._aspect_of:
-            try:
-                self._aspect_of[term] = self.kg.entity(term).aspect
-            except KeyError:  # a term newer than the graph: its aspect from GO.sqlite, where there is one
-                from instructprotein.evaluate.data import go_sqlite_aspect
-
-                self._aspect_of[term] = go_sqlite_aspect(term)
-        return self._aspect_of[term]
-
-    def has_aspect(self, accessions: Sequence[str], aspect: str) -> dict[str, bool]:
-        from instructprotein.evaluate.heldout import _direct_terms
-
-        todo = [a for a in dict.fromkeys(accessions) if (a, aspect) not in self._has_aspect]
-        if todo:
-            for a, terms in _direct_terms(self.kg, todo, aspect).items():
-                self._has_aspect[(a, aspect)] = bool(terms)
-        return {a: self._has_aspect[(a, aspect)] for a in accessions}
-
-    def propagated(self, accession: str) -> frozenset[str]:
-        """GO ids the protein carries by propagation (the facts the evidence blocks are written from)."""
-        from instructprotein.infer.retrieval import graph_facts
-
-        return graph_facts(self.index).carried(accession)
-
-
-def _reuse_decontamination_hits(
-    side: _HomologySide, folder: str | Path, parameters: dict[str, Any], sequences: Sequence[str],
-    settings: dict[str, Any],
-) -> int:  # fmt: skip
-    """Hand the decontamination search's hits (the same benchmark sequences against the same
-    graph, every identity kept) to the homology index when its settings are the evaluation's,
-    so those sequences are not searched again. Returns how many sequences were reused."""
-    from instructprotein.instruct.decontaminate import HITS_TSV, load_hits
-    from instructprotein.instruct.splits import sequence_digest
-
-    same = (parameters.get("sensitivity") == settings["sensitivity"] and parameters.get("max_seqs") == settings["max_seqs"]
-            and parameters.get("evalue", 1e-3) == settings["evalue"])  # fmt: skip
-    if not same or not (Path(folder) / HITS_TSV).is_file():
-        return 0
-    found = load_hits(folder)
-    mine = {}
-    for seq in set(sequences):
-        got = found.get(sequence_digest(seq).hex())
-        if got is not None:
-            mine[seq] = got
-    return side.index.preload(mine, sensitivity=settings["sensitivity"], evalue=settings["evalue"],
-                              max_seqs=settings["max_seqs"])
-
-
-def _hit_labels(
-    spec: TaskSpec, items: Sequence[Item], side: _HomologySide
-) -> tuple[list[list[Any]], Any]:
-    """Each item's decontaminated hits, and ``label_of(item index, accession)``: the class a hit
-    gives the item under the task's homology rule, or None when the hit has no annotation of the kind."""
-    rule = spec.homology
-    assert rule is not None
-    hits = [side.hits.get(i.sequence, []) for i in items]
-    accs = sorted({h.accession for hs in hits for h in hs})
-    if rule.rule == "location":
-        loc = side.location(accs)
-
-        def label_of(_i: int, acc: str) -> str | None:
-            c = loc.get(acc)
-            if c is None:
-                return None
-            return rule.class_of[c] if rule.class_of else c
-
-    elif rule.rule == "carries_term":
-        term = str(rule.term)
-        aspect = side.aspect(term) or "F"
-        carriers = side.carriers(term)
-        annotated = side.has_aspect(accs, aspect)
-
-        def label_of(_i: int, acc: str) -> str | None:
-            if not annotated.get(acc):
-                return None
-            return rule.yes if acc in carriers else rule.no
-
-    else:  # item_term
-        aspects = {i.term: side.aspect(str(i.term)) for i in items if i.term}
-        annotated_by = {a: side.has_aspect(accs, a) for a in set(aspects.values()) if a}
-
-        def label_of(i: int, acc: str) -> str | None:
-            term = items[i].term
-            aspect = aspects.get(term)
-            if not term or not aspect or not annotated_by[aspect].get(acc):
-                return None
-            return rule.yes if term in side.propagated(acc) else rule.no
-
-    return hits, label_of
-
-
-def _homology_baseline(
-    spec: TaskSpec, items: Sequence[Item], side: _HomologySide, fallback: str
-) -> dict[str, Any]:
-    assert spec.homology is not None
-    hits, label_of = _hit_labels(spec, items, side)
-    return homology_predictions(hits, label_of, k=spec.homology.k, fallback=fallback)
-
-
-def _evidence(spec: TaskSpec, items: Sequence[Item], side: _HomologySide) -> list[Any]:
-    """Per item, what its labelled homologs say (:class:`~instructprotein.infer.combine.Evidence`),
-    with the asked GO term's frequency as the prior of a yes/no question."""
-    from instructprotein.infer.combine import Evidence, term_prior
-    from instructprotein.infer.verify import term_frequency
-
-    assert spec.homology is not None
-    hits, label_of = _hit_labels(spec, items, side)
-    rule = spec.homology
-    priors: list[dict[str, float] | None] = [None] * len(items)
-    if rule.rule in ("carries_term", "item_term") and rule.yes is not None and rule.no is not None:
-        for i, item in enumerate(items):
-            term = str(rule.term) if rule.rule == "carries_term" else item.term
-            if term:
-                priors[i] = term_prior(term_frequency(side.kg, term, side.aspect(term)), rule.yes, rule.no)
-    out = []
-    for i, found in enumerate(hits):
-        labelled = []
-        for h in found:
-            lab = label_of(i, h.accession)
-            if lab is not None:
-                labelled.append((lab, float(h.identity)))
-            if len(labelled) >= spec.homology.k:
-                break
-        out.append(Evidence(labelled, priors[i]))
     return out
 
 
@@ -779,248 +524,19 @@ def _prepare(
     contexts = None
     if retrieval:
         assert side is not None
-        contexts = _shorten_evidence(spec, items, side, evidence_blocks(spec, items, side), tokenizer, ctx_len, longest)
+        contexts = evidence_blocks(spec, items, side, top_k=RETRIEVAL_TOP_K)
     prompt_ids, seqs_read, cut_info, texts = build_prompts(spec, items, tokenizer, ctx_len, longest, contexts,
                                                            max_residues=max_residues)
+    if contexts is not None:
+        contexts = cut_info.pop("evidence")  # the blocks the prompts kept
+    else:
+        cut_info.pop("evidence")
     if spec.kind == "describe":
         return {"texts": texts, "read": seqs_read, "cut": cut_info, "keys": [], "seconds": {}, "contexts": contexts}
     keys = [hashlib.blake2b(np.asarray(p, dtype=np.int64).tobytes() + repr(cands).encode(), digest_size=16).digest()
             for p in prompt_ids]  # fmt: skip
     return {"candidates": cands, "candidate_ids": cand_ids, "prompt_ids": prompt_ids, "read": seqs_read,
             "keys": keys, "cut": cut_info, "seconds": {}, "contexts": contexts}  # fmt: skip
-
-
-RETRIEVAL_TOP_K = 3
-ALONE = "#alone"
-"""Suffix of the prepared entry that asks a task's questions without the homologs' block."""
-
-
-def _fit_combination(
-    fit_specs: Sequence[TaskSpec], data: dict[str, TaskData], prepared: dict[str, dict[str, Any]],
-    sides: dict[str, _HomologySide], need_side: dict[str, str], stored: Any, want: dict[str, Any], model_dir: Path,
-    info: dict[str, Any], progress: Progress, verify_meta: dict[str, Any] | None = None,
-) -> Any:  # fmt: skip
-    """Fit every kind on its validation twin (or keep the stored fit) and store it in the model folder."""
-    from instructprotein.errors import InputError as _InputError
-    from instructprotein.evaluate.system import class_probabilities, fit_kind
-    from instructprotein.infer.combine import Combination
-
-    if not fit_specs:
-        return stored
-    combination = Combination({}, {"fingerprint": want})
-    with progress.step(f"fit the system's combination ({len(fit_specs)} kinds, validation split)",
-                       total=len(fit_specs)) as bar:  # fmt: skip
-        for vs in fit_specs:
-            assert vs.combine is not None
-            prep, side = prepared.get(vs.name), sides.get(need_side.get(vs.name, ""))
-            if side is None:
-                continue
-            items = data[vs.name].items
-            if vs.kind == "describe":
-                for kw in _fit_describe(vs, items, (verify_meta or {}).get(vs.name), prepared, info):
-                    combination.kinds[kw.kind] = kw
-                bar.advance()
-                continue
-            model = class_probabilities(vs, prep["candidates"], prep["scores"], "sum")
-            alone_prep = prepared.get(vs.name + ALONE)
-            alone = class_probabilities(vs, prep["candidates"], alone_prep["scores"], "sum") if alone_prep else None
-            kind = vs.combine.kind
-            try:
-                kw = fit_kind(vs, [i.label for i in items], model, alone, _evidence(vs, items, side))
-            except _InputError as exc:
-                info.setdefault("skipped", {})[kind] = str(exc)
-                continue
-            combination.kinds[kind] = kw
-            bar.advance()
-    if not combination.kinds:
-        info["source"] = "none: no kind could be fit (see skipped); answers are the model's own"
-        return None
-    try:
-        combination.save(model_dir)
-        info["source"] = "fit now on the validation split, stored in the model folder"
-    except OSError as exc:
-        info["source"] = f"fit now on the validation split (not stored: {exc})"
-    info["fit"] = {k: v.fit for k, v in combination.kinds.items()}
-    return combination
-
-
-def _shorten_evidence(
-    spec: TaskSpec, items: Sequence[Item], side: _HomologySide, contexts: list[str], tokenizer: Any, ctx_len: int,
-    longest_candidate: int,
-) -> list[str | None]:  # fmt: skip
-    """Blocks with fewer homologs (or none) for the rare items whose question and evidence alone
-    would leave a short context no room for a protein (a long GO term's name appears in both),
-    as inference sizes its blocks."""
-    from instructprotein.instruct.evidence import answer_room
-
-    limit = ctx_len - max(answer_room(ctx_len), longest_candidate) - 8
-    probe = "A" * 8
-
-    def overhead(i: int, block: str | None) -> int:
-        return len(tokenizer.encode_batch([_prompt(spec, items[i], probe, block)], add_bos=True)[0].input_ids) - 8
-
-    out: list[str | None] = list(contexts)
-    probes = tokenizer.encode_batch([_prompt(spec, it, probe, b) for it, b in zip(items, contexts)], add_bos=True)
-    for i, enc in enumerate(probes):
-        if len(enc.input_ids) - 8 <= limit:
-            continue
-        shorter: str | None = None
-        for k in range(RETRIEVAL_TOP_K - 1, 0, -1):
-            candidate = evidence_blocks(spec, [items[i]], side, top_k=k)[0]
-            if overhead(i, candidate) <= limit:
-                shorter = candidate
-                break
-        out[i] = shorter
-    return out
-
-
-def evidence_blocks(spec: TaskSpec, items: Sequence[Item], side: _HomologySide, top_k: int = 3) -> list[str]:
-    """Each item's homolog block, of the kind the task declares (``evidence``), from its top
-    decontaminated homologs: the words the instruction generator trained the model on."""
-    from instructprotein.infer.retrieval import homolog_block
-
-    out = []
-    for i in items:
-        hits = side.hits.get(i.sequence, [])[:top_k]
-        if spec.evidence == "term":
-            term = spec.evidence_term or i.term
-            if not term:
-                raise InputError(f"task {spec.name}, item {i.id}: evidence about a term, but the item has none")
-            name = i.term_name if not spec.evidence_term else None
-            if name is None:
-                try:
-                    name = side.kg.entity(term).name
-                except KeyError:
-                    from instructprotein.evaluate.data import go_sqlite_names
-
-                    name = go_sqlite_names().get(term, term)
-            out.append(homolog_block(side.index, hits, "term", term, term_name=name, aspect=side.aspect(term)))
-        else:
-            out.append(homolog_block(side.index, hits, spec.evidence))
-    return out
-
-
-def _prepare_verification(
-    spec: TaskSpec, items: Sequence[Item], side: _HomologySide, tokenizer: Any, ctx_len: int, most: int | None,
-    prepared: dict[str, dict[str, Any]],
-) -> dict[str, Any]:  # fmt: skip
-    """Per aspect: every (protein, candidate term) pair, and the prompts of those the model verifies
-    (added to ``prepared`` as ``{task}#verify_{aspect}``, asked as the held-out GO yes/no tasks ask)."""
-    from instructprotein.evaluate import verify as ver
-    from instructprotein.formats.records import GO_ROOTS
-
-    assert spec.homology is not None
-    get = ver.aspect_of(side.kg)
-
-    def name_of(term: str) -> str:
-        try:
-            return side.kg.entity(term).name
-        except KeyError:
-            return term
-
-    meta: dict[str, Any] = {}
-    for a in ver.ASPECTS:
-        vspec = dataclasses.replace(load_task(ver.ASPECT_TASK[a]), name=f"{spec.name}#verify_{a}", combine=None)
-        cands = ver.candidates(side, items, a, spec.homology.k, ver.frequent_terms(side.kg, a))
-        truth = [{t for t in (i.terms or ()) if t not in GO_ROOTS and get(t) == a} for i in items]
-        pairs = ver.pair_items(items, cands, name_of, truth)
-        mask = ver.scored_mask(cands)
-        scored = [p for p, m in zip(pairs, mask) if m]
-        if scored:
-            prepared[vspec.name] = _prepare(vspec, TaskData(scored, None, {}), tokenizer, ctx_len, side, True,
-                                            max_residues=most)  # fmt: skip
-        meta[a] = {"spec": vspec, "pairs": pairs, "mask": mask, "truth": truth, "votes": [v for c in cands for _, v in c],
-                   "evidence": _evidence(vspec, pairs, side)}  # fmt: skip
-    return meta
-
-
-def _verified_model(meta: dict[str, Any], prepared: dict[str, dict[str, Any]]) -> np.ndarray:
-    """Pairs x [no, yes]: the model's verification (0.5 / 0.5 where it was not asked)."""
-    from instructprotein.evaluate import verify as ver
-    from instructprotein.evaluate.system import class_probabilities
-
-    prep = prepared.get(meta["spec"].name)
-    if prep is None:
-        return np.full((len(meta["pairs"]), 2), 0.5)
-    probs = class_probabilities(meta["spec"], prep["candidates"], prep["scores"], "sum")
-    return ver.model_yes(meta["mask"], probs)
-
-
-def _fit_describe(vs: TaskSpec, items: Sequence[Item], meta: dict[str, Any] | None, prepared: dict[str, dict[str, Any]],
-                  info: dict[str, Any]) -> list[Any]:  # fmt: skip
-    """The ``describe_{aspect}`` kinds, fit on the validation split's described proteins; each
-    keeps the threshold of its best validation F-max (the terms ``describe`` names)."""
-    from instructprotein.errors import InputError as _InputError
-    from instructprotein.evaluate import verify as ver
-    from instructprotein.infer.combine import fit
-
-    out = []
-    assert vs.homology is not None
-    for a, m in (meta or {}).items():
-        model = _verified_model(m, prepared)
-        questions = [(model[i], None, m["evidence"][i], p.label) for i, p in enumerate(m["pairs"])]
-        try:
-            assert vs.combine is not None
-            kw = fit(f"{vs.combine.kind}_{a}", ["no", "yes"], questions, k=vs.homology.k)
-        except _InputError as exc:
-            info.setdefault("skipped", {})[f"{vs.combine.kind if vs.combine else 'describe'}_{a}"] = str(exc)
-            continue
-        scores = [kw.probabilities(model[i], None, m["evidence"][i])[1] for i in range(len(m["pairs"]))]
-        best = ver.fmax_threshold(m["pairs"], scores, items, m["truth"])
-        vote = ver.fmax_threshold(m["pairs"], m["votes"], items, m["truth"])
-        kw.fit.update({"validation": vs.test.describe(), "threshold": best["threshold"],
-                       "f_max": round(best["f_max"], 4), "f_max_vote": round(vote["f_max"], 4)})  # fmt: skip
-        out.append(kw)
-    return out
-
-
-def _describe_system(spec: TaskSpec, items: Sequence[Item], meta: dict[str, Any] | None,
-                     prepared: dict[str, dict[str, Any]], combination: Any, side: _HomologySide | None,
-                     ) -> dict[str, Any] | None:  # fmt: skip
-    """Per aspect: the system's ranked GO terms (F-max, pooled AUPR) beside the homology vote
-    and the naive predictor on the same proteins; and each protein's confident terms."""
-    from instructprotein.evaluate import verify as ver
-    from instructprotein.evaluate.baselines import TermFrequency
-
-    if not meta or combination is None or side is None:
-        return None
-    out: dict[str, Any] = {"aspects": {}, "terms": [{} for _ in items]}
-    tf = TermFrequency(side.kg, side.exclude)
-    n_train = max(1, side.kg.count("protein") - len(side.exclude))
-    for a, m in meta.items():
-        kw = combination.get(f"{spec.combine.kind}_{a}") if spec.combine else None
-        if kw is None:
-            continue
-        model = _verified_model(m, prepared)
-        scores = [float(kw.probabilities(model[i], None, m["evidence"][i])[1]) for i in range(len(m["pairs"]))]
-        if not any(m["truth"]):
-            continue
-        sysr = ver.fmax_threshold(m["pairs"], scores, items, m["truth"])
-        sysr["aupr_pooled"] = ver.pooled_aupr(m["pairs"], scores, m["truth"])
-        thr = kw.fit.get("threshold") or 0.5
-        at = gen_fmax_at(m["pairs"], scores, items, m["truth"], thr)
-        sysr["at_validation_threshold"] = {"threshold": thr, **at}
-        vote = ver.fmax_threshold(m["pairs"], m["votes"], items, m["truth"])
-        vote["aupr_pooled"] = ver.pooled_aupr(m["pairs"], m["votes"], m["truth"])
-        top = ver.frequent_terms(side.kg, a, 300)
-        naive_scores = {t: min(1.0, tf(t) / n_train) for t in top}
-        naive = ver.gen.go_fmax({i.id: naive_scores for i in items}, {i.id: t for i, t in zip(items, m["truth"])})
-        out["aspects"][a] = {"system": sysr, "homology_vote": vote, "naive": naive, "pairs": len(m["pairs"]),
-                             "verified_by_model": int(sum(m["mask"]))}  # fmt: skip
-        ranked = ver.by_protein(m["pairs"], scores)
-        for n, item in enumerate(items):
-            got = sorted(((t, s) for t, s in ranked.get(item.id, {}).items() if s >= thr), key=lambda ts: -ts[1])
-            out["terms"][n][a] = [(t, round(s, 3)) for t, s in got]
-    return out
-
-
-def gen_fmax_at(pairs: Sequence[Item], scores: Sequence[float], items: Sequence[Item], truth: Sequence[set[str]],
-                threshold: float) -> dict[str, Any]:  # fmt: skip
-    """Precision, recall and F1 at one threshold (the one validation chose)."""
-    from instructprotein.evaluate import verify as ver
-
-    r = ver.gen.go_fmax(ver.by_protein(pairs, scores), {i.id: t for i, t in zip(items, truth)}, thresholds=[threshold])
-    return {"f1": r["f_max"], "precision": r["precision"], "recall": r["recall"]}
 
 
 def _score_all(model: Any, prepared: dict[str, dict[str, Any]], max_rows: int, progress: Progress) -> None:

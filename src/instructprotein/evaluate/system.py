@@ -19,8 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from instructprotein.evaluate.tasks import TaskSpec
+from instructprotein.evaluate.data import Item, TaskData
+from instructprotein.evaluate.homology_side import _evidence, _HomologySide
+from instructprotein.evaluate.tasks import TaskSpec, load_task
 from instructprotein.infer.combine import Combination, Evidence, KindWeights, fit
+from instructprotein.progress import Progress
 
 VALID_PREFIX = "valid_"
 
@@ -96,3 +99,182 @@ def system_probabilities(weights: KindWeights, spec: TaskSpec, model: np.ndarray
         weights.probabilities(model[i], None if alone is None else alone[i], evidence[i], spec.classes)
         for i in range(len(evidence))
     ]) if len(evidence) else np.zeros((0, len(spec.classes)))  # fmt: skip
+
+
+ALONE = "#alone"
+"""Suffix of the prepared entry that asks a task's questions without the homologs' block."""
+
+
+def _fit_combination(
+    fit_specs: Sequence[TaskSpec], data: dict[str, TaskData], prepared: dict[str, dict[str, Any]],
+    sides: dict[str, _HomologySide], need_side: dict[str, str], stored: Any, want: dict[str, Any], model_dir: Path,
+    info: dict[str, Any], progress: Progress, verify_meta: dict[str, Any] | None = None,
+) -> Any:  # fmt: skip
+    """Fit every kind on its validation twin (or keep the stored fit) and store it in the model folder."""
+    from instructprotein.errors import InputError as _InputError
+    from instructprotein.evaluate.system import class_probabilities, fit_kind
+    from instructprotein.infer.combine import Combination
+
+    if not fit_specs:
+        return stored
+    combination = Combination({}, {"fingerprint": want})
+    with progress.step(f"fit the system's combination ({len(fit_specs)} kinds, validation split)",
+                       total=len(fit_specs)) as bar:  # fmt: skip
+        for vs in fit_specs:
+            assert vs.combine is not None
+            prep, side = prepared.get(vs.name), sides.get(need_side.get(vs.name, ""))
+            if side is None:
+                continue
+            items = data[vs.name].items
+            if vs.kind == "describe":
+                for kw in _fit_describe(vs, items, (verify_meta or {}).get(vs.name), prepared, info):
+                    combination.kinds[kw.kind] = kw
+                bar.advance()
+                continue
+            model = class_probabilities(vs, prep["candidates"], prep["scores"], "sum")
+            alone_prep = prepared.get(vs.name + ALONE)
+            alone = class_probabilities(vs, prep["candidates"], alone_prep["scores"], "sum") if alone_prep else None
+            kind = vs.combine.kind
+            try:
+                kw = fit_kind(vs, [i.label for i in items], model, alone, _evidence(vs, items, side))
+            except _InputError as exc:
+                info.setdefault("skipped", {})[kind] = str(exc)
+                continue
+            combination.kinds[kind] = kw
+            bar.advance()
+    if not combination.kinds:
+        info["source"] = "none: no kind could be fit (see skipped); answers are the model's own"
+        return None
+    try:
+        combination.save(model_dir)
+        info["source"] = "fit now on the validation split, stored in the model folder"
+    except OSError as exc:
+        info["source"] = f"fit now on the validation split (not stored: {exc})"
+    info["fit"] = {k: v.fit for k, v in combination.kinds.items()}
+    return combination
+
+
+def _prepare_verification(
+    spec: TaskSpec, items: Sequence[Item], side: _HomologySide, tokenizer: Any, ctx_len: int, most: int | None,
+    prepared: dict[str, dict[str, Any]],
+) -> dict[str, Any]:  # fmt: skip
+    """Per aspect: every (protein, candidate term) pair, and the prompts of those the model verifies
+    (added to ``prepared`` as ``{task}#verify_{aspect}``, asked as the held-out GO yes/no tasks ask)."""
+    from instructprotein.evaluate.runner import _prepare
+    from instructprotein.evaluate import verify as ver
+    from instructprotein.formats.records import GO_ROOTS
+
+    assert spec.homology is not None
+    get = ver.aspect_of(side.kg)
+
+    def name_of(term: str) -> str:
+        try:
+            return side.kg.entity(term).name
+        except KeyError:
+            return term
+
+    meta: dict[str, Any] = {}
+    for a in ver.ASPECTS:
+        vspec = dataclasses.replace(load_task(ver.ASPECT_TASK[a]), name=f"{spec.name}#verify_{a}", combine=None)
+        cands = ver.candidates(side, items, a, spec.homology.k, ver.frequent_terms(side.kg, a))
+        truth = [{t for t in (i.terms or ()) if t not in GO_ROOTS and get(t) == a} for i in items]
+        pairs = ver.pair_items(items, cands, name_of, truth)
+        mask = ver.scored_mask(cands)
+        scored = [p for p, m in zip(pairs, mask) if m]
+        if scored:
+            prepared[vspec.name] = _prepare(vspec, TaskData(scored, None, {}), tokenizer, ctx_len, side, True,
+                                            max_residues=most)  # fmt: skip
+        meta[a] = {"spec": vspec, "pairs": pairs, "mask": mask, "truth": truth, "votes": [v for c in cands for _, v in c],
+                   "evidence": _evidence(vspec, pairs, side)}  # fmt: skip
+    return meta
+
+
+def _verified_model(meta: dict[str, Any], prepared: dict[str, dict[str, Any]]) -> np.ndarray:
+    """Pairs x [no, yes]: the model's verification (0.5 / 0.5 where it was not asked)."""
+    from instructprotein.evaluate import verify as ver
+    from instructprotein.evaluate.system import class_probabilities
+
+    prep = prepared.get(meta["spec"].name)
+    if prep is None:
+        return np.full((len(meta["pairs"]), 2), 0.5)
+    probs = class_probabilities(meta["spec"], prep["candidates"], prep["scores"], "sum")
+    return ver.model_yes(meta["mask"], probs)
+
+
+def _fit_describe(vs: TaskSpec, items: Sequence[Item], meta: dict[str, Any] | None, prepared: dict[str, dict[str, Any]],
+                  info: dict[str, Any]) -> list[Any]:  # fmt: skip
+    """The ``describe_{aspect}`` kinds, fit on the validation split's described proteins; each
+    keeps the threshold of its best validation F-max (the terms ``describe`` names)."""
+    from instructprotein.errors import InputError as _InputError
+    from instructprotein.evaluate import verify as ver
+    from instructprotein.infer.combine import fit
+
+    out = []
+    assert vs.homology is not None
+    for a, m in (meta or {}).items():
+        model = _verified_model(m, prepared)
+        questions = [(model[i], None, m["evidence"][i], p.label) for i, p in enumerate(m["pairs"])]
+        try:
+            assert vs.combine is not None
+            kw = fit(f"{vs.combine.kind}_{a}", ["no", "yes"], questions, k=vs.homology.k)
+        except _InputError as exc:
+            info.setdefault("skipped", {})[f"{vs.combine.kind if vs.combine else 'describe'}_{a}"] = str(exc)
+            continue
+        scores = [kw.probabilities(model[i], None, m["evidence"][i])[1] for i in range(len(m["pairs"]))]
+        best = ver.fmax_threshold(m["pairs"], scores, items, m["truth"])
+        vote = ver.fmax_threshold(m["pairs"], m["votes"], items, m["truth"])
+        kw.fit.update({"validation": vs.test.describe(), "threshold": best["threshold"],
+                       "f_max": round(best["f_max"], 4), "f_max_vote": round(vote["f_max"], 4)})  # fmt: skip
+        out.append(kw)
+    return out
+
+
+def _describe_system(spec: TaskSpec, items: Sequence[Item], meta: dict[str, Any] | None,
+                     prepared: dict[str, dict[str, Any]], combination: Any, side: _HomologySide | None,
+                     ) -> dict[str, Any] | None:  # fmt: skip
+    """Per aspect: the system's ranked GO terms (F-max, pooled AUPR) beside the homology vote
+    and the naive predictor on the same proteins; and each protein's confident terms."""
+    from instructprotein.evaluate import verify as ver
+    from instructprotein.evaluate.baselines import TermFrequency
+
+    if not meta or combination is None or side is None:
+        return None
+    out: dict[str, Any] = {"aspects": {}, "terms": [{} for _ in items]}
+    tf = TermFrequency(side.kg, side.exclude)
+    n_train = max(1, side.kg.count("protein") - len(side.exclude))
+    for a, m in meta.items():
+        kw = combination.get(f"{spec.combine.kind}_{a}") if spec.combine else None
+        if kw is None:
+            continue
+        model = _verified_model(m, prepared)
+        scores = [float(kw.probabilities(model[i], None, m["evidence"][i])[1]) for i in range(len(m["pairs"]))]
+        if not any(m["truth"]):
+            continue
+        sysr = ver.fmax_threshold(m["pairs"], scores, items, m["truth"])
+        sysr["aupr_pooled"] = ver.pooled_aupr(m["pairs"], scores, m["truth"])
+        thr = kw.fit.get("threshold") or 0.5
+        at = gen_fmax_at(m["pairs"], scores, items, m["truth"], thr)
+        sysr["at_validation_threshold"] = {"threshold": thr, **at}
+        vote = ver.fmax_threshold(m["pairs"], m["votes"], items, m["truth"])
+        vote["aupr_pooled"] = ver.pooled_aupr(m["pairs"], m["votes"], m["truth"])
+        top = ver.frequent_terms(side.kg, a, 300)
+        naive_scores = {t: min(1.0, tf(t) / n_train) for t in top}
+        naive = ver.gen.go_fmax({i.id: naive_scores for i in items}, {i.id: t for i, t in zip(items, m["truth"])})
+        out["aspects"][a] = {"system": sysr, "homology_vote": vote, "naive": naive, "pairs": len(m["pairs"]),
+                             "verified_by_model": int(sum(m["mask"]))}  # fmt: skip
+        ranked = ver.by_protein(m["pairs"], scores)
+        for n, item in enumerate(items):
+            got = sorted(((t, s) for t, s in ranked.get(item.id, {}).items() if s >= thr), key=lambda ts: -ts[1])
+            out["terms"][n][a] = [(t, round(s, 3)) for t, s in got]
+    return out
+
+
+def gen_fmax_at(pairs: Sequence[Item], scores: Sequence[float], items: Sequence[Item], truth: Sequence[set[str]],
+                threshold: float) -> dict[str, Any]:  # fmt: skip
+    """Precision, recall and F1 at one threshold (the one validation chose)."""
+    from instructprotein.evaluate import verify as ver
+
+    r = ver.gen.go_fmax(ver.by_protein(pairs, scores), {i.id: t for i, t in zip(items, truth)}, thresholds=[threshold])
+    return {"f1": r["f_max"], "precision": r["precision"], "recall": r["recall"]}
+
+

@@ -71,7 +71,7 @@ carries the request) and ``describe`` (the model's own description gives it back
     sampling: {per_request: 4, max_len: 200}
 
 Prompts are the paper's format, ``{protein}Instruction: {question}\\n\\nOutput: {prefix}``,
-built by :func:`~instructprotein.infer.prompts.build_prompt` (no trailing space; each
+built by :func:`~instructprotein.prompt.build_prompt` (no trailing space; each
 candidate brings its own). Every problem in a task file is an
 :class:`~instructprotein.errors.InputError` naming the file, raised when the task is loaded,
 before any data is read or any model runs.

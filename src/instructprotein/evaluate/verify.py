@@ -20,7 +20,14 @@ import numpy as np
 from instructprotein.evaluate import generation as gen
 from instructprotein.evaluate.data import Item
 
-from instructprotein.infer.verify import ASPECTS, FREQUENT, MAX_SCORED, aspect_lookup, candidate_terms, frequent_terms
+from instructprotein.infer.verify import (  # noqa: F401 (ASPECTS, FREQUENT, frequent_terms: for the runner)
+    ASPECTS,
+    FREQUENT,
+    MAX_SCORED,
+    aspect_lookup,
+    candidate_terms,
+    frequent_terms,
+)
 
 ASPECT_TASK = {"F": "heldout_go_mf", "P": "heldout_go_bp", "C": "heldout_go_cc"}
 SEP = "|"

@@ -11,21 +11,29 @@ Three rules, computed together from one pass (``rule`` only picks which one deci
 - ``mean``: the sum divided by the number of tokens, which removes that lean but favours
   options whose later tokens are easy (the tail of a multi-token word).
 
-How the batching works (:func:`score_options`): per prompt, one forward pass over the
-prompt gives the next-token distribution (every option's first-token score) and the
-key-value cache of the prefix; the cache is repeated once per option that has more tokens
-and all those options run as one right-padded batch on top of it, each at positions
-``L, L+1, ...``. Against :func:`score_naive`, one forward pass over prompt + option per
-(prompt, option), the prefix is computed once instead of once per option:
-``benchmarks/classify_speed.py`` measures the ratio. Both give the same numbers up to float
-rounding (the test checks it).
+How the scoring works (:func:`score_token_groups`, the one likelihood scorer of the project;
+evaluation calls it through :mod:`~instructprotein.evaluate.scoring`): prompts are grouped
+(classify: each prompt alone; evaluation: the prompts about one protein), the longest common
+*token* prefix of a group runs once, and the rows of the group run as one right-padded batch
+on its key-value cache, at positions ``P, P+1, ...``: per prompt one row, its remaining tokens
++ its longest option's tokens but the last (the logits after the remaining tokens give every
+option's first-token score), and one more row for each other option of more than one token.
+The prefix is found on token ids, not text, so nothing assumes where the BPE splits; it stops
+one token short of the shortest prompt so every row has a token whose logits predict the
+option's first token. Rows run ``max_rows`` at a time; between chunks the cache is cropped
+back to the prefix and re-expanded from its first row (``crop`` + ``batch_select_indices``).
+Against :func:`score_naive`, one forward pass over prompt + option per (prompt, option), the
+prefix is computed once instead of once per option: ``benchmarks/classify_speed.py`` measures
+the ratio. Both give the same numbers up to float rounding (the tests check it).
 
-Long proteins: prompts are built by :func:`~instructprotein.infer.prompts.fitted_prompt`,
-which applies the paper's cut (above 1,024 residues keep the last 1,000; parameters
-``cut_above`` / ``keep``) and then fits the protein as training did (a prompt longer than
+Long proteins and long evidence: prompts are fitted by the prompt contract
+(:func:`~instructprotein.prompt.fit_prompt`): the paper's cut (above 1,024 residues keep the
+last 1,000; parameters ``cut_above`` / ``keep``), then as in training (a prompt longer than
 ``context - answer_room`` keeps its protein's first three quarters and last quarter, joined
-by one X); a prompt that still exceeds the model's context (a question alone too long) is
-an :class:`~instructprotein.errors.InputError` naming the item.
+by one X, and its evidence block gives way before the protein goes below
+:func:`~instructprotein.prompt.shortest_kept`); a prompt that still exceeds the model's
+context (a question alone too long) is an :class:`~instructprotein.errors.InputError`
+naming the item.
 """
 
 from __future__ import annotations
@@ -33,16 +41,16 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from instructprotein.errors import InputError
-from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, Query, check_fits, clean_sequence
-from instructprotein.infer.prompts import fitted_prompt, option_text
-from instructprotein.instruct.evidence import answer_room
+from instructprotein.infer.inputs import Query, check_fits, clean_sequence
+from instructprotein.prompt import CUT_ABOVE, KEEP_LAST, fit_prompt, option_text
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -228,7 +236,6 @@ def _prepare(
     return names, prompt_ids, per, option_ids
 
 
-@torch.inference_mode()
 def score_options(
     model: PreTrainedModel,
     tokenizer: ProteinTokenizer,
@@ -239,56 +246,143 @@ def score_options(
     """Log-likelihood of every option after every prompt; the prompt's cache is shared by its options.
 
     ``options``: one list shared by all prompts, or one list per prompt. Options are
-    written after the prompt with one leading space (:func:`~instructprotein.infer.prompts.option_text`).
+    written after the prompt with one leading space (:func:`~instructprotein.prompt.option_text`).
+    Scored by :func:`score_token_groups`, each prompt a group of its own.
     """
     names, prompt_ids, per, option_ids = _prepare(model, tokenizer, prompts, options, ids)
+    return score_token_groups(model, prompt_ids, [[option_ids[o] for o in opts] for opts in per], ids=names,
+                              candidates=per)  # fmt: skip
+
+
+def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
+    first = seqs[0]
+    n = min(len(s) for s in seqs)
+    for s in seqs[1:]:
+        i = 0
+        limit = min(n, len(s))
+        while i < limit and s[i] == first[i]:
+            i += 1
+        n = i
+        if n == 0:
+            break
+    return n
+
+
+
+@torch.inference_mode()
+def score_token_groups(
+    model: PreTrainedModel,
+    prompt_ids: Sequence[Sequence[int]],
+    candidate_ids: Sequence[Sequence[int]] | Sequence[Sequence[Sequence[int]]],
+    groups: Sequence[Hashable] | None = None,
+    *,
+    ids: Sequence[str] | None = None,
+    candidates: Sequence[str] | Sequence[Sequence[str]] | None = None,
+    max_rows: int = 64,
+    on_group: Callable[[list[int], float], None] | None = None,
+) -> list[OptionScores]:
+    """Scores of every candidate after every prompt (token ids, bos included).
+
+    ``candidate_ids``: one list of candidates (each a list of token ids) shared by all
+    prompts, or one such list per prompt (``candidates`` likewise gives their names).
+    ``groups``: a key per prompt; prompts with the same key share their common token prefix
+    (default: each prompt alone). ``on_group(members, seconds)`` is called after each group.
+    """
+    n = len(prompt_ids)
+    shared = bool(candidate_ids) and isinstance(candidate_ids[0][0], int)
+    per_cands: list[Sequence[Sequence[int]]] = [candidate_ids] * n if shared else list(candidate_ids)  # type: ignore[list-item]
+    if candidates is None:
+        per_names: list[list[str]] = [[str(k) for k in range(len(c))] for c in per_cands]
+    elif candidates and isinstance(candidates[0], str):
+        per_names = [[str(c).strip() for c in candidates]] * n
+    else:
+        per_names = [[str(c).strip() for c in cs] for cs in candidates]  # type: ignore[union-attr]
+    names = list(ids) if ids is not None else [f"item {i + 1}" for i in range(n)]
+    keys = list(groups) if groups is not None else list(range(n))
+    if len(keys) != n or len(names) != n or len(per_cands) != n or len(per_names) != n:
+        raise ValueError("prompt_ids, candidates, groups and ids differ in length")
+    ctx = context_length(model)
+    for name, p, cs in zip(names, prompt_ids, per_cands):
+        if len(p) < 2:
+            raise InputError(f"{name}: a prompt needs at least two tokens")
+        longest = max(len(c) for c in cs)
+        if len(p) + longest > ctx:
+            raise InputError(f"{name}: the prompt is {len(p)} tokens plus {longest} to score; the model reads {ctx}")
+    order: dict[Hashable, list[int]] = {}
+    for i, k in enumerate(keys):
+        order.setdefault(k, []).append(i)
     model.eval()
     device = model.device
-    pad = tokenizer.pad_token_id
-    out: list[OptionScores] = []
-    for name, p, opts in zip(names, prompt_ids, per):
-        toks = [option_ids[o] for o in opts]
-        ids_t = torch.tensor([p], device=device)
-        res = model(input_ids=ids_t, use_cache=True, **keep_logits(model, 1))
-        last = torch.log_softmax(res.logits[0, -1].float(), dim=-1)
-        first = [float(last[t[0]]) for t in toks]
-        total = list(first)
-        longer = [k for k, t in enumerate(toks) if len(t) > 1]
-        if longer:
-            cache = returned_cache(res)
-            if len(longer) > 1:
-                cache.batch_repeat_interleave(len(longer))
-            width = max(len(toks[k]) for k in longer) - 1
-            n_prefix = len(p)
-            inputs = torch.full((len(longer), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(longer), n_prefix + width), dtype=torch.long)
+    pad = int(getattr(model.config, "pad_token_id", 0) or 0)
+    results: list[OptionScores | None] = [None] * n
+    for members in order.values():
+        t0 = time.perf_counter()
+        seqs = [prompt_ids[i] for i in members]
+        n_prefix = min(_common_prefix(seqs), min(len(s) for s in seqs) - 1)
+        prefix = torch.tensor([list(seqs[0][:n_prefix])], device=device)
+        res = model(input_ids=prefix, use_cache=True, **keep_logits(model, 1))
+        cache = returned_cache(res)
+        # one row per prompt gives every candidate's first-token score (and completes the longest
+        # candidate); each other candidate of more than one token needs a row of its own
+        rows: list[tuple[int, int, bool]] = []
+        for m, i in enumerate(members):
+            cs = per_cands[i]
+            lead = max(range(len(cs)), key=lambda k: len(cs[k]))
+            rows.append((m, lead, True))
+            rows += [(m, k, False) for k in range(len(cs)) if k != lead and len(cs[k]) > 1]
+        first = [[0.0] * len(per_cands[i]) for i in members]
+        total: list[list[float | None]] = [[None] * len(per_cands[i]) for i in members]
+        batch_size = 1
+        for start in range(0, len(rows), max_rows):
+            chunk = rows[start : start + max_rows]
+            if start > 0:
+                extra = cache.get_seq_length() - n_prefix
+                if extra > 0:
+                    cache.crop(-extra)  # negative: remove this many (old and new transformers alike)
+            if len(chunk) != batch_size or start > 0:
+                cache.batch_select_indices(torch.zeros(len(chunk), dtype=torch.long, device=device))
+            batch_size = len(chunk)
+            tails = [list(seqs[m][n_prefix:]) for m, _, _ in chunk]
+            cands = [list(per_cands[members[m]][k]) for m, k, _ in chunk]
+            width = max(len(t) + len(c) - 1 for t, c in zip(tails, cands))
+            inputs = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), n_prefix + width), dtype=torch.long)
             mask[:, :n_prefix] = 1
-            targets = torch.zeros((len(longer), width), dtype=torch.long)
-            valid = torch.zeros((len(longer), width), dtype=torch.bool)
-            for row, k in enumerate(longer):
-                t = toks[k]
-                m = len(t) - 1
-                inputs[row, :m] = torch.tensor(t[:-1])
-                mask[row, n_prefix : n_prefix + m] = 1
-                targets[row, :m] = torch.tensor(t[1:])
-                valid[row, :m] = True
-            positions = torch.arange(n_prefix, n_prefix + width).expand(len(longer), width)
-            res2 = model(
+            targets = torch.zeros((len(chunk), width), dtype=torch.long)
+            valid = torch.zeros((len(chunk), width), dtype=torch.bool)
+            starts = []
+            for row, (tail, cand) in enumerate(zip(tails, cands)):
+                seq = tail + cand[:-1]
+                inputs[row, : len(seq)] = torch.tensor(seq)
+                mask[row, n_prefix : n_prefix + len(seq)] = 1
+                s = len(tail) - 1  # logits here predict the candidate's first token
+                targets[row, s : s + len(cand)] = torch.tensor(cand)
+                valid[row, s : s + len(cand)] = True
+                starts.append(s)
+            positions = torch.arange(n_prefix, n_prefix + width).expand(len(chunk), width)
+            out = model(
                 input_ids=inputs.to(device),
                 attention_mask=mask.to(device),
                 position_ids=positions.to(device),
                 use_cache=True,
                 **{cache_argument(model): cache},
             )
-            logp = torch.log_softmax(res2.logits.float(), dim=-1)
-            picked = logp.gather(-1, targets.to(device).unsqueeze(-1)).squeeze(-1)
-            sums = (picked * valid.to(device)).sum(dim=1).tolist()
-            for row, k in enumerate(longer):
-                total[k] += sums[row]
-        out.append(
-            OptionScores(name, [o.strip() for o in opts], [len(t) for t in toks], first, total, [t[0] for t in toks])
-        )
-    return out
+            logp = torch.log_softmax(out.logits.float(), dim=-1)
+            picked = logp.gather(-1, targets.to(device).unsqueeze(-1)).squeeze(-1) * valid.to(device)
+            sums = picked.sum(dim=1).tolist()
+            for row, (m, k, lead) in enumerate(chunk):
+                total[m][k] = sums[row]
+                if lead:
+                    ids_ = torch.tensor([c[0] for c in per_cands[members[m]]], device=device)
+                    first[m] = logp[row, starts[row]].index_select(0, ids_).tolist()
+        for m, i in enumerate(members):
+            cs = per_cands[i]
+            tot = [first[m][k] if t is None else t for k, t in enumerate(total[m])]  # one-token candidates
+            results[i] = OptionScores(names[i], list(per_names[i]), [len(c) for c in cs], first[m], tot,
+                                      [c[0] for c in cs])  # fmt: skip
+        if on_group is not None:
+            on_group(members, time.perf_counter() - t0)
+    return [r for r in results if r is not None]
 
 
 @torch.inference_mode()
@@ -380,11 +474,11 @@ def classify(
     if len(ctxs) != len(queries):
         raise InputError(f"{len(ctxs)} retrieval contexts for {len(queries)} sequences")
     ctx = context_length(model)
-    room = max(answer_room(ctx), _longest_option(tokenizer, options))  # where training cut its prompts
+    longest = _longest_option(tokenizer, options)  # the prompt ends where training cut its prompts
     most = prompt_residues(model)
     prompts = [
-        fitted_prompt(tokenizer, q.sequence, qu, prefix, context=c, context_len=ctx, reserve=room,
-                      cut_above=cut_above, keep=keep, max_residues=most)[0]
+        fit_prompt(tokenizer, q.sequence, qu, prefix, context=c, context_len=ctx, answer_tokens=longest,
+                   cut_above=cut_above, keep=keep, max_residues=most).prompt.text
         for q, qu, c in zip(queries, questions, ctxs)
     ]  # fmt: skip
     scorer = score_naive if naive else score_options

@@ -32,10 +32,9 @@ from instructprotein.errors import InputError
 from instructprotein.infer.checks import SequenceChecks, check_designs
 from instructprotein.infer.combine import Combination
 from instructprotein.infer.classify import DEFAULT_RULE, Choice, Rule, classify, context_length, prompt_residues
-from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, Query, check_description, check_fits, clean_sequence
+from instructprotein.infer.inputs import Query, check_description, check_fits, clean_sequence
 from instructprotein.infer.prompts import (
     FUNCTION_QUESTION,
-    fitted_prompt,
     LOCATION_LABELS,
     LOCATION_PREFIX,
     LOCATION_QUESTION,
@@ -45,8 +44,7 @@ from instructprotein.infer.prompts import (
 )
 from instructprotein.infer.retrieval import Homolog, ProteinIndex, homolog_contexts
 from instructprotein.infer.terms import TermIndex, TermSet, merge
-from instructprotein.instruct.evidence import answer_room
-from instructprotein.instruct.render import STANDARD_RESIDUES
+from instructprotein.prompt import CUT_ABOVE, KEEP_LAST, STANDARD_RESIDUES, fit_prompt
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -222,16 +220,16 @@ def prompt_fits(
     keep: int = KEEP_LAST,
 ) -> Callable[[Query, str], bool]:
     """``fits(query, block)``: do the prompts for every question, with ``block`` before it and
-    ``reserve`` tokens to spare, fit the model's context once their protein is fitted as far as
-    it may be (:func:`~instructprotein.infer.prompts.fitted_prompt`)? (For sizing a retrieval
-    block: the protein is cut before the evidence is, as in training.)"""
+    ``reserve`` answer tokens to spare, fit the model's context with the whole block, once their
+    protein is cut as far as it may be (:func:`~instructprotein.prompt.fit`)? (For choosing the
+    homologs a command reports: the protein is cut before the evidence is, as in training.)"""
     ctx, most = context_length(model), prompt_residues(model)
 
     def fits(query: Query, block: str) -> bool:
         for text in questions:
-            prompt, _ = fitted_prompt(tokenizer, query.sequence, text, prefix, context=block, context_len=ctx,
-                                      reserve=reserve, cut_above=cut_above, keep=keep, max_residues=most)  # fmt: skip
-            if len(tokenizer.encode(prompt)) + reserve > ctx:
+            got = fit_prompt(tokenizer, query.sequence, text, prefix, context=block, context_len=ctx,
+                             answer_tokens=reserve, cut_above=cut_above, keep=keep, max_residues=most)  # fmt: skip
+            if not got.fits or got.evidence_cut:
                 return False
         return True
 
@@ -378,11 +376,10 @@ def describe(
     asks: list[tuple[str, str]] = [("function", FUNCTION_QUESTION), ("location", LOCATION_QUESTION)]
     asks += [(f"go_{a}", go_question(a)) for a in aspects]
     ctx_len, most = context_length(model), prompt_residues(model)
-    room = answer_room(ctx_len)  # a cut prompt leaves this much free, as in training
     contexts: dict[str, tuple[list[Homolog], str | None]] = {}
     location_blocks: dict[str, tuple[list[Homolog], str | None]] = {}
     if use_retrieval and index is not None:
-        fits = prompt_fits(model, tokenizer, [text for _, text in asks], reserve=room, cut_above=cut_above, keep=keep)
+        fits = prompt_fits(model, tokenizer, [text for _, text in asks], reserve=0, cut_above=cut_above, keep=keep)
         search = {"top_k": top_k, "max_identity": max_identity, "exclude": exclude, "fits": fits}
         contexts = homolog_contexts(index, queries, **search)
         location_blocks = homolog_contexts(index, queries, kind="location", **search)  # the same hits, cached
@@ -391,9 +388,9 @@ def describe(
     for q in queries:
         for key, text in asks:
             got = (location_blocks if key == "location" else contexts).get(q.id, (None, None))[1]
-            prompt, residues = fitted_prompt(tokenizer, q.sequence, text, context=got, context_len=ctx_len,
-                                             reserve=room, cut_above=cut_above, keep=keep,
-                                             max_residues=most)  # fmt: skip
+            fitted = fit_prompt(tokenizer, q.sequence, text, context=got, context_len=ctx_len, cut_above=cut_above,
+                                keep=keep, max_residues=most)  # the answer room kept free, as in training
+            prompt, residues = fitted.prompt.text, fitted.residues
             read[q.id] = min(read.get(q.id, residues), residues)
             prompts.append(prompt)
             names.append(f"{q.id} ({key} question)")

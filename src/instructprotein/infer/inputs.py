@@ -7,10 +7,10 @@ what is wrong and where (which input, which line, which character), never a trac
   pasted text starting with ``>``) or JSON lines (``{"id": ..., "sequence": ...}`` a line);
 - whitespace inside a sequence is dropped, lower case is upper-cased, a final ``*`` is
   dropped and non-standard residues are written as the tokenizer writes them
-  (:data:`~instructprotein.instruct.render.RESIDUE_MAP`: U -> C, O -> K, B/Z/J -> X);
+  (:data:`~instructprotein.prompt.RESIDUE_MAP`: U -> C, O -> K, B/Z/J -> X);
 - a digit, gap or any other character is refused with its position; an empty sequence is
   refused;
-- a sequence longer than the model reads is cut by the paper's rule (:func:`cut_sequence`:
+- a sequence longer than the model reads is cut by the paper's rule (:func:`~instructprotein.prompt.cut_sequence`:
   above 1,024 residues, keep the last 1,000); a prompt that still does not fit the model's
   context is refused by the caller, naming the item (:func:`check_fits`);
 - a description for design must be non-empty and at most :data:`MAX_DESCRIPTION_CHARS`.
@@ -27,12 +27,7 @@ from pathlib import Path
 from instructprotein.errors import InputError
 from instructprotein.formats.fasta import parse_fasta_text, read_fasta
 from instructprotein.formats.textio import numbered_lines, open_text
-from instructprotein.instruct.render import normalize_sequence
-
-CUT_ABOVE = 1024
-"""The paper's rule: a sequence longer than this many residues is cut ..."""
-KEEP_LAST = 1000
-""" ... to its last this many residues (shared/benchmarks/README.md, metal ion binding)."""
+from instructprotein.prompt import CUT_ABOVE, KEEP_LAST, cut_sequence, normalize_sequence  # noqa: F401 (re-exported)
 
 MAX_DESCRIPTION_CHARS = 2000
 """A design request longer than this is refused: no instruction in training was near it,
@@ -54,7 +49,7 @@ def clean_sequence(text: str, name: str = "sequence") -> str:
     """A plain residue string as the model reads it, or :class:`InputError` naming ``name``.
 
     Whitespace anywhere is dropped (a sequence pasted over several lines), letters are
-    upper-cased and mapped by :func:`~instructprotein.instruct.render.normalize_sequence`.
+    upper-cased and mapped by :func:`~instructprotein.prompt.normalize_sequence`.
     """
     if not isinstance(text, str):
         raise InputError(f"{name}: expected a string of residue letters, got {type(text).__name__}")
@@ -79,15 +74,6 @@ def clean_sequence(text: str, name: str = "sequence") -> str:
         return normalize_sequence(seq)
     except ValueError as exc:
         raise InputError(f"{name}: {exc}") from None
-
-
-def cut_sequence(sequence: str, cut_above: int | None = CUT_ABOVE, keep: int = KEEP_LAST) -> str:
-    """The paper's rule: longer than ``cut_above`` residues -> the last ``keep``; ``None``: never cut."""
-    if cut_above is not None and len(sequence) > cut_above:
-        if keep <= 0:
-            raise ValueError(f"keep must be positive, got {keep}")
-        return sequence[-keep:]
-    return sequence
 
 
 def check_fits(name: str, tokens: int, context: int, *, reserve: int = 0, what: str = "prompt") -> None:

@@ -189,7 +189,7 @@ class Model:
             from instructprotein.infer.generate import prompt_fits
             from instructprotein.infer.retrieval import homolog_contexts
 
-            from instructprotein.infer.prompts import option_text
+            from instructprotein.prompt import option_text
 
             questions = [question] if isinstance(question, str) else list(question)
             flat = [o for o in options if isinstance(o, str)] or [o for opts in options for o in opts]

@@ -5,7 +5,7 @@ On small compute the model's best evidence is what is known about similar sequen
 reached 40-80 % with the best homolog's annotation in its prompt). This module gives:
 
 - :func:`homolog_block`: the evidence block written before the question, in the same words
-  the instruction generator used in training (:mod:`~instructprotein.instruct.evidence`:
+  the instruction generator used in training (:mod:`~instructprotein.prompt.evidence`:
   the homologs' locations for a location question, whether they carry the asked term for a
   yes/no question, their GO terms otherwise);
 - :func:`homolog_contexts`: per query, the homologs and the block that still fits the model;
@@ -24,7 +24,7 @@ from typing import Any
 
 from instructprotein.formats.records import GO_ROOTS
 from instructprotein.infer.inputs import Query
-from instructprotein.instruct.evidence import evidence_block
+from instructprotein.prompt.evidence import evidence_block
 from instructprotein.instruct.facts import GraphFacts
 from instructprotein.kg.homologs import Homolog, ProteinIndex
 from instructprotein.kg.store import KnowledgeGraph

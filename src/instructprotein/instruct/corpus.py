@@ -22,7 +22,7 @@ from instructprotein.atomic import atomic_path, write_text
 from instructprotein.errors import InputError
 from instructprotein.formats.records import ASPECT_NAMESPACE, Ontology
 from instructprotein.formats.textio import numbered_lines
-from instructprotein.instruct.render import protein_text
+from instructprotein.prompt.render import protein_text
 from instructprotein.kg.store import KnowledgeGraph
 from instructprotein.progress import Progress
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 
 from instructprotein.formats.records import GO_ROOTS
 from instructprotein.instruct.compartments import Compartments, LocationMapper, location_text, view_compartments
-from instructprotein.instruct.evidence import HomologFacts
+from instructprotein.prompt.evidence import HomologFacts
 from instructprotein.instruct.kgview import KGView
 from instructprotein.kg.store import KnowledgeGraph
 

@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from instructprotein.instruct.compartments import Compartments, location_text, view_compartments
-from instructprotein.instruct.evidence import evidence_block, with_evidence
+from instructprotein.prompt.evidence import evidence_block, with_evidence
 from instructprotein.instruct.chains import Chain, chain_text, cross_aspect_chain, go_chain, go_path_chain
 from instructprotein.instruct.kgview import GO_ASPECTS, KGView, ProteinInfo, ProteinTerms
 from instructprotein.instruct.negatives import NegativeSampler
-from instructprotein.instruct.render import protein_text, render_paper, render_plain
+from instructprotein.prompt.render import protein_text, render_paper, render_plain
 from instructprotein.instruct.templates import (
     ASPECT_NAMES,
     TASKS,
@@ -105,7 +105,7 @@ class GenerateOptions:
     - ``max_design_length``: no design instruction for longer proteins (None: no limit).
     - ``evidence_fraction``: probability that a protein -> text instruction of a protein
       with searched homologs (an :class:`Evidence` given) carries their evidence block
-      before its question (:mod:`~instructprotein.instruct.evidence`), so the model learns
+      before its question (:mod:`~instructprotein.prompt.evidence`), so the model learns
       to answer with and without retrieval.
     - ``paper_phrasing``: probability of phrasing 0 (the paper's benchmark wording, the
       one inference asks in) instead of a uniform choice among all phrasings.

@@ -1,7 +1,7 @@
 """Homologs of the proteins instructions are written about, for their evidence blocks.
 
 A model that is shown homologs' annotations at inference must have been trained with them
-(:mod:`~instructprotein.instruct.evidence`), and trained on evidence that looks like what
+(:mod:`~instructprotein.prompt.evidence`), and trained on evidence that looks like what
 it will be shown. So the search here mirrors the evaluation's: the targets are the
 *training* split's proteins only (a valid or test protein is never evidence, as it is
 never in the graph side of the evaluation), the protein itself is left out, and so is

@@ -420,7 +420,7 @@ def scaffold_texts(repeat: int = 50) -> list[str]:
     answer with its slots left empty, the paper's format markers and the evidence blocks'
     words, ``repeat`` times each.
     """
-    from instructprotein.instruct.render import INSTRUCTION_PREFIX, OUTPUT_SEPARATOR
+    from instructprotein.prompt.render import INSTRUCTION_PREFIX, OUTPUT_SEPARATOR
 
     pieces = [INSTRUCTION_PREFIX, OUTPUT_SEPARATOR, "Based on the record, the answer is yes.",
               "Based on the record, the answer is no.", "Homologs: none found.", "Homologs with",

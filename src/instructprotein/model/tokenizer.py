@@ -3,7 +3,7 @@
 Design (why a thin wrapper around a Hugging Face tokenizer, not a custom Rust pipeline)
 -------------------------------------------------------------------------------------
 Strings in this project write proteins as ``<protein>MKT...</protein>`` (see
-:func:`instructprotein.instruct.render.protein_text`). The model sees ``<protein>``, one
+:func:`instructprotein.prompt.render.protein_text`). The model sees ``<protein>``, one
 token per residue, ``</protein>``; everything else is text for a byte-level BPE.
 
 The paper's released checkpoint solved this with *added tokens*: its tokenizer is OPT's
@@ -13,10 +13,10 @@ convention for our own tokenizer (plus one token ``ƤX`` for an unknown residue)
 one code path serves both layouts, and :class:`ProteinTokenizer` does the translation:
 
 - it splits a string on the protein tags; protein segments become token ids by a table
-  lookup (validated, normalised by :data:`~instructprotein.instruct.render.RESIDUE_MAP`),
+  lookup (validated, normalised by :data:`~instructprotein.prompt.render.RESIDUE_MAP`),
   text segments go to the backend BPE in one Rust batch call;
 - offsets are character offsets in the *plain* notation the rest of the project uses, so an
-  answer span from :func:`~instructprotein.instruct.render.render_paper` maps to tokens
+  answer span from :func:`~instructprotein.prompt.render.render_paper` maps to tokens
   directly (:func:`answer_token_mask`).
 
 The alternative, a ``tokenizers`` normalizer that rewrites residues inside tags, needs a
@@ -56,7 +56,7 @@ import numpy as np
 
 from instructprotein.atomic import atomic_dir
 from instructprotein.errors import InputError
-from instructprotein.instruct.render import (
+from instructprotein.prompt.render import (
     PROTEIN_CLOSE,
     PROTEIN_OPEN,
     RESIDUE_MAP,

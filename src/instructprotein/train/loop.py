@@ -73,13 +73,10 @@ Run folder::
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
 import json
 import logging
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -91,7 +88,6 @@ import numpy as np
 from instructprotein.atomic import write_text
 from instructprotein.errors import InputError
 from instructprotein.model.presets import Preset, TrainSpec, load_preset
-from instructprotein.progress import Progress
 from instructprotein.train.data import (
     RowSchedule,
     StageData,
@@ -100,6 +96,44 @@ from instructprotein.train.data import (
     files_fingerprint,
     first_document,
 )
+from instructprotein.train.distributed import (
+    _on_main,
+    _seed_everything,
+    main_first,
+    make_accelerator,
+    resolve_precision,
+)
+from instructprotein.train.logs import (
+    LOG_COLUMNS,
+    _board,
+    _console,
+    _CsvLog,
+    _reporter,
+    _say,
+    _stop,
+    _TrainBar,
+    plot_losses,
+    read_log,
+)
+from instructprotein.train.runfolder import (
+    KEEP_CHECKPOINTS,
+    RUN_OUTPUTS,
+    TrainState,
+    _checkpoint_step,
+    _data_fingerprint,
+    _json_default,
+    _save_model,
+    check_run_dir,
+    clear_run_dir,
+    latest_checkpoint,
+    save_checkpoint,
+)
+
+__all__ = [  # the loop, and what callers of the one-module loop imported from here
+    "KEEP_CHECKPOINTS", "LOG_COLUMNS", "RUN_OUTPUTS", "SCAFFOLD_VERSION", "TrainResult", "TrainState", "check_run_dir",
+    "clear_run_dir", "finetune", "latest_checkpoint", "main_first", "make_accelerator", "plot_losses", "pretrain",
+    "read_log", "resolve_precision", "save_checkpoint", "token_loss_sum", "train_loop",
+]  # fmt: skip
 
 if TYPE_CHECKING:
     import torch
@@ -107,30 +141,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("instructprotein.train")
 
-LOG_COLUMNS = ("step", "epoch", "tokens", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s")
-KEEP_CHECKPOINTS = 2
-RUN_OUTPUTS = ("model", "checkpoints", "tokenizer", "data", "log.csv", "tensorboard", "loss.png", "training.json")
 SCAFFOLD_VERSION = 1
 """Bumped when the instructions' fixed words the tokenizer is also trained on change."""
-"""What a run writes into its folder; ``--force`` removes exactly these, nothing else."""
-
-
-@dataclass
-class TrainState:
-    """Everything besides model/optimiser/RNG that a resumed run needs (``state.json``)."""
-
-    step: int = 0
-    rows_seen: int = 0
-    tokens: int = 0
-    elapsed_s: float = 0.0
-    best_val: float = math.inf
-    best_step: int = -1
-    bad_evals: int = 0
-    last_eval_step: int = -1
-    initial_val: float | None = None
-    last_val: float | None = None
-    data_fingerprint: str = ""
-    stage: str = ""
 
 
 @dataclass
@@ -297,7 +309,7 @@ def finetune(
         load_model_and_tokenizer,
         start_from,
     )
-    from instructprotein.train.data import (
+    from instructprotein.train.instruction_data import (
         load_instruction_splits,
         prepare_instruction_data,
     )
@@ -591,197 +603,11 @@ def train_loop(
     return result
 
 
-# =========================================================================== set-up helpers
+# =========================================================================== set-up helpers and the loss
 
 
 def _as_preset(preset: Preset | str) -> Preset:
     return preset if isinstance(preset, Preset) else load_preset(preset)
-
-
-def resolve_precision(precision: str, device_type: str) -> str:
-    """``accelerate``'s mixed_precision for a preset's ``precision``: ``auto`` = bf16 where the device has it."""
-    import torch
-
-    if precision == "auto":
-        return "bf16" if device_type == "cuda" and torch.cuda.is_bf16_supported() else "no"
-    return {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
-
-
-def make_accelerator(spec: TrainSpec, *, deterministic: bool = False) -> Accelerator:
-    """An ``Accelerator`` for the processes ``accelerate launch`` (or torchrun) started, or one process.
-
-    Gradient accumulation and precision come from the preset, not from the launch config:
-    the preset's batch is in tokens, so the accumulation depends on the number of processes.
-    """
-    import torch
-    from accelerate import Accelerator, PartialState
-    from accelerate.utils import is_mps_available, is_npu_available, is_xpu_available
-
-    # Without an accelerator device, processes started by torchrun / accelerate launch train on
-    # CPU with gloo; accelerate only sets that up when told it runs on CPU.
-    cpu = not (torch.cuda.is_available() or is_mps_available() or is_xpu_available() or is_npu_available())
-    state = PartialState(cpu=cpu)
-    accumulation = spec.accumulation_steps(state.num_processes)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    mixed = resolve_precision(spec.precision, state.device.type)
-    accelerator = Accelerator(cpu=cpu, gradient_accumulation_steps=accumulation, mixed_precision=mixed,
-                              step_scheduler_with_optimizer=False)
-    return accelerator
-
-
-def _seed_everything(seed: int) -> None:
-    from accelerate.utils import set_seed
-
-    set_seed(seed, device_specific=True)
-
-
-def main_first(accelerator: Accelerator, fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on the main process first (it builds caches), then on the others (they read them).
-
-    An error on the main process reaches every process (as the same message) instead of
-    leaving the others waiting at a barrier.
-    """
-    if accelerator.num_processes == 1:
-        return fn()
-    from accelerate.utils import broadcast_object_list
-
-    result, error = None, None
-    if accelerator.is_main_process:
-        try:
-            result = fn()
-        except Exception as exc:  # noqa: BLE001 - re-raised below, on every process
-            error = exc
-    message = [f"{error}" if error is not None else None, isinstance(error, InputError)]
-    accelerator.wait_for_everyone()
-    broadcast_object_list(message)
-    if error is not None:
-        raise error
-    if message[0] is not None:
-        raise (InputError(message[0]) if message[1] else RuntimeError(f"main process failed: {message[0]}"))
-    if not accelerator.is_main_process:
-        result = fn()
-    accelerator.wait_for_everyone()
-    return result
-
-
-def _on_main(accelerator: Accelerator, fn: Callable[[], Any]) -> None:
-    if accelerator.is_main_process:
-        fn()
-    accelerator.wait_for_everyone()
-
-
-# =========================================================================== run folder
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint (``checkpoints/step-N`` with its ``state.json``), or None."""
-    folder = Path(run_dir) / "checkpoints"
-    if not folder.is_dir():
-        return None
-    done = [p for p in folder.glob("step-*") if p.is_dir() and (p / "state.json").exists()]
-    return max(done, key=_checkpoint_step) if done else None
-
-
-def _checkpoint_step(path: Path) -> int:
-    try:
-        return int(path.name.split("-", 1)[1])
-    except (IndexError, ValueError):
-        return -1
-
-
-def check_run_dir(run_dir: str | Path, *, resume: bool, force: bool) -> None:
-    """Refuse to train into a folder that holds a run unless ``resume`` or ``force``; nothing is written."""
-    run_dir = Path(run_dir)
-    if resume and force:
-        raise InputError("--resume and --force exclude each other (continue the run, or start over)")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise InputError("the run folder is a file", run_dir)
-    finished = (run_dir / "training.json").exists()
-    found = [name for name in ("model", "training.json") if (run_dir / name).exists()]
-    if latest_checkpoint(run_dir) is not None:
-        found.append("checkpoints")
-    if found and not (resume or force):
-        what = "a finished run" if finished else "an interrupted run"
-        raise InputError(
-            f"holds {what} ({', '.join(found)}); pass --resume to continue it, or --force to start over "
-            "(deletes its model, checkpoints and logs), or choose another --out",
-            run_dir,
-        )
-
-
-def clear_run_dir(run_dir: str | Path) -> None:
-    """Remove what a run writes (``RUN_OUTPUTS``) from ``run_dir``, nothing else."""
-    run_dir = Path(run_dir)
-    for name in RUN_OUTPUTS:
-        path = run_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-
-
-def save_checkpoint(accelerator: Accelerator, run_dir: Path, state: TrainState) -> Path:
-    """``accelerator.save_state`` into ``checkpoints/.step-N.tmp``, then ``state.json``, then rename to
-    ``checkpoints/step-N``: a checkpoint folder is complete or absent. Keeps the newest two."""
-    folder = run_dir / "checkpoints"
-    final = folder / f"step-{state.step:05d}"
-    tmp = folder / f".step-{state.step:05d}.tmp"
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for stale in folder.glob(".step-*.tmp"):
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    with _quiet("accelerate"):  # "Removed shared tensor lm_head.weight": the tied output layer, restored on load
-        accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2, default=_json_default) + "\n", encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        done = sorted((p for p in folder.glob("step-*") if p.is_dir()), key=_checkpoint_step)
-        for old in done[:-KEEP_CHECKPOINTS]:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return final
-
-
-@contextlib.contextmanager
-def _quiet(logger: str):
-    target = logging.getLogger(logger)
-    level = target.level
-    target.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        target.setLevel(level)
-
-
-def _save_model(accelerator: Accelerator, model: Any, tokenizer: Any, path: Path, preset: Preset,
-                metrics: dict[str, Any]) -> None:
-    """The unwrapped model as a Hugging Face folder; FSDP/DeepSpeed gather the full state dict first."""
-    from accelerate.utils import DistributedType
-
-    from instructprotein.model.factory import save_model
-
-    sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
-    state_dict = accelerator.get_state_dict(model) if sharded else None  # collective: every process
-    if accelerator.is_main_process:
-        from transformers.utils import logging as hf_logging
-
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # "Writing model shards" at every improvement would bury the training bar
-        try:
-            save_model(accelerator.unwrap_model(model), tokenizer, path, state_dict=state_dict,
-                       extra_files={"preset.yaml": preset.to_yaml(),
-                                    "metrics.json": json.dumps(metrics, indent=2, default=_json_default) + "\n"})
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
-    accelerator.wait_for_everyone()
 
 
 def data_provenance(kind: str, data_dir: str | Path, init: str | Path | None, model: Any) -> dict[str, Any]:
@@ -823,15 +649,6 @@ def data_provenance(kind: str, data_dir: str | Path, init: str | Path | None, mo
         out["init"] = str(Path(init).resolve()) if Path(init).exists() else str(init)
         out["init_name_or_path"] = getattr(getattr(model, "config", None), "_name_or_path", None)
     return out
-
-
-def _data_fingerprint(data: StageData) -> str:
-    if data.path is None:
-        return ""
-    try:
-        return json.loads((data.path / "meta.json").read_text(encoding="utf-8")).get("fingerprint", "")
-    except (OSError, ValueError):
-        return ""
 
 
 def token_loss_sum(model: Any, batch: dict[str, Any], device: Any, attn_impl: str = "sdpa") -> torch.Tensor:
@@ -890,215 +707,3 @@ def _attention_mask(position_ids: torch.Tensor, attn_impl: str) -> torch.Tensor:
     if attn_impl == "eager":  # added to the scores
         return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(~mask, torch.finfo(torch.float32).min)
     return mask  # sdpa, flex: boolean, True = attend
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
-
-
-# =========================================================================== logs, progress, plot
-
-
-class _CsvLog:
-    """``log.csv``, one row per optimiser step; on resume, rows after the checkpoint are dropped."""
-
-    def __init__(self, path: Path, keep_until: int, enabled: bool):
-        self.path = path
-        self.enabled = enabled
-        if not enabled:
-            return
-        rows = [r for r in self.read(path) if r["step"] <= keep_until] if keep_until > 0 else []
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=LOG_COLUMNS)
-            writer.writeheader()
-            for r in rows:
-                writer.writerow({k: ("" if r.get(k) is None else r[k]) for k in LOG_COLUMNS})
-        self.fh = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - one row per step until close()
-        self.writer = csv.DictWriter(self.fh, fieldnames=LOG_COLUMNS)
-
-    def write(self, **row: Any) -> None:
-        if not self.enabled:
-            return
-        self.writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in LOG_COLUMNS})
-        self.fh.flush()
-
-    def close(self) -> None:
-        if self.enabled and not self.fh.closed:
-            self.fh.close()
-
-    @staticmethod
-    def read(path: Path) -> list[dict[str, Any]]:
-        if not path.exists():
-            return []
-        out = []
-        with open(path, newline="", encoding="utf-8") as fh:
-            for r in csv.DictReader(fh):
-                if r.get(LOG_COLUMNS[-1]) is None:  # a line cut short by a kill
-                    continue
-                row: dict[str, Any] = {}
-                for k in LOG_COLUMNS:
-                    v = r.get(k, "")
-                    row[k] = None if v in ("", None) else (int(float(v)) if k in ("step", "tokens") else float(v))
-                out.append(row)
-        return out
-
-
-def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of a run's ``log.csv`` (None where a value is missing, e.g. val_loss between evaluations)."""
-    return _CsvLog.read(Path(run_dir) / "log.csv")
-
-
-class _Board:
-    def __init__(self, writer: Any):
-        self.writer = writer
-
-    def scalar(self, tag: str, value: float, step: int) -> None:
-        if self.writer is not None and value is not None and math.isfinite(value):
-            self.writer.add_scalar(tag, value, step)
-
-    def flush(self) -> None:
-        if self.writer is not None:
-            self.writer.flush()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-
-def _board(folder: Path, step: int, enabled: bool) -> _Board:
-    """TensorBoard writer; on resume, events after the checkpoint's step are purged."""
-    if not enabled:
-        return _Board(None)
-    from torch.utils.tensorboard import SummaryWriter
-
-    return _Board(SummaryWriter(str(folder), purge_step=step + 1 if step > 0 else None))
-
-
-_CONSOLE: Any = None
-
-
-def _console():
-    """One stderr console for the messages and the bar, so that messages print above a live bar."""
-    global _CONSOLE
-    if _CONSOLE is None:
-        from rich.console import Console
-
-        _CONSOLE = Console(stderr=True)
-    return _CONSOLE
-
-
-def _say(show: bool) -> Callable[[str], None]:
-    console = _console() if show else None
-
-    def say(message: str) -> None:
-        if console is not None:
-            console.log(message)
-        else:
-            log.info(message)
-
-    return say
-
-
-def _reporter(show: bool) -> Progress:
-    if not show:
-        return Progress()
-    from instructprotein.progress import RichProgress
-
-    return RichProgress()
-
-
-def _stop(reporter: Progress) -> None:
-    stop = getattr(reporter, "stop", None)
-    if stop is not None:
-        stop()
-
-
-class _TrainBar:
-    """Steps, loss, validation loss, tokens/s, elapsed and ETA on stderr (rich)."""
-
-    def __init__(self, stage: str, total: int, done: int, budget_s: float | None, elapsed_before: float):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.progress import Progress as RichBar
-
-        self.budget_s = budget_s
-        self.start = time.perf_counter() - elapsed_before
-        self.bar = RichBar(
-            TextColumn(f"[bold]{stage}[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[tps]} tok/s"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[budget]}"),
-            console=_console(),
-        )
-        self.task = self.bar.add_task(stage, total=total, completed=done, loss="-", val="-", tps="-", budget="")
-        self.bar.start()
-
-    def update(self, step: int, loss: float, val: float | None, step_times: list[tuple[int, float]]) -> None:
-        recent = step_times[-20:]
-        tps = sum(t for t, _ in recent) / max(1e-9, sum(s for _, s in recent))
-        budget = ""
-        if self.budget_s:
-            left = max(0.0, self.budget_s - (time.perf_counter() - self.start))
-            budget = f"budget {int(left // 60)}:{int(left % 60):02d} left"
-        self.bar.update(self.task, completed=step, loss=f"{loss:.3f}", val="-" if val is None else f"{val:.3f}",
-                        tps=f"{tps:,.0f}", budget=budget)
-
-    def stop(self) -> None:
-        self.bar.stop()
-
-
-def plot_losses(csv_path: str | Path, png_path: str | Path, title: str = "") -> Path | None:
-    """Train loss (per step and smoothed) and validation loss against steps, from ``log.csv``."""
-    rows = _CsvLog.read(Path(csv_path))
-    if not rows:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = np.array([r["step"] for r in rows if r["train_loss"] is not None])
-    train = np.array([r["train_loss"] for r in rows if r["train_loss"] is not None])
-    val = [(r["step"], r["val_loss"]) for r in rows if r["val_loss"] is not None]
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    if len(train):
-        ax.plot(steps, train, color="tab:blue", alpha=0.25, linewidth=0.8, label="train (per step)")
-        smooth = np.empty_like(train)
-        acc = 0.0
-        for i, x in enumerate(train):  # exponential moving average, bias-corrected (as TensorBoard's)
-            acc = 0.9 * acc + 0.1 * x
-            smooth[i] = acc / (1 - 0.9 ** (i + 1))
-        ax.plot(steps, smooth, color="tab:blue", linewidth=1.6, label="train (smoothed)")
-    if val:
-        ax.plot([s for s, _ in val], [v for _, v in val], "o-", color="tab:orange", linewidth=1.6, markersize=4,
-                label="validation")
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("loss (nats per label token)")
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, png_path)
-    return png_path
