@@ -1,8 +1,8 @@
 """Retrieval: homologs from the knowledge graph, their evidence in the prompt, homology transfer.
 
 On small compute the model's best evidence is what is known about similar sequences
-(shared/GUIDE.md section 6: a 4M-parameter model learned only the class prior alone, and
-reached 40-80 % with the best homolog's annotation in its prompt). This module gives:
+(a 4M-parameter model learns only the class prior alone, and reaches 40-80 % with the best
+homolog's annotation in its prompt). This module gives:
 
 - :func:`homolog_block`: the evidence block written before the question, in the same words
   the instruction generator used in training (:mod:`~instructprotein.instruct.evidence`:

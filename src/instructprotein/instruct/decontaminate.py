@@ -1,7 +1,6 @@
 """Decontamination: remove from training every protein too similar to a benchmark sequence.
 
-80 % of the DeepLoc test sequences are verbatim in Swiss-Prot 2014 (``shared/GUIDE.md``
-section 6): without this step a model is tested on its training data. The paper removed
+80 % of the DeepLoc test sequences are verbatim in Swiss-Prot 2014: without this step a model is tested on its training data. The paper removed
 proteins "in the same 70 %-identity cluster" as any benchmark test sequence. Cluster
 membership depends on which representative the clustering happened to pick, so here the
 rule is applied directly, which is what it is meant to approximate: a knowledge-graph protein

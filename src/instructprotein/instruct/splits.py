@@ -12,7 +12,7 @@ Two clusterings of the graph's proteins are needed downstream:
   ``easy-linclust`` only links pairs that share a long exact k-mer, which at 30 % identity
   misses many homologs and would leak families across the split: it left 123,147 clusters of Swiss-Prot 2014 where
   ``easy-cluster`` (prefilter + alignment, 3 cascaded steps) finds 59,102. The default is
-  therefore ``easy-cluster``: 598 s on 2 shared cores (the guide: 420 s, 1.3 GB), once, then
+  therefore ``easy-cluster``: 598 s on 2 shared cores, once, then
   reused from disk. ``linclust=True`` is the fast option (110 s).
 
 Identical sequences (16 % of Swiss-Prot 2014 is duplicate sequences) are clustered once and
