@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from instructprotein.atomic import write_text
+from instructprotein.checksums import file_sha256
 from instructprotein.errors import InputError
 from instructprotein.evaluate import stats
 from instructprotein.evaluate.baselines import (
@@ -49,6 +50,7 @@ from instructprotein.evaluate.baselines import (
 from instructprotein.evaluate.data import Item, TaskData, load_task_data
 from instructprotein.evaluate.results import entry_head, write_predictions
 from instructprotein.evaluate.tasks import TaskSpec, load_task
+from instructprotein.jsonable import json_default as _json_default
 from instructprotein.progress import Progress
 
 RULES = ("first_token", "sum")
@@ -61,13 +63,10 @@ _COMPOSITION: dict[bytes, CompositionModel] = {}
 
 
 def _sha256(path: Path, limit: int | None = None) -> str | None:
+    """The file's checksum for provenance; None where there is no file or it is over ``limit`` bytes."""
     if not path.is_file() or (limit is not None and path.stat().st_size > limit):
         return None
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def model_info(path: Path, model: Any, tokenizer: Any) -> dict[str, Any]:
@@ -654,16 +653,6 @@ def _evaluate(
 
     write_report(summary, out, plots=plots)
     return summary
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(type(value).__name__)
 
 
 def _prepare(

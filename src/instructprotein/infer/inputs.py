@@ -32,7 +32,7 @@ from instructprotein.instruct.render import normalize_sequence
 CUT_ABOVE = 1024
 """The paper's rule: a sequence longer than this many residues is cut ..."""
 KEEP_LAST = 1000
-""" ... to its last this many residues (shared/benchmarks/README.md, metal ion binding)."""
+""" ... to its last this many residues (instructprotein/data/benchmarks/README.md, metal ion binding)."""
 
 MAX_DESCRIPTION_CHARS = 2000
 """A design request longer than this is refused: no instruction in training was near it,

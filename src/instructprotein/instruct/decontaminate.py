@@ -28,7 +28,7 @@ so the slots go to distinct sequences. The summary records how many queries fill
 (1 of 21,044 on the paper's benchmark files). Below ~0.5 identity, raise ``sensitivity``.
 
 Measured on the whole Swiss-Prot 2014 graph (516,371 proteins) against the 8 files of
-``shared/benchmarks`` (24,988 sequences, 21,044 distinct), 2 shared cores: 13 minutes, 79,291
+the package's benchmark files (24,988 sequences, 21,044 distinct), 2 shared cores: 13 minutes, 79,291
 proteins removed at 0.7 (12,327 verbatim copies, 66,964 by search).
 
 Outputs in ``out_dir``: ``removed.tsv`` (accession, benchmark_id, identity, reason; one row
@@ -52,11 +52,11 @@ from typing import Any
 
 from instructprotein.atomic import atomic_path, write_text
 from instructprotein.errors import InputError
+from instructprotein.checksums import file_sha256
 from instructprotein.formats.benchmarks import benchmark_files, benchmark_sequences
 from instructprotein.formats.records import SequenceRecord
 from instructprotein.instruct.splits import (
     SequenceGroups,
-    file_sha256,
     kg_content_hash,
     read_tsv,
     reusable,

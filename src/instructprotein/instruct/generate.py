@@ -528,11 +528,6 @@ def instructions_for_protein(
     return out
 
 
-def task_builders() -> tuple[str, ...]:
-    """Task names in the order they are generated."""
-    return tuple(_BUILDERS)
-
-
 def instructions_for_triples(
     kg_view: KGView,
     accession: str,

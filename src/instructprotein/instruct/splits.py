@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from instructprotein.atomic import atomic_path, write_text
+from instructprotein.checksums import file_sha256
 from instructprotein.errors import InputError
 from instructprotein.formats.records import SequenceRecord
 from instructprotein.kg.store import KnowledgeGraph
@@ -63,14 +64,6 @@ METHOD_VERSION = 1
 def sequence_digest(sequence: str) -> bytes:
     """A 16-byte digest of a sequence: identical sequences, and only they, share it."""
     return hashlib.blake2b(sequence.encode("ascii", "replace"), digest_size=16).digest()
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def kg_content_hash(kg: KnowledgeGraph) -> str:

@@ -90,6 +90,7 @@ import numpy as np
 
 from instructprotein.atomic import write_text
 from instructprotein.errors import InputError
+from instructprotein.jsonable import json_default as _json_default
 from instructprotein.model.presets import Preset, TrainSpec, load_preset
 from instructprotein.progress import Progress
 from instructprotein.train.data import (
@@ -110,9 +111,9 @@ log = logging.getLogger("instructprotein.train")
 LOG_COLUMNS = ("step", "epoch", "tokens", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s")
 KEEP_CHECKPOINTS = 2
 RUN_OUTPUTS = ("model", "checkpoints", "tokenizer", "data", "log.csv", "tensorboard", "loss.png", "training.json")
+"""What a run writes into its folder; ``--force`` removes exactly these, nothing else."""
 SCAFFOLD_VERSION = 1
 """Bumped when the instructions' fixed words the tokenizer is also trained on change."""
-"""What a run writes into its folder; ``--force`` removes exactly these, nothing else."""
 
 
 @dataclass
@@ -842,16 +843,6 @@ def _attention_mask(position_ids: torch.Tensor, attn_impl: str) -> torch.Tensor:
     if attn_impl == "eager":  # added to the scores
         return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(~mask, torch.finfo(torch.float32).min)
     return mask  # sdpa, flex: boolean, True = attend
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
 
 
 # =========================================================================== logs, progress, plot
