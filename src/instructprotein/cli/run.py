@@ -18,14 +18,13 @@ import typer
 from rich.table import Table
 
 from instructprotein.cli.common import CacheOpt, WorkOpt, err, out
-from instructprotein.cli.recipe import InstructionRecipe, load_recipe
-from instructprotein.errors import InstructProteinError
-from instructprotein.paths import default_kg_path, work_dir
-
 from instructprotein.cli.corpus import corpus_build
 from instructprotein.cli.data import data_fetch
 from instructprotein.cli.instructions import instructions_build, instructions_stats
 from instructprotein.cli.kg import kg_build, kg_stats
+from instructprotein.cli.recipe import InstructionRecipe, load_recipe
+from instructprotein.errors import InstructProteinError
+from instructprotein.paths import default_kg_path, work_dir
 
 
 def run(

@@ -34,11 +34,11 @@ from instructprotein.infer.classify import DEFAULT_RULE, Choice, Rule, classify,
 from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, Query, check_description, check_fits, clean_sequence
 from instructprotein.infer.prompts import (
     FUNCTION_QUESTION,
-    fitted_prompt,
     LOCATION_LABELS,
     LOCATION_PREFIX,
     LOCATION_QUESTION,
     design_prompt,
+    fitted_prompt,
     go_question,
     question,
 )

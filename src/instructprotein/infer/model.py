@@ -166,9 +166,8 @@ class Model:
             if self.index is None:
                 raise InputError("retrieval needs a knowledge graph (give kg=...)")
             from instructprotein.infer.generate import prompt_fits
-            from instructprotein.infer.retrieval import homolog_contexts
-
             from instructprotein.infer.prompts import option_text
+            from instructprotein.infer.retrieval import homolog_contexts
 
             questions = [question] if isinstance(question, str) else list(question)
             flat = [o for o in options if isinstance(o, str)] or [o for opts in options for o in opts]

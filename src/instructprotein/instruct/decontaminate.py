@@ -51,8 +51,8 @@ from pathlib import Path
 from typing import Any
 
 from instructprotein.atomic import atomic_path, write_text
-from instructprotein.errors import InputError
 from instructprotein.checksums import file_sha256
+from instructprotein.errors import InputError
 from instructprotein.formats.benchmarks import benchmark_files, benchmark_sequences
 from instructprotein.formats.records import SequenceRecord
 from instructprotein.instruct.splits import (

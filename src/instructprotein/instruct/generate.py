@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from instructprotein.instruct.chains import Chain, chain_text, cross_aspect_chain, go_chain, go_path_chain
 from instructprotein.instruct.compartments import Compartments, location_text, view_compartments
 from instructprotein.instruct.evidence import evidence_block, with_evidence
-from instructprotein.instruct.chains import Chain, chain_text, cross_aspect_chain, go_chain, go_path_chain
 from instructprotein.instruct.kgview import GO_ASPECTS, KGView, ProteinInfo, ProteinTerms
 from instructprotein.instruct.negatives import NegativeSampler
 from instructprotein.instruct.render import protein_text, render_paper, render_plain

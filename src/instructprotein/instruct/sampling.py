@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+
 def minhash(indptr: np.ndarray, indices: np.ndarray, num_hashes: int = 4, seed: int = 0) -> np.ndarray:
     """MinHash signatures (rows x num_hashes, uint64) of the sets given in CSR form.
 

@@ -192,6 +192,7 @@ def pretrain(
     if first_document(corpus_shards(corpus_dir)) is None:
         raise InputError("the corpus is empty (no documents in its shards)", corpus_dir)
 
+    from instructprotein.instruct.templates import scaffold_texts
     from instructprotein.model.factory import (
         check_model_folder,
         create_model,
@@ -202,7 +203,6 @@ def pretrain(
         load_tokenizer,
         train_tokenizer,
     )
-    from instructprotein.instruct.templates import scaffold_texts
     from instructprotein.train.data import prepare_pretrain_data
 
     init_from = preset.model.init_from
