@@ -104,7 +104,6 @@ def main() -> None:
         what = f"{model_dir}"
     else:
         from _models import random_model
-
         from instructprotein.model.factory import save_model
 
         model, tok, _ = random_model("tiny")

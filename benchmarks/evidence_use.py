@@ -67,8 +67,8 @@ def main() -> None:
     import torch
 
     from instructprotein.infer.classify import context_length, prompt_residues
-    from instructprotein.prompt import fit_prompt
     from instructprotein.model.factory import load_model_and_tokenizer
+    from instructprotein.prompt import fit_prompt
 
     torch.set_num_threads(args.threads)
     shards = sorted((args.instructions / "jsonl").glob(f"{args.split}-*.jsonl"))

@@ -1,10 +1,11 @@
-"""Benchmark readers on the paper's real test sets (shared/benchmarks, read-only) and on broken copies."""
+"""Benchmark readers on the paper's real test sets (the gzipped copies shipped in the package) and on broken copies."""
 
 from __future__ import annotations
 
 import gzip
 import json
 from collections import Counter
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,12 @@ from instructprotein.formats.benchmarks import (
     read_labelled_sequences,
 )
 
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+BENCH = Path(str(resources.files("instructprotein") / "data" / "benchmarks"))
+"""The paper's test sets as the package ships them (gzipped; the readers take either)."""
 
-needs_bench = pytest.mark.skipif(not BENCH.is_dir(), reason=f"benchmark files not at {BENCH}")
+
+def bench(name: str) -> Path:
+    return BENCH / f"{name}.gz"
 
 LOCATIONS = {
     0: "plasma membrane",
@@ -42,28 +46,25 @@ LOCATIONS = {
 # -- the real files ---------------------------------------------------------------------------
 
 
-@needs_bench
 @pytest.mark.parametrize(
     ("name", "count"),
     [("deeploc_subcellular_test.jsonl", 2773), ("deeploc_subcellular_valid.jsonl", 2811)],
 )
 def test_deeploc_subcellular(name: str, count: int) -> None:
-    items = read_labelled_sequences(BENCH / name)
+    items = read_labelled_sequences(bench(name))
     assert len(items) == count
     assert {(i.label, i.label_name) for i in items} == set(LOCATIONS.items())
     assert all(isinstance(i, LabelledSequence) and i.sequence.isupper() for i in items)
     assert [i.line for i in items] == list(range(1, count + 1))
 
 
-@needs_bench
 def test_deeploc_subcellular_test_majority_class() -> None:
     """The README's majority-class baseline: nucleus, 29.1 %."""
-    counts = Counter(i.label_name for i in read_labelled_sequences(BENCH / "deeploc_subcellular_test.jsonl"))
+    counts = Counter(i.label_name for i in read_labelled_sequences(bench("deeploc_subcellular_test.jsonl")))
     name, n = counts.most_common(1)[0]
     assert name == "nucleus" and n == 808 and round(100 * n / 2773, 1) == 29.1
 
 
-@needs_bench
 @pytest.mark.parametrize(
     ("name", "count", "soluble"),
     [
@@ -73,34 +74,31 @@ def test_deeploc_subcellular_test_majority_class() -> None:
     ],
 )
 def test_deeploc_binary(name: str, count: int, soluble: int) -> None:
-    items = read_labelled_sequences(BENCH / name)
+    items = read_labelled_sequences(bench(name))
     assert len(items) == count
     assert {(i.label, i.label_name) for i in items} == {(0, "membrane-bound"), (1, "soluble")}
     assert sum(i.label == 1 for i in items) == soluble
 
 
-@needs_bench
 @pytest.mark.parametrize(
     ("name", "count"), [("metal_ion_binding_test.tsv", 1332), ("metal_ion_binding_train.tsv", 5995)]
 )
 def test_metal_ion_binding(name: str, count: int) -> None:
     """No header line; the last line has no newline, so ``wc -l`` (and the README) count one fewer."""
-    items = read_labelled_sequences(BENCH / name)
+    items = read_labelled_sequences(bench(name))
     assert len(items) == count
     assert {i.label for i in items} == {0, 1}
     assert all(i.label_name is None for i in items)
     assert items[0].line == 1 and items[-1].line == count
 
 
-@needs_bench
 def test_metal_ion_binding_test_is_balanced() -> None:
-    labels = Counter(i.label for i in read_labelled_sequences(BENCH / "metal_ion_binding_test.tsv"))
+    labels = Counter(i.label for i in read_labelled_sequences(bench("metal_ion_binding_test.tsv")))
     assert labels == {0: 666, 1: 666}
 
 
-@needs_bench
 def test_go_mf_pairs() -> None:
-    proteins = read_go_pairs(BENCH / "go_mf_test.jsonl")
+    proteins = read_go_pairs(bench("go_mf_test.jsonl"))
     assert len(proteins) == 3415
     assert sum(len(p.pairs) for p in proteins) == 22_372
     assert sum(len(p.positives) for p in proteins) == sum(len(p.negatives) for p in proteins) == 11_186
@@ -110,32 +108,29 @@ def test_go_mf_pairs() -> None:
     assert all(t.startswith("GO:") and len(t) == 10 for p in proteins for t, _ in p.pairs)
 
 
-@needs_bench
 def test_go_file_is_not_a_classification_set() -> None:
     with pytest.raises(InputError, match="read_go_pairs") as info:
-        read_labelled_sequences(BENCH / "go_mf_test.jsonl")
+        read_labelled_sequences(bench("go_mf_test.jsonl"))
     assert info.value.line == 1
 
 
-@needs_bench
 def test_benchmark_sequences_of_the_directory() -> None:
     records = list(benchmark_sequences([BENCH]))
     files = benchmark_files([BENCH])
-    assert [f.name for f in files] == sorted(f.name for f in BENCH.iterdir() if f.suffix in (".jsonl", ".tsv"))
+    assert [f.name for f in files] == sorted(f.name for f in BENCH.iterdir() if f.name.endswith((".jsonl.gz", ".tsv.gz")))
     assert len(records) == 2773 + 2811 + 1749 + 1729 + 5184 + 1332 + 5995 + 3415
     ids = [r.id for r in records]
     assert len(set(ids)) == len(ids)
     assert "deeploc_subcellular_test:1" in ids and "go_mf_test:3415" in ids and "metal_ion_binding_test:1332" in ids
     by_id = {r.id: r for r in records}
-    assert by_id["go_mf_test:1"].sequence == read_go_pairs(BENCH / "go_mf_test.jsonl")[0].sequence
+    assert by_id["go_mf_test:1"].sequence == read_go_pairs(bench("go_mf_test.jsonl"))[0].sequence
     assert by_id["metal_ion_binding_test:5"].line == 5
     # residues beyond the 20 standard ones occur in the real files and are kept
     assert set("".join(r.sequence for r in records)) <= set("ACDEFGHIKLMNPQRSTVWYXUBZO")
 
 
-@needs_bench
 def test_read_jsonl_generic() -> None:
-    objs = list(read_jsonl(BENCH / "deeploc_binary_valid.jsonl", required=("sequence", "label")))
+    objs = list(read_jsonl(bench("deeploc_binary_valid.jsonl"), required=("sequence", "label")))
     assert len(objs) == 1729 and set(objs[0]) == {"sequence", "label", "label_name"}
 
 

@@ -13,10 +13,10 @@ import math
 import shutil
 from pathlib import Path
 
-import helpers_model as h
 import numpy as np
 import pytest
 
+import helpers_model as h
 from instructprotein.errors import InputError
 from instructprotein.evaluate import generation as g
 from instructprotein.evaluate import stats

@@ -86,6 +86,7 @@ def test_propagated_terms_are_the_closure_of_direct_ones(swiss_kg, go2013):
         assert {a.entity.id for a in swiss_kg.propagated_annotations(acc)} == expected, acc
 
 
+@pytest.mark.integration
 def test_metastudent_sample_through_the_cli(resource, tmp_path):
     folder = resource("swissprot-2014")
     out = tmp_path / "kg.sqlite"

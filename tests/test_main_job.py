@@ -25,7 +25,8 @@ try:
 except SourceError:
     HAVE_DATA = False
 
-pytestmark = pytest.mark.skipif(not HAVE_DATA, reason="needs `instructprotein data fetch --group data --group tools`")
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not HAVE_DATA, reason="needs `instructprotein data fetch --group data --group tools`")]
 
 QUICK = [
     "--sample", "0.005", "--n", "600", "--eval-limit", "12",

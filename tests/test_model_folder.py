@@ -10,17 +10,17 @@ import json
 import math
 from pathlib import Path
 
-import helpers_model as h
 import pytest
 import yaml
-from test_tokenizer import MIXED, go_texts, gpt2_style_folder
 
+import helpers_model as h
 from instructprotein.instruct.render import protein_text
 from instructprotein.model.tokenizer import (
     ProteinTokenizer,
     load_tokenizer,
     train_tokenizer,
 )
+from test_tokenizer import MIXED, go_texts, gpt2_style_folder
 
 
 @pytest.fixture(scope="module", autouse=True)

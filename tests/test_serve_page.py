@@ -33,9 +33,10 @@ from instructprotein.infer.model import Model  # noqa: E402
 from instructprotein.serve import create_app, running_server  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (`make test-deps` installs it)"
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test-deps` installs it)"),
+]
 
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -7,10 +7,10 @@ import json
 import random
 import shutil
 
-import helpers_model as h
 import numpy as np
 import pytest
 
+import helpers_model as h
 from instructprotein.evaluate import system as sysm
 from instructprotein.infer import combine as comb
 

@@ -1,6 +1,6 @@
 """Task templates, English helpers and the protein notation / prompt formats.
 
-The benchmark wording checks matter most: zero-shot scoring (shared/benchmarks/README.md)
+The benchmark wording checks matter most: zero-shot scoring (src/instructprotein/data/benchmarks/README.md)
 reads the next token after these exact prompts, so training must contain them verbatim.
 """
 

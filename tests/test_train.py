@@ -340,6 +340,7 @@ def run_script(tmp_path: Path, args: list, launcher: list[str] | None = None, **
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
+@pytest.mark.integration
 def test_two_processes_give_the_loss_of_one(corpus, tokenizer_dir, tmp_path):
     overrides = micro(batch_tokens=256, micro_batch_tokens=64, max_steps=4, eval_interval=4, checkpoint_interval=4)
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
@@ -359,6 +360,7 @@ def test_two_processes_give_the_loss_of_one(corpus, tokenizer_dir, tmp_path):
     assert two["val"] == pytest.approx(result.final_val_loss, rel=1e-5)
 
 
+@pytest.mark.integration
 def test_sigkill_then_resume_reaches_the_uninterrupted_loss(corpus, tokenizer_dir, tmp_path):
     overrides = micro(max_steps=20, checkpoint_interval=5, eval_interval=5)
     run = tmp_path / "killed"

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from instructprotein.sources.registry import resource_path
-
 from instructprotein.errors import InputError, SkipLog
 from instructprotein.formats.records import CrossRef, GoAnnotation
 from instructprotein.formats.uniprot import parse_locations, read_uniprot
+from instructprotein.sources.registry import resource_path
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,17 @@ class InputError(InstructProteinError):
         return f"{where}{self.message}"
 
 
+class NotFoundError(InstructProteinError, KeyError):
+    """A name the user gave (an accession, a GO id, a packaged set) is not there.
+
+    A ``KeyError`` too, so a lookup reads like a mapping's in Python code, while the CLI still
+    reports it in one line; a bare ``KeyError`` from anywhere else is a bug and keeps its traceback.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class SourceError(InstructProteinError):
     """A data source could not be fetched or unpacked; the message says what to do by hand."""
 

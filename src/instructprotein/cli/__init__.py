@@ -3,7 +3,8 @@
 Each command reads and writes files, so any stage can be rerun or moved to another
 machine; ``run`` chains them for the embedded default and skips what is already done.
 The commands live in one module per stage; this module assembles them and turns
-:class:`~instructprotein.errors.InstructProteinError` into a one-line message and exit 1.
+:class:`~instructprotein.errors.InstructProteinError` (the project's own input errors) into a
+one-line message and exit 1; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -43,9 +44,6 @@ def main() -> None:
         app()
     except InstructProteinError as exc:
         err.print(f"[red]error:[/] {exc}")
-        sys.exit(1)
-    except KeyError as exc:
-        err.print(f"[red]error:[/] {exc.args[0] if exc.args else exc}")
         sys.exit(1)
 
 

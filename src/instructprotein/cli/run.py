@@ -18,35 +18,13 @@ import typer
 from rich.table import Table
 
 from instructprotein.cli.common import CacheOpt, WorkOpt, err, out
-from instructprotein.errors import InstructProteinError
-from instructprotein.paths import default_kg_path, work_dir
-
 from instructprotein.cli.corpus import corpus_build
 from instructprotein.cli.data import data_fetch
 from instructprotein.cli.instructions import instructions_build, instructions_stats
 from instructprotein.cli.kg import kg_build, kg_stats
-
-MAIN_TASK_WEIGHTS = ("location=6",)
-"""The main job's instruction mix: six times the library's weight on location questions (about
-a quarter of the instructions instead of 8 %). Measured here: the tiny model learnt to copy
-its homologs' yes/no answers from ~4,600 examples with evidence, but not their locations from
-~1,100 (nor ~2,100 at three times the weight); tuned on location questions alone for three
-more minutes it did. With whole proteins in the prompt the yes/no skill then appeared in one
-tuning of nine (``benchmarks/evidence_use.py``); with the tiny preset's 32-residue prompts
-(``model.prompt_residues``) all three tunings measured learned it."""
-
-MAIN_EVIDENCE_FRACTION = 1.0
-"""Every protein -> text instruction of the main job carries its homologs' evidence (the
-library's default is half), because the main job's model is always asked with it (describe,
-classify and evaluate retrieve by default), so a question without a block is one it never
-meets. Measured on the tiny preset, three tunings each (README): deeploc10 54.1 / 49.7 / 32.3
-against 38.4 / 44.7 / 40.0 at 0.7, metal and held-out location alike: no worse, and run to
-run variation is larger than the difference."""
-
-CORPUS_PROTEINS = {"tiny": 20_000, "small": 200_000}
-"""Proteins in the pre-training corpus per preset (a seeded sample of the training split):
-about what the preset reads in its budget, with room for more than one pass; the paper
-preset takes them all."""
+from instructprotein.cli.recipe import InstructionRecipe, load_recipe
+from instructprotein.errors import InstructProteinError
+from instructprotein.paths import default_kg_path, work_dir
 
 
 def run(
@@ -54,7 +32,7 @@ def run(
     workdir: WorkOpt = None,
     preset: Annotated[str, typer.Option("--preset", help="tiny | small | paper, or a YAML file.")] = "tiny",
     sample: Annotated[Optional[float], typer.Option(help="Build the graph from this fraction of proteins (a quick trial).")] = None,
-    n: Annotated[int, typer.Option("--n", help="Training instructions to draw.")] = 20_000,
+    n: Annotated[Optional[int], typer.Option("--n", help="Training instructions to draw (default: the recipe's, 20,000).")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override a preset key for both training stages, e.g. --set finetune.max_minutes=20 (repeatable).")] = [],  # noqa: B006
     eval_limit: Annotated[Optional[int], typer.Option(help="At most this many items per evaluation task (default: all).")] = None,
 ) -> None:
@@ -77,6 +55,9 @@ def run(
     pre_dir, fine_dir = work / "runs" / "pretrain", work / "runs" / "finetune"
     eval_dir = work / "evaluation"
     overrides = _overrides(set_)
+    recipe = load_recipe()
+    ins, corpus = recipe.instructions, recipe.corpus
+    n = ins.n if n is None else n
     results: dict[str, Any] = {}
 
     stages: list[tuple[str, Callable[[], str | None], Callable[[], None]]] = [
@@ -86,18 +67,21 @@ def run(
          lambda: kg_build(source="debian", uniprot=[], obo=None, out_path=kg_path, sample=sample, skip_bad=False,
                           cache=cache, workdir=workdir)),
         ("graph statistics", lambda: None, lambda: kg_stats(kg=kg_path, workdir=workdir, plot=None, as_json=False)),
-        ("knowledge instructions", lambda: _instructions_done(instr_dir, kg_path, n),
-         lambda: instructions_build(kg=kg_path, workdir=workdir, out_path=instr_dir, n=n, eval_fraction=0.05, seed=0,
-                                    max_residues=1000, benchmark=[], min_identity=0.7, sensitivity=4.0,
-                                    no_decontamination=False, split_identity=0.3, split_linclust=False, shards=8,
-                                    workers=2, evidence_fraction=MAIN_EVIDENCE_FRACTION, evidence_top_k=3,
-                                    task_weight=list(MAIN_TASK_WEIGHTS))),
+        ("knowledge instructions", lambda: _instructions_done(instr_dir, kg_path, n, ins),
+         lambda: instructions_build(kg=kg_path, workdir=workdir, out_path=instr_dir, n=n, eval_fraction=ins.eval_fraction,
+                                    seed=ins.seed, max_residues=ins.max_residues, benchmark=[],
+                                    min_identity=ins.min_identity, sensitivity=ins.sensitivity,
+                                    no_decontamination=False, split_identity=ins.split_identity,
+                                    split_linclust=ins.split_linclust, shards=ins.shards, workers=ins.workers,
+                                    evidence_fraction=ins.evidence_fraction, evidence_top_k=ins.evidence_top_k,
+                                    task_weight=list(ins.task_weights))),
         ("instruction statistics", lambda: None,
          lambda: instructions_stats(workdir=workdir, out_path=instr_dir, plot=None, as_json=False)),
         ("pre-training corpus", lambda: _corpus_done(corpus_dir, instr_dir),
          lambda: corpus_build(kg=kg_path, workdir=workdir, out_path=corpus_dir, instructions_dir=instr_dir, text=[],
-                              chebi=True, max_residues=1000, max_proteins=CORPUS_PROTEINS.get(preset), shards=8,
-                              seed=0, cache=cache)),
+                              chebi=corpus.chebi, max_residues=corpus.max_residues,
+                              max_proteins=corpus.proteins.get(preset), shards=corpus.shards, seed=corpus.seed,
+                              cache=cache)),
         ("pre-training", lambda: _training_done(pre_dir, after=(corpus_dir / "corpus.json",)),
          lambda: _train("pretrain", preset, overrides, corpus_dir, pre_dir)),
         ("instruction tuning", lambda: _training_done(fine_dir, after=(pre_dir / "training.json", instr_dir / "instructions.json")),
@@ -132,7 +116,7 @@ def _kg_done(kg_path: Path) -> str | None:
         return None
 
 
-def _instructions_done(instr_dir: Path, kg_path: Path, n: int) -> str | None:
+def _instructions_done(instr_dir: Path, kg_path: Path, n: int, recipe: InstructionRecipe) -> str | None:
     try:
         summary = json.loads((instr_dir / "instructions.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -142,9 +126,9 @@ def _instructions_done(instr_dir: Path, kg_path: Path, n: int) -> str | None:
         return None
     from instructprotein.cli.instructions import _task_weights
 
-    if config.get("task_multipliers") != _task_weights(list(MAIN_TASK_WEIGHTS)):
+    if config.get("task_multipliers") != _task_weights(list(recipe.task_weights)):
         return None
-    if config.get("evidence_fraction") != MAIN_EVIDENCE_FRACTION:
+    if config.get("evidence_fraction") != recipe.evidence_fraction:
         return None
     from instructprotein.kg.store import KnowledgeGraph
 

@@ -12,13 +12,13 @@ the graph accession for held-out items; GO pairs add ``|GO:nnnnnnn``.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from instructprotein.checksums import file_sha256
 from instructprotein.errors import InputError
 from instructprotein.evaluate.tasks import Source, TaskSpec, label_key
 from instructprotein.formats.benchmarks import (
@@ -56,14 +56,6 @@ class TaskData:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _clean(seq: str, path: Path, line: int | None) -> str:
     try:
         return normalize_sequence(seq)
@@ -98,33 +90,38 @@ _NAMESPACE = {"MF": "F", "BP": "P", "CC": "C"}
 
 def _go_sqlite() -> dict[str, tuple[str, str | None]]:
     """GO id -> (name, aspect) from GO.db's GO.sqlite (GO release 2022-07-01) when the data cache
-    has it: live, obsolete and secondary ids; empty otherwise."""
+    has it: live, obsolete and secondary ids; empty when the cache lacks it (the report counts
+    the terms left unnamed). A GO.sqlite that is there but unreadable is an error: questions
+    would otherwise lose their GO names without a word."""
     global _GO_SQLITE
     if _GO_SQLITE is None:
         import sqlite3
 
-        out: dict[str, tuple[str, str | None]] = {}
-        try:
-            from instructprotein.sources.registry import resource_path
+        from instructprotein.sources.registry import resource_path
 
-            path = resource_path("go-sqlite", must_exist=False)
-            if Path(path).is_file():
+        out: dict[str, tuple[str, str | None]] = {}
+        path = Path(resource_path("go-sqlite", must_exist=False))
+        if path.is_file():
+            try:
                 con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                for go_id, name, ont in con.execute("SELECT go_id, term, ontology FROM go_term"):
-                    out[go_id] = (name, _NAMESPACE.get(ont))
-                if "go_obsolete" in tables:
-                    for go_id, name, ont in con.execute("SELECT go_id, term, ontology FROM go_obsolete"):
-                        out.setdefault(go_id, (name, _NAMESPACE.get(ont)))
-                for secondary, owner in con.execute(
-                    "SELECT s.secondary, t.go_id FROM go_synonym s JOIN go_term t ON t._id = s._id"
-                    " WHERE s.like_go_id = 1 AND s.secondary IS NOT NULL"
-                ):
-                    if owner in out:
-                        out.setdefault(secondary, out[owner])
-                con.close()
-        except (OSError, sqlite3.Error, KeyError, ValueError):
-            out = {}
+                try:
+                    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                    for go_id, name, ont in con.execute("SELECT go_id, term, ontology FROM go_term"):
+                        out[go_id] = (name, _NAMESPACE.get(ont))
+                    if "go_obsolete" in tables:
+                        for go_id, name, ont in con.execute("SELECT go_id, term, ontology FROM go_obsolete"):
+                            out.setdefault(go_id, (name, _NAMESPACE.get(ont)))
+                    for secondary, owner in con.execute(
+                        "SELECT s.secondary, t.go_id FROM go_synonym s JOIN go_term t ON t._id = s._id"
+                        " WHERE s.like_go_id = 1 AND s.secondary IS NOT NULL"
+                    ):
+                        if owner in out:
+                            out.setdefault(secondary, out[owner])
+                finally:
+                    con.close()
+            except sqlite3.Error as exc:
+                raise InputError(f"GO.sqlite cannot be read ({exc}); `instructprotein data fetch --force` "
+                                 "fetches it again", path) from None  # fmt: skip
         _GO_SQLITE = {k: v for k, v in out.items() if v[0]}
     return _GO_SQLITE
 
@@ -184,6 +181,8 @@ def read_file_items(spec: TaskSpec, path: Path, kg: KnowledgeGraph | None, count
                     except KeyError:
                         names[term] = fallback.get(term) if fallback else None
                         source_key = "terms named by GO.sqlite (newer than the graph)"
+                        if fallback is not None and not fallback:
+                            counts["terms left unnamed: GO.sqlite is not in the data cache (data fetch)"] += 1
                     if names[term] is not None:
                         counts[source_key] += 1
                 if names[term] is None:

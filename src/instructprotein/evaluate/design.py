@@ -61,8 +61,8 @@ def generate_designs(spec: TaskSpec, model: Any, tokenizer: Any, items: Sequence
     from instructprotein.infer.classify import context_length
     from instructprotein.infer.generate import describe, sample_proteins
     from instructprotein.infer.inputs import Query
-    from instructprotein.prompt import design_prompt
     from instructprotein.infer.terms import TermIndex
+    from instructprotein.prompt import design_prompt
 
     t0 = time.perf_counter()
     s = spec.sampling

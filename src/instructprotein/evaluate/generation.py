@@ -215,12 +215,6 @@ def validity(sequence: str, *, min_length: int = 30, max_length: int = 2000, max
     return {"valid": all(checks.values()), "length": len(seq), "longest_run": longest, **checks}
 
 
-def validity_rate(sequences: Sequence[str], **kwargs: Any) -> float:
-    if not sequences:
-        return float("nan")
-    return sum(validity(s, **kwargs)["valid"] for s in sequences) / len(sequences)
-
-
 def pairwise_identity(a: str, b: str) -> float:
     """Identical aligned pairs of a global alignment (BLOSUM62, gap open -10, extend -0.5) over
     the shorter sequence's length."""
@@ -262,12 +256,6 @@ def novelty(closest_identity: Sequence[float | None], *, novel_below: float = 0.
         "no_hit": sum(x is None for x in closest_identity),
         "designs": len(vals),
     }
-
-
-def closest_identities(index: Any, sequences: Sequence[str], **search: Any) -> list[float | None]:
-    """Identity of each sequence's closest protein in a :class:`~instructprotein.infer.retrieval.ProteinIndex`."""
-    found = index.search({str(i): s for i, s in enumerate(sequences)}, top_k=1, **search)
-    return [found[str(i)][0].identity if found[str(i)] else None for i in range(len(sequences))]
 
 
 def annotation_consistency(

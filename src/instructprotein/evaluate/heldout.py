@@ -39,8 +39,8 @@ from instructprotein.errors import InputError
 from instructprotein.evaluate.data import Item
 from instructprotein.evaluate.tasks import Source
 from instructprotein.instruct.compartments import LocationMapper
-from instructprotein.prompt.render import normalize_sequence
 from instructprotein.kg.store import KnowledgeGraph
+from instructprotein.prompt.render import normalize_sequence
 
 METAL_ION_BINDING = "GO:0046872"
 

@@ -7,23 +7,20 @@ Apart from the runner (:mod:`~instructprotein.evaluate.runner`), which writes th
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import sys
 from pathlib import Path
 from typing import Any
 
+from instructprotein.checksums import file_sha256
 from instructprotein.errors import InputError
 
 
 def _sha256(path: Path, limit: int | None = None) -> str | None:
+    """The file's checksum for provenance; None where there is no file or it is over ``limit`` bytes."""
     if not path.is_file() or (limit is not None and path.stat().st_size > limit):
         return None
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def model_info(path: Path, model: Any, tokenizer: Any) -> dict[str, Any]:

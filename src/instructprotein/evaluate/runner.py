@@ -23,7 +23,6 @@ Identical prompts are scored once per run (DeepLoc's binary test sequences are a
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -46,8 +45,8 @@ from instructprotein.evaluate.baselines import (
 from instructprotein.evaluate.data import Item, TaskData, load_task_data
 from instructprotein.evaluate.homology_side import (  # noqa: F401 (_homology_baseline: re-exported)
     RETRIEVAL_TOP_K,
-    _homology_baseline,
     _evidence,
+    _homology_baseline,
     _HomologySide,
     _reuse_decontamination_hits,
     evidence_blocks,
@@ -56,6 +55,7 @@ from instructprotein.evaluate.provenance import _sha256, check_protein_tokens, m
 from instructprotein.evaluate.results import entry_head, write_predictions
 from instructprotein.evaluate.system import ALONE, _describe_system, _fit_combination, _prepare_verification
 from instructprotein.evaluate.tasks import TaskSpec, load_task
+from instructprotein.jsonable import json_default as _json_default
 from instructprotein.progress import Progress
 
 RULES = ("first_token", "sum")
@@ -493,16 +493,6 @@ def _evaluate(
 
     write_report(summary, out, plots=plots)
     return summary
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(type(value).__name__)
 
 
 def _prepare(

@@ -160,8 +160,8 @@ def _prepare_verification(
 ) -> dict[str, Any]:  # fmt: skip
     """Per aspect: every (protein, candidate term) pair, and the prompts of those the model verifies
     (added to ``prepared`` as ``{task}#verify_{aspect}``, asked as the held-out GO yes/no tasks ask)."""
-    from instructprotein.evaluate.runner import _prepare
     from instructprotein.evaluate import verify as ver
+    from instructprotein.evaluate.runner import _prepare
     from instructprotein.formats.records import GO_ROOTS
 
     assert spec.homology is not None

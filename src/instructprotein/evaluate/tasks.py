@@ -11,6 +11,9 @@ A complete example (every key; only ``name``, ``data.test``, ``prompt`` and
 ``candidates`` are required)::
 
     name: enzyme                       # letters, digits, _ and - only
+    version: 1                         # raise it when a change makes old scores incomparable
+    include: base.yaml                 # optional: a task file (relative to this one) whose keys this
+                                       # file extends; mappings merge key by key, the rest is replaced
     description: Is the protein an enzyme? (my data)
     data:
       test: enzyme_test.jsonl          # a path (relative to this file), or
@@ -81,12 +84,14 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from instructprotein.errors import InputError
 
@@ -98,10 +103,6 @@ HOMOLOGY_RULES = ("location", "carries_term", "item_term", "go_terms")
 _NAME = re.compile(r"[A-Za-z0-9_\-]+")
 _GO_ID = re.compile(r"GO:\d{7}")
 
-_TOP_KEYS = {"name", "description", "kind", "data", "prompt", "candidates", "labels", "positive", "metrics", "cut",
-             "baselines", "paper", "notes", "max_new_tokens", "go_aspect", "evidence", "sampling", "combine"}  # fmt: skip
-_DATA_KEYS = {"test", "train", "train_note", "format", "sequence_field", "label_field", "term_field", "terms_field",
-              "term_names"}
 TERM_NAMES = ("kg", "kg+go_sqlite")
 KINDS = ("choice", "describe", "design")
 DESCRIBE_METRICS = ("bleu", "rouge_l", "go")
@@ -109,13 +110,136 @@ DESIGN_METRICS = ("validity", "novelty", "diversity", "consistency", "describe")
 DESIGN_SAMPLING = {"per_request": 2, "temperature": 1.0, "top_p": 0.95, "min_len": 30, "max_len": 300, "seed": 0}
 """How a design task samples, unless its ``sampling:`` says otherwise; ``max_len`` is further
 capped by what the model's context leaves after the request."""
-_SOURCE_KEYS = {"path", "packaged", "heldout", "aspect", "split", "proteins"}
 HELDOUT_PROTEINS = 1000
 """Held-out test proteins a task keeps by default (a seeded sample of those the task can use):
 the test split of the full graph holds 24,000, whose GO items alone would be 260,000."""
-_PROMPT_KEYS = {"question", "prefix", "template"}
-_BASELINE_KEYS = {"majority", "composition", "term_frequency", "homology"}
-_HOMOLOGY_KEYS = {"rule", "term", "yes", "no", "class_of", "k"}
+
+
+# -- the file's shape: which keys exist at each level and their types (pydantic); what the values
+# -- mean together (a label among the candidates, a rule that fits the format) is checked in parse_task
+
+
+class _Keys(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+class _SourceKeys(_Keys):
+    path: Any = None
+    packaged: Any = None
+    heldout: Any = None
+    aspect: Any = None
+    split: Any = None
+    proteins: Any = None
+
+
+class _DataKeys(_Keys):
+    test: str | _SourceKeys | None = None
+    train: str | _SourceKeys | None = None
+    train_note: Any = None
+    format: Any = None
+    sequence_field: Any = None
+    label_field: Any = None
+    term_field: Any = None
+    terms_field: Any = None
+    term_names: Any = None
+
+
+class _PromptKeys(_Keys):
+    question: Any = None
+    prefix: Any = None
+    template: Any = None
+
+
+class _HomologyKeys(_Keys):
+    rule: Any = None
+    term: Any = None
+    yes: Any = None
+    no: Any = None
+    class_of: Any = None
+    k: int = 5
+
+
+class _BaselineKeys(_Keys):
+    majority: Any = None
+    composition: Any = None
+    term_frequency: Any = None
+    homology: bool | _HomologyKeys | None = None
+
+
+class _CutKeys(_Keys):
+    above: int = 1024
+    keep: int = 1000
+
+
+class _EvidenceKeys(_Keys):
+    term: Any = None
+
+
+class _SamplingKeys(_Keys):
+    per_request: int = DESIGN_SAMPLING["per_request"]
+    temperature: float = DESIGN_SAMPLING["temperature"]
+    top_p: float = DESIGN_SAMPLING["top_p"]
+    min_len: int = DESIGN_SAMPLING["min_len"]
+    max_len: int = DESIGN_SAMPLING["max_len"]
+    seed: int = DESIGN_SAMPLING["seed"]
+
+
+class _TaskKeys(_Keys):
+    name: Any = None
+    version: int = 1
+    description: Any = None
+    kind: Any = None
+    data: _DataKeys | None = None
+    prompt: str | _PromptKeys | None = None
+    candidates: Any = None
+    labels: Any = None
+    positive: Any = None
+    metrics: Any = None
+    cut: _CutKeys | None = None
+    baselines: _BaselineKeys | None = None
+    paper: Any = None
+    notes: Any = None
+    max_new_tokens: int | None = None
+    go_aspect: Any = None
+    evidence: str | _EvidenceKeys | None = None
+    sampling: _SamplingKeys | None = None
+    combine: Any = None
+
+
+def _check_shape(d: dict[str, Any], path: Path | None) -> _TaskKeys:
+    """Keys and types of a task mapping, as one error naming the file and the key."""
+    try:
+        return _TaskKeys.model_validate(d)
+    except ValidationError as exc:
+        raise _shape_error(exc, d, path) from None
+
+
+def _shape_error(exc: ValidationError, d: dict[str, Any], path: Path | None) -> InputError:
+    """pydantic's complaint in the task's own words: the dotted key (union member tags dropped)."""
+
+    def keys(loc: tuple[Any, ...]) -> list[str]:
+        out, node = [], d
+        for part in loc:
+            if isinstance(node, dict) and part in node:
+                out.append(str(part))
+                node = node[part]
+        return out
+
+    errors = exc.errors()
+    extra = [e for e in errors if e["type"] == "extra_forbidden"]
+    if extra:
+        parent = keys(extra[0]["loc"])[:-1]
+        names = sorted({keys(e["loc"])[-1] for e in extra if keys(e["loc"])[:-1] == parent})
+        model: Any = _TaskKeys
+        for part in parent:
+            inner = model.model_fields[part].annotation
+            model = next(a for a in (*typing.get_args(inner), inner) if isinstance(a, type) and issubclass(a, _Keys))
+        allowed = ", ".join(sorted(model.model_fields))
+        return InputError(f"unknown key(s) in {'.'.join(parent) or 'the task'}: {', '.join(names)}; allowed: {allowed}",
+                          path)  # fmt: skip
+    worst = max(errors, key=lambda e: len(keys(e["loc"])))
+    key = ".".join(keys(worst["loc"])) or str(worst["loc"][0])
+    return InputError(f"{key}: {worst['msg'][0].lower()}{worst['msg'][1:]}, got {worst.get('input')!r}", path)
 
 
 @dataclass(frozen=True)
@@ -245,6 +369,7 @@ class TaskSpec:
     evidence_term: str | None = None  # evidence "term" with a fixed GO id (None: the item's term)
     sampling: dict[str, Any] = field(default_factory=dict)  # design: DESIGN_SAMPLING, overridden
     combine: Combine | None = None  # the system's answer: model and homologs combined, fit on validation
+    version: int = 1  # the task definition's version: scores of different versions are not comparable
 
     @property
     def uses_terms(self) -> bool:
@@ -262,6 +387,7 @@ class TaskSpec:
         """The exact definition, for results.json: the file as written plus what it resolved to."""
         return {
             "name": self.name,
+            "version": self.version,
             "file": str(self.source) if self.source else None,
             "definition": self.raw,
             "resolved": {
@@ -292,9 +418,9 @@ def builtin_dir() -> Path:
 
 
 def builtin_tasks() -> dict[str, Path]:
-    """Built-in task name -> file."""
+    """Built-in task name -> file (a file whose name starts with ``_`` is only for ``include:``)."""
     folder = builtin_dir()
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in TASK_SUFFIXES}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in TASK_SUFFIXES and not p.name.startswith("_")}
 
 
 def list_tasks() -> list[tuple[str, str]]:
@@ -322,6 +448,36 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    return _include(_read_one(path), path)
+
+
+def _include(data: dict[str, Any], path: Path | None, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """``include:`` resolved: the included file's keys first, this mapping's on top (mappings
+    merged key by key), so variants of one task share one base file."""
+    if "include" not in data:
+        return data
+    data = dict(data)
+    include = data.pop("include")
+    if not isinstance(include, str) or not include.strip():
+        raise InputError(f"include must be the path of a task file, got {include!r}", path)
+    base = ((path.parent if path is not None else Path.cwd()) / include).expanduser().resolve()
+    here = path.resolve() if path is not None else None
+    if base in seen or base == here:
+        raise InputError(f"include: {include} refers back to itself", path)
+    if not base.is_file():
+        raise InputError(f"include: no such task file {include}", path)
+    chain = (*seen, here) if here is not None else seen
+    return _merge(_include(_read_one(base), base, chain), data)
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _read_one(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_text(encoding="utf-8")
         data = json.loads(raw) if path.suffix == ".json" else yaml.safe_load(raw)
@@ -349,7 +505,6 @@ def _source(value: Any, what: str, path: Path | None) -> Source:
         return Source(path=p if p.is_absolute() else (base / p))
     if not isinstance(value, dict):
         raise InputError(f"data.{what} must be a file path or a mapping (path / packaged / heldout)", path)
-    _unknown(value, _SOURCE_KEYS, f"data.{what}", path)
     kinds = [k for k in ("path", "packaged", "heldout") if value.get(k)]
     if len(kinds) != 1:
         raise InputError(f"data.{what} needs exactly one of path, packaged, heldout", path)
@@ -381,7 +536,6 @@ def _evidence(value: Any, has_term_slot: bool, path: Path | None) -> tuple[str, 
     if value is None:
         return ("term" if has_term_slot else "general"), None
     if isinstance(value, dict):
-        _unknown(value, {"term"}, "evidence", path)
         term = str(value.get("term") or "")
         if not _GO_ID.fullmatch(term):
             raise InputError(f"evidence.term must be a GO id (GO:0046872), got {term!r}", path)
@@ -396,7 +550,8 @@ def _evidence(value: Any, has_term_slot: bool, path: Path | None) -> tuple[str, 
 
 def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
     """Validate a task mapping (as read from a file) into a :class:`TaskSpec`."""
-    _unknown(d, _TOP_KEYS, "the task", path)
+    d = _include(d, path)
+    shape = _check_shape(d, path)
     kind = str(d.get("kind") or "choice")
     if kind not in KINDS:
         raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", path)
@@ -406,9 +561,9 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
         if key not in d or d[key] in (None, "", [], {}):
             raise InputError(f"missing required field {key!r}", path)
     if kind == "describe":
-        return _parse_describe(d, path)
+        return _parse_describe(d, path, shape)
     if kind == "design":
-        return _parse_design(d, path)
+        return _parse_design(d, path, shape)
     name = str(d["name"])
     if not _NAME.fullmatch(name):
         raise InputError(f"name {name!r}: use letters, digits, '_' and '-' only", path)
@@ -416,7 +571,6 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
     data = d["data"]
     if not isinstance(data, dict):
         raise InputError("data must be a mapping with at least 'test'", path)
-    _unknown(data, _DATA_KEYS, "data", path)
     if not data.get("test"):
         raise InputError("missing required field 'data.test'", path)
     test = _source(data["test"], "test", path)
@@ -430,7 +584,6 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
         prompt = {"template": prompt}
     if not isinstance(prompt, dict):
         raise InputError("prompt must be a mapping (question + prefix, or template)", path)
-    _unknown(prompt, _PROMPT_KEYS, "prompt", path)
     template = prompt.get("template")
     question = prompt.get("question")
     prefix = str(prompt.get("prefix") or "").rstrip()
@@ -511,23 +664,11 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
     if "aupr" in metrics and (positive is None or len(classes) != 2):
         raise InputError("metric aupr needs two classes and 'positive' naming the one it ranks", path)
 
-    cut = d.get("cut", {"above": 1024, "keep": 1000})
-    if cut is None:
-        cut_above, keep = None, 1000
-    else:
-        if not isinstance(cut, dict) or set(cut) - {"above", "keep"}:
-            raise InputError("cut must be {above: N, keep: M} or null", path)
-        try:
-            cut_above, keep = int(cut.get("above", 1024)), int(cut.get("keep", 1000))
-        except (TypeError, ValueError):
-            raise InputError("cut.above and cut.keep must be integers", path) from None
-        if keep <= 0 or cut_above <= 0 or keep > cut_above:
-            raise InputError("cut needs 0 < keep <= above", path)
+    cut_above, keep = _cut(d, shape, path)
 
     b = d.get("baselines") or {}
     if not isinstance(b, dict):
         raise InputError("baselines must be a mapping", path)
-    _unknown(b, _BASELINE_KEYS, "baselines", path)
     composition = bool(b.get("composition", train is not None))
     if composition and train is None:
         raise InputError("baselines.composition needs data.train to learn from", path)
@@ -569,6 +710,7 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
         notes=str(d["notes"]) if d.get("notes") else None,
         source=path,
         raw=json.loads(json.dumps(d, default=str)),
+        version=shape.version,
         term_names=term_names,
         evidence=evidence,
         evidence_term=evidence_term,
@@ -583,6 +725,16 @@ def _label_key(value: Any) -> str:
     return str(value).strip()
 
 
+def _cut(d: dict[str, Any], shape: _TaskKeys, path: Path | None) -> tuple[int | None, int]:
+    """``cut:`` -> (cut proteins longer than this or None, residues kept); absent: the paper's rule."""
+    if "cut" in d and shape.cut is None:
+        return None, 1000
+    cut = shape.cut or _CutKeys()
+    if cut.keep <= 0 or cut.above <= 0 or cut.keep > cut.above:
+        raise InputError("cut needs 0 < keep <= above", path)
+    return cut.above, cut.keep
+
+
 label_key = _label_key
 
 
@@ -591,7 +743,6 @@ def _homology(value: Any, classes: list[str], fmt: str, path: Path | None) -> Ho
         return None
     if not isinstance(value, dict):
         raise InputError("baselines.homology must be a mapping with a 'rule' (or null)", path)
-    _unknown(value, _HOMOLOGY_KEYS, "baselines.homology", path)
     rule = value.get("rule")
     if rule not in HOMOLOGY_RULES:
         raise InputError(f"baselines.homology.rule must be one of {', '.join(HOMOLOGY_RULES)}, got {rule!r}", path)
@@ -643,7 +794,6 @@ def _generation_head(
     data = d["data"]
     if not isinstance(data, dict) or not data.get("test"):
         raise InputError("missing required field 'data.test'", path)
-    _unknown(data, _DATA_KEYS, "data", path)
     test = _source(data["test"], "test", path)
     if test.heldout and test.heldout != kind:
         raise InputError(f"a {kind} task's held-out source is {{heldout: {kind}}}", path)
@@ -653,24 +803,20 @@ def _generation_head(
     return name, data, test, list(metrics)
 
 
-def _max_new_tokens(d: dict[str, Any], default: int, path: Path | None) -> int:
-    try:
-        max_new = int(d.get("max_new_tokens", default))
-    except (TypeError, ValueError):
-        raise InputError("max_new_tokens must be an integer", path) from None
+def _max_new_tokens(shape: _TaskKeys, default: int, path: Path | None) -> int:
+    max_new = default if shape.max_new_tokens is None else shape.max_new_tokens
     if not 1 <= max_new <= 2048:
         raise InputError("max_new_tokens must be between 1 and 2048", path)
     return max_new
 
 
-def _parse_describe(d: dict[str, Any], path: Path | None) -> TaskSpec:
+def _parse_describe(d: dict[str, Any], path: Path | None, shape: _TaskKeys) -> TaskSpec:
     """A generation task: the model answers a question, scored against reference texts and GO terms."""
     name, data, test, metrics = _generation_head(d, path, "describe", DESCRIBE_METRICS)
     prompt = d["prompt"]
     if not isinstance(prompt, dict) or not prompt.get("question") or prompt.get("template"):
         raise InputError("a describe task's prompt needs 'question' (and an optional 'prefix')", path)
-    _unknown(prompt, _PROMPT_KEYS, "prompt", path)
-    max_new = _max_new_tokens(d, 64, path)
+    max_new = _max_new_tokens(shape, 64, path)
     aspect = d.get("go_aspect", "F")
     if aspect not in ("F", "P", "C", None):
         raise InputError("go_aspect must be F, P, C or null (all)", path)
@@ -684,8 +830,7 @@ def _parse_describe(d: dict[str, Any], path: Path | None) -> TaskSpec:
         if not isinstance(h, dict) or h.get("rule") != "go_terms":
             raise InputError("a describe task's homology baseline is {rule: go_terms}", path)
         homology = HomologyRule("go_terms", k=int(h.get("k", 5)))
-    cut = d.get("cut", {"above": 1024, "keep": 1000})
-    cut_above, keep = (None, 1000) if cut is None else (int(cut.get("above", 1024)), int(cut.get("keep", 1000)))
+    cut_above, keep = _cut(d, shape, path)
     terms_field = str(data["terms_field"]) if data.get("terms_field") else None
     if "go" in metrics and not test.heldout and not terms_field:
         raise InputError("metric go needs data.terms_field (each item's true GO ids)", path)
@@ -698,36 +843,26 @@ def _parse_describe(d: dict[str, Any], path: Path | None) -> TaskSpec:
         majority=False, composition=False, term_frequency=bool(b.get("term_frequency", "go" in metrics)),
         homology=homology, paper={str(k): float(v) for k, v in (d.get("paper") or {}).items()},
         notes=str(d["notes"]) if d.get("notes") else None, source=path, raw=json.loads(json.dumps(d, default=str)),
-        kind="describe", max_new_tokens=max_new, go_aspect=aspect, terms_field=terms_field,
+        kind="describe", version=shape.version, max_new_tokens=max_new, go_aspect=aspect, terms_field=terms_field,
         combine=_combine(d.get("combine"), path),
     )  # fmt: skip
 
 
-def _parse_design(d: dict[str, Any], path: Path | None) -> TaskSpec:
+def _parse_design(d: dict[str, Any], path: Path | None, shape: _TaskKeys) -> TaskSpec:
     """A design task: the model writes proteins for text requests, scored by their checks, their
     closest training proteins and its own description of them."""
     for key in ("prompt", "baselines", "evidence", "go_aspect"):
         if key in d:
             raise InputError(f"{key!r} is not a key of a design task (its request is each item's own text)", path)
     name, data, test, metrics = _generation_head(d, path, "design", DESIGN_METRICS)
-    raw = d.get("sampling") or {}
-    if not isinstance(raw, dict):
-        raise InputError("sampling must be a mapping (per_request, temperature, top_p, min_len, max_len, seed)", path)
-    _unknown(raw, set(DESIGN_SAMPLING), "sampling", path)
-    sampling: dict[str, Any] = dict(DESIGN_SAMPLING)
-    for key, value in raw.items():
-        want = type(DESIGN_SAMPLING[key])
-        try:
-            sampling[key] = want(value)
-        except (TypeError, ValueError):
-            raise InputError(f"sampling.{key} must be a {want.__name__}, got {value!r}", path) from None
+    sampling: dict[str, Any] = (shape.sampling or _SamplingKeys()).model_dump()
     if not 1 <= sampling["per_request"] <= 64:
         raise InputError("sampling.per_request must be between 1 and 64", path)
     if not 0 < sampling["temperature"] <= 10 or not 0 < sampling["top_p"] <= 1:
         raise InputError("sampling.temperature must be in (0, 10] and sampling.top_p in (0, 1]", path)
     if not 1 <= sampling["min_len"] <= sampling["max_len"]:
         raise InputError("sampling needs 1 <= min_len <= max_len", path)
-    max_new = _max_new_tokens(d, 32, path)
+    max_new = _max_new_tokens(shape, 32, path)
     terms_field = str(data.get("terms_field") or "terms")
     return TaskSpec(
         name=name, description=str(d.get("description") or name), test=test, train=None, train_note=None,
@@ -737,5 +872,5 @@ def _parse_design(d: dict[str, Any], path: Path | None) -> TaskSpec:
         keep=1000, majority=False, composition=False, term_frequency=False, homology=None,
         paper={str(k): float(v) for k, v in (d.get("paper") or {}).items()},
         notes=str(d["notes"]) if d.get("notes") else None, source=path, raw=json.loads(json.dumps(d, default=str)),
-        kind="design", max_new_tokens=max_new, go_aspect=None, terms_field=terms_field, sampling=sampling,
+        kind="design", version=shape.version, max_new_tokens=max_new, go_aspect=None, terms_field=terms_field, sampling=sampling,
     )  # fmt: skip

@@ -19,7 +19,6 @@ import numpy as np
 
 from instructprotein.evaluate import generation as gen
 from instructprotein.evaluate.data import Item
-
 from instructprotein.infer.verify import (  # noqa: F401 (ASPECTS, FREQUENT, frequent_terms: for the runner)
     ASPECTS,
     FREQUENT,

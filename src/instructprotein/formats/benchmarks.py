@@ -1,6 +1,6 @@
 """Readers of the InstructProtein paper's benchmark files, and of any file of the same shapes.
 
-Three shapes (see ``shared/benchmarks/README.md``):
+Three shapes (see ``instructprotein/data/benchmarks/README.md``):
 
 - classification JSON lines (DeepLoc subcellular / binary): ``{"sequence", "label", "label_name"}``,
   ``label`` an integer class (a string label is accepted too), ``label_name`` optional;

@@ -575,7 +575,7 @@ class BlastDb:
         last = size - 1
 
         def byte_at(pos: np.ndarray) -> np.ndarray:
-            return hdr[np.minimum(pos, last)].astype(np.int64)
+            return hdr[np.minimum(pos, last)].astype(np.int64)  # noqa: F821 (called only before the del below)
 
         p = len(_TITLE_PREFIX)
         ok = ends - starts >= p + 1

@@ -30,8 +30,8 @@ import torch
 
 from instructprotein.errors import InputError
 from instructprotein.infer.checks import SequenceChecks, check_designs
-from instructprotein.infer.combine import Combination
 from instructprotein.infer.classify import DEFAULT_RULE, Choice, Rule, classify, context_length, prompt_residues
+from instructprotein.infer.combine import Combination
 from instructprotein.infer.inputs import Query, check_description, check_fits, clean_sequence
 from instructprotein.infer.prompts import (
     FUNCTION_QUESTION,

@@ -16,7 +16,6 @@ is returned as it is. Every user error is an :class:`~instructprotein.errors.Inp
 from __future__ import annotations
 
 import sys
-
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -188,7 +187,6 @@ class Model:
                 raise InputError("retrieval needs a knowledge graph (give kg=...)")
             from instructprotein.infer.generate import prompt_fits
             from instructprotein.infer.retrieval import homolog_contexts
-
             from instructprotein.prompt import option_text
 
             questions = [question] if isinstance(question, str) else list(question)

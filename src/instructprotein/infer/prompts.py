@@ -17,6 +17,7 @@ there the space stays, because in training the BPE sees ``Output: `` before the 
 
 from __future__ import annotations
 
+from instructprotein.instruct.compartments import ANCHORS
 from instructprotein.instruct.templates import ASPECT_NAMES, TASKS
 from instructprotein.prompt import build_prompt, design_prompt, option_text
 
@@ -34,23 +35,10 @@ def question(task: str, index: int = 0, **slots: str) -> str:
     return TASKS[task].phrasings[index].question.format(**slots)
 
 
-# -- the paper's zero-shot prompts (shared/benchmarks/README.md) -------------------------------------
+# -- the paper's zero-shot prompts (instructprotein/data/benchmarks/README.md) -------------------------------------
 
-LOCATION_LABELS: tuple[str, ...] = (
-    "plasma membrane",
-    "cytoplasm",
-    "endoplasmic reticulum",
-    "golgi",
-    "vacuole",
-    "mitochondrion",
-    "nucleus",
-    "peroxisome",
-    "chloroplast",
-    "extracellular",
-)
+LOCATION_LABELS: tuple[str, ...] = tuple(ANCHORS)
 """DeepLoc's 10 classes in label order (0..9), as the paper's candidates (a leading space is added)."""
-MEMBRANE_BOUND = frozenset({"plasma membrane", "golgi", "vacuole", "endoplasmic reticulum"})
-"""The paper's binary mapping: these four count as membrane-bound, the other six as soluble."""
 
 LOCATION_QUESTION = question("location")  # "What cellular components is the protein located in?"
 LOCATION_PREFIX = answer_prefix("location")  # "The protein is located in"

@@ -1,8 +1,8 @@
 """Retrieval: homologs from the knowledge graph, their evidence in the prompt, homology transfer.
 
 On small compute the model's best evidence is what is known about similar sequences
-(shared/GUIDE.md section 6: a 4M-parameter model learned only the class prior alone, and
-reached 40-80 % with the best homolog's annotation in its prompt). This module gives:
+(a 4M-parameter model learns only the class prior alone, and reaches 40-80 % with the best
+homolog's annotation in its prompt). This module gives:
 
 - :func:`homolog_block`: the evidence block written before the question, in the same words
   the instruction generator used in training (:mod:`~instructprotein.prompt.evidence`:
@@ -24,10 +24,10 @@ from typing import Any
 
 from instructprotein.formats.records import GO_ROOTS
 from instructprotein.infer.inputs import Query
-from instructprotein.prompt.evidence import evidence_block
 from instructprotein.instruct.facts import GraphFacts
 from instructprotein.kg.homologs import Homolog, ProteinIndex
 from instructprotein.kg.store import KnowledgeGraph
+from instructprotein.prompt.evidence import evidence_block
 
 __all__ = ["Homolog", "ProteinIndex", "Transfer", "go_labels", "homolog_block", "homolog_contexts", "transfer"]
 

@@ -22,9 +22,9 @@ from instructprotein.atomic import atomic_path, write_text
 from instructprotein.errors import InputError
 from instructprotein.formats.records import ASPECT_NAMESPACE, Ontology
 from instructprotein.formats.textio import numbered_lines
-from instructprotein.prompt.render import protein_text
 from instructprotein.kg.store import KnowledgeGraph
 from instructprotein.progress import Progress
+from instructprotein.prompt.render import protein_text
 
 ASPECT_PHRASE = {a: ns.replace("_", " ") for a, ns in ASPECT_NAMESPACE.items()}
 

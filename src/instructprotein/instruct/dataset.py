@@ -472,8 +472,4 @@ def load_instructions(out_dir: str | Path):
     return datasets.load_from_disk(str(path))
 
 
-def describe_plan(out_dir: str | Path) -> dict:
-    return json.loads((Path(out_dir) / "instructions.json").read_text())
-
-
 __all__ = ["BuildConfig", "build_instructions", "load_instructions"]

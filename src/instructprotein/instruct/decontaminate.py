@@ -1,7 +1,6 @@
 """Decontamination: remove from training every protein too similar to a benchmark sequence.
 
-80 % of the DeepLoc test sequences are verbatim in Swiss-Prot 2014 (``shared/GUIDE.md``
-section 6): without this step a model is tested on its training data. The paper removed
+80 % of the DeepLoc test sequences are verbatim in Swiss-Prot 2014: without this step a model is tested on its training data. The paper removed
 proteins "in the same 70 %-identity cluster" as any benchmark test sequence. Cluster
 membership depends on which representative the clustering happened to pick, so here the
 rule is applied directly, which is what it is meant to approximate: a knowledge-graph protein
@@ -29,7 +28,7 @@ so the slots go to distinct sequences. The summary records how many queries fill
 (1 of 21,044 on the paper's benchmark files). Below ~0.5 identity, raise ``sensitivity``.
 
 Measured on the whole Swiss-Prot 2014 graph (516,371 proteins) against the 8 files of
-``shared/benchmarks`` (24,988 sequences, 21,044 distinct), 2 shared cores: 13 minutes, 79,291
+the package's benchmark files (24,988 sequences, 21,044 distinct), 2 shared cores: 13 minutes, 79,291
 proteins removed at 0.7 (12,327 verbatim copies, 66,964 by search).
 
 Outputs in ``out_dir``: ``removed.tsv`` (accession, benchmark_id, identity, reason; one row
@@ -52,12 +51,12 @@ from pathlib import Path
 from typing import Any
 
 from instructprotein.atomic import atomic_path, write_text
+from instructprotein.checksums import file_sha256
 from instructprotein.errors import InputError
 from instructprotein.formats.benchmarks import benchmark_files, benchmark_sequences
 from instructprotein.formats.records import SequenceRecord
 from instructprotein.instruct.splits import (
     SequenceGroups,
-    file_sha256,
     kg_content_hash,
     read_tsv,
     reusable,

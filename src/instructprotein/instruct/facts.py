@@ -19,9 +19,9 @@ from collections.abc import Iterable, Sequence
 
 from instructprotein.formats.records import GO_ROOTS
 from instructprotein.instruct.compartments import Compartments, LocationMapper, location_text, view_compartments
-from instructprotein.prompt.evidence import HomologFacts
 from instructprotein.instruct.kgview import KGView
 from instructprotein.kg.store import KnowledgeGraph
+from instructprotein.prompt.evidence import HomologFacts
 
 ASPECT_ORDER = ("F", "P", "C")
 PER_ASPECT = 3

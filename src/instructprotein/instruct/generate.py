@@ -23,12 +23,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from instructprotein.instruct.compartments import Compartments, location_text, view_compartments
-from instructprotein.prompt.evidence import evidence_block, with_evidence
 from instructprotein.instruct.chains import Chain, chain_text, cross_aspect_chain, go_chain, go_path_chain
+from instructprotein.instruct.compartments import Compartments, location_text, view_compartments
 from instructprotein.instruct.kgview import GO_ASPECTS, KGView, ProteinInfo, ProteinTerms
 from instructprotein.instruct.negatives import NegativeSampler
-from instructprotein.prompt.render import protein_text, render_paper, render_plain
 from instructprotein.instruct.templates import (
     ASPECT_NAMES,
     TASKS,
@@ -45,6 +43,8 @@ from instructprotein.instruct.templates import (
     signature_phrase,
 )
 from instructprotein.kg.schema import PROTEIN_RELATIONS
+from instructprotein.prompt.evidence import evidence_block, with_evidence
+from instructprotein.prompt.render import protein_text, render_paper, render_plain
 
 if TYPE_CHECKING:
     from instructprotein.instruct.facts import ViewFacts
@@ -526,11 +526,6 @@ def instructions_for_protein(
             if inst is not None:
                 out.append(inst)
     return out
-
-
-def task_builders() -> tuple[str, ...]:
-    """Task names in the order they are generated."""
-    return tuple(_BUILDERS)
 
 
 def instructions_for_triples(

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from instructprotein.errors import InputError
+from instructprotein.errors import InputError, NotFoundError
 from instructprotein.formats.records import GO_ROOTS, PROPAGATING_RELATIONS
 from instructprotein.kg.schema import SCHEMA_VERSION
 from instructprotein.kg.store import Annotation, Entity, Protein
@@ -312,13 +312,13 @@ class KGView:
         try:
             return self.pid_of[accession]
         except KeyError:
-            raise KeyError(f"protein {accession} is not in the knowledge graph") from None
+            raise NotFoundError(f"protein {accession} is not in the knowledge graph") from None
 
     def eid(self, term_id: str) -> int:
         try:
             return self.eid_of[term_id]
         except KeyError:
-            raise KeyError(f"term {term_id} is not in the knowledge graph") from None
+            raise NotFoundError(f"term {term_id} is not in the knowledge graph") from None
 
     def direct_eids(self, pid: int) -> list[int]:
         return self._ann_eid[self._ann_ptr[pid] : self._ann_ptr[pid + 1]].tolist()

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_MERSENNE = np.uint64((1 << 61) - 1)
-
 
 def minhash(indptr: np.ndarray, indices: np.ndarray, num_hashes: int = 4, seed: int = 0) -> np.ndarray:
     """MinHash signatures (rows x num_hashes, uint64) of the sets given in CSR form.

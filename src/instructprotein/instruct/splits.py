@@ -12,7 +12,7 @@ Two clusterings of the graph's proteins are needed downstream:
   ``easy-linclust`` only links pairs that share a long exact k-mer, which at 30 % identity
   misses many homologs and would leak families across the split: it left 123,147 clusters of Swiss-Prot 2014 where
   ``easy-cluster`` (prefilter + alignment, 3 cascaded steps) finds 59,102. The default is
-  therefore ``easy-cluster``: 598 s on 2 shared cores (the guide: 420 s, 1.3 GB), once, then
+  therefore ``easy-cluster``: 598 s on 2 shared cores, once, then
   reused from disk. ``linclust=True`` is the fast option (110 s).
 
 Identical sequences (16 % of Swiss-Prot 2014 is duplicate sequences) are clustered once and
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from instructprotein.atomic import atomic_path, write_text
+from instructprotein.checksums import file_sha256
 from instructprotein.errors import InputError
 from instructprotein.formats.records import SequenceRecord
 from instructprotein.kg.store import KnowledgeGraph
@@ -63,14 +64,6 @@ METHOD_VERSION = 1
 def sequence_digest(sequence: str) -> bytes:
     """A 16-byte digest of a sequence: identical sequences, and only they, share it."""
     return hashlib.blake2b(sequence.encode("ascii", "replace"), digest_size=16).digest()
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def kg_content_hash(kg: KnowledgeGraph) -> str:

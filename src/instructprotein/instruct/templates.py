@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import re
 import string
-from functools import cached_property
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 Direction = Literal["protein_to_text", "text_to_protein"]

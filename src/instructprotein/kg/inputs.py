@@ -71,7 +71,7 @@ def build_from_metastudent(
         onto = enrich_text(read_go_graph(folder), *text_sources)
     builder = GraphBuilder(onto, source=f"metastudent-data:{folder}")
     sequences: dict[str, str] = {}
-    for aspect, sub in ASPECT_DIRS.items():
+    for sub in ASPECT_DIRS.values():
         prefix = folder / sub / "goasp.fasta"
         with progress.step(f"read sequences {sub}"):
             titles, seqs = BlastDb(prefix).read_all()

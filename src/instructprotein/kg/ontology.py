@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from instructprotein.errors import InputError
-from instructprotein.formats.records import GO_ROOTS, PROPAGATING_RELATIONS, Ontology
+from instructprotein.formats.records import PROPAGATING_RELATIONS, Ontology
 
 
 @dataclass
@@ -84,7 +84,3 @@ class TermGraph:
             node = next(p for p in up[node] if p in nodes)
         loop = path[seen[node]:] + [node]
         return [self.ids[i] for i in loop]
-
-
-def roots_present(graph: TermGraph) -> dict[str, int]:
-    return {tid: graph.index[tid] for tid in GO_ROOTS if tid in graph.index}

@@ -23,7 +23,6 @@ PROTEIN_RELATIONS = {
     ("keyword", None): "has_keyword",
     ("location", None): "found_in",
 }
-ENTITY_KINDS = ("go", "interpro", "pfam", "prosite", "keyword", "location")
 
 DDL = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

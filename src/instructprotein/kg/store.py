@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from instructprotein.errors import InputError
+from instructprotein.errors import InputError, NotFoundError
 from instructprotein.kg.schema import PROTEIN_RELATIONS, SCHEMA_VERSION
 
 
@@ -86,7 +86,7 @@ class KnowledgeGraph:
         if row is None:
             row = self.con.execute("SELECT pid FROM protein_alias WHERE alias = ?", (accession,)).fetchone()
         if row is None:
-            raise KeyError(f"protein {accession} is not in the knowledge graph")
+            raise NotFoundError(f"protein {accession} is not in the knowledge graph")
         return row[0]
 
     def _eid(self, entity_id: str) -> int:
@@ -94,7 +94,7 @@ class KnowledgeGraph:
         if row is None:
             row = self.con.execute("SELECT eid FROM entity_alias WHERE alias = ?", (entity_id,)).fetchone()
         if row is None:
-            raise KeyError(f"term {entity_id} is not in the knowledge graph")
+            raise NotFoundError(f"term {entity_id} is not in the knowledge graph")
         return row[0]
 
     def protein(self, accession: str) -> Protein:

@@ -299,13 +299,9 @@ def write_model_card(folder: str | Path, results: dict[str, Any] | None = None) 
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
+    from instructprotein.checksums import file_sha256
 
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def results_for(folder: str | Path, results_path: str | Path) -> dict[str, Any] | None:

@@ -132,7 +132,6 @@ def load_model(path: str | Path, *, dtype: torch.dtype | str = torch.float32) ->
 
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
-
     from transformers.utils import logging as hf_logging
 
     folder = check_model_folder(path)

@@ -3,8 +3,9 @@
 A preset is data, not code (as in torchtune / litgpt recipes): ``tiny`` runs on a laptop,
 ``small`` on one machine, ``paper`` is the published 1.3B setup, and a user's own file
 either lists every key or starts with ``base: tiny`` and sets only what differs. Every
-key is checked: a misspelt key is an error naming the file and the key, never a silently
-ignored setting (a typo in ``weight_decay`` would otherwise train with the default).
+key is checked by pydantic against the dataclasses below (the one schema): a misspelt key is an
+error naming the file and the key, never a silently ignored setting (a typo in ``weight_decay``
+would otherwise train with the default).
 
 This module imports neither torch nor transformers, so validating a config is instant;
 parameter counts are computed from the shape (:meth:`Preset.parameter_count`, exact for
@@ -14,87 +15,101 @@ parameter counts are computed from the shape (:meth:`Preset.parameter_count`, ex
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any, Literal, get_type_hints
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Strict, TypeAdapter, ValidationError, with_config
 
 from instructprotein.errors import InputError
 from instructprotein.model.tokenizer import PROTEIN_TOKENS
 
 PRESET_NAMES = ("tiny", "small", "paper")
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "architecture": ("opt",),
-    "activation": ("relu", "gelu", "gelu_new", "silu"),
-    "decay": ("linear", "cosine", "constant"),
-    "precision": ("auto", "fp32", "bf16", "fp16"),
-    "loss_on": ("all", "answer"),
-    "loss_weighting": ("token", "example"),
-}
+
+
+def _no_bool(value: Any) -> Any:
+    """YAML's ``true`` is not a number: refuse it where pydantic's lax mode would read 1."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_no_bool)]
+Float = Annotated[float, BeforeValidator(_no_bool)]
+Bool = Annotated[bool, Strict()]
+Architecture = Literal["opt"]
+Activation = Literal["relu", "gelu", "gelu_new", "silu"]
+Decay = Literal["linear", "cosine", "constant"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+LossOn = Literal["all", "answer"]
+LossWeighting = Literal["token", "example"]
+_STRICT = ConfigDict(extra="forbid")
 
 GPU_REFERENCE = ("H100 bf16, 989 TFLOP/s dense peak at 40 % utilisation", 989e12 * 0.4)
 """A stated assumption for :meth:`Preset.describe`'s GPU line, not a measurement."""
 
 
+@with_config(_STRICT)
 @dataclass(frozen=True)
 class ModelSpec:
     """Shape of the causal LM. OPT for every preset: the paper's checkpoint is an
     ``OPTForCausalLM``, so one architecture serves training from scratch and loading it."""
 
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    ffn_dim: int
-    context_length: int
-    architecture: str = "opt"
-    dropout: float = 0.0
-    attention_dropout: float = 0.0
-    activation: str = "relu"
-    init_std: float = 0.02
-    tie_word_embeddings: bool = True
+    hidden_size: Int
+    num_layers: Int
+    num_heads: Int
+    ffn_dim: Int
+    context_length: Int
+    architecture: Architecture = "opt"
+    dropout: Float = 0.0
+    attention_dropout: Float = 0.0
+    activation: Activation = "relu"
+    init_std: Float = 0.02
+    tie_word_embeddings: Bool = True
     init_from: str | None = None
-    prompt_residues: int | None = None
+    prompt_residues: Int | None = None
     """Residues of a prompt's protein the model reads (both ends kept, as any cut); None: as
     many as the context holds. Saved in the model's config, so inference cuts as training did."""
 
 
+@with_config(_STRICT)
 @dataclass(frozen=True)
 class TokenizerSpec:
-    bpe_vocab_size: int
-    min_frequency: int = 2
-    max_documents: int | None = None
+    bpe_vocab_size: Int
+    min_frequency: Int = 2
+    max_documents: Int | None = None
 
 
+@with_config(_STRICT)
 @dataclass(frozen=True)
 class TrainSpec:
     """One training stage. Batch sizes count tokens, so a preset means the same thing on one
     process or eight: the loop derives rows (``tokens / context``) and accumulation steps."""
 
-    batch_tokens: int
-    micro_batch_tokens: int
-    lr: float
-    warmup_steps: int
-    max_steps: int
-    decay: str = "linear"
-    final_lr_fraction: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-8
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    max_tokens: int | None = None
-    max_minutes: float | None = None
-    eval_interval: int = 100
-    eval_tokens: int = 65536
-    checkpoint_interval: int = 100
-    patience: int = 5
-    precision: str = "auto"
-    loss_on: str = "all"
-    loss_weighting: str = "token"  # token | example: see instructprotein.train.data.LOSS_WEIGHTINGS
+    batch_tokens: Int
+    micro_batch_tokens: Int
+    lr: Float
+    warmup_steps: Int
+    max_steps: Int
+    decay: Decay = "linear"
+    final_lr_fraction: Float = 0.0
+    betas: tuple[Float, Float] = (0.9, 0.98)
+    eps: Float = 1e-8
+    weight_decay: Float = 0.01
+    grad_clip: Float = 1.0
+    max_tokens: Int | None = None
+    max_minutes: Float | None = None
+    eval_interval: Int = 100
+    eval_tokens: Int = 65536
+    checkpoint_interval: Int = 100
+    patience: Int = 5
+    precision: Precision = "auto"
+    loss_on: LossOn = "all"
+    loss_weighting: LossWeighting = "token"  # see instructprotein.train.data.LOSS_WEIGHTINGS
 
     def rows_per_batch(self, context_length: int) -> int:
         """Packed rows of ``context_length`` tokens per optimiser step."""
@@ -136,6 +151,7 @@ class TrainSpec:
         return floor + (self.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+@with_config(_STRICT)
 @dataclass(frozen=True)
 class Preset:
     name: str
@@ -144,7 +160,7 @@ class Preset:
     pretrain: TrainSpec
     finetune: TrainSpec
     description: str = ""
-    seed: int = 0
+    seed: Int = 0
     source: str = field(default="", compare=False)
 
     # ------------------------------------------------------------ sizes and cost
@@ -282,7 +298,6 @@ def load_preset(name_or_path: str | Path, overrides: dict[str, Any] | None = Non
     data, origins = _read_layers(path, seen=())
     if overrides:
         nested = _nest(overrides)
-        _check_keys(nested, "overrides", allow_base=False)
         data = _deep_merge(data, nested)
         origins.update(dict.fromkeys(_leaf_keys(nested), "overrides"))
     return _build_preset(data, path, origins)
@@ -314,7 +329,6 @@ def _read_layers(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], di
         data = {}
     if not isinstance(data, dict):
         raise InputError("a preset file must be a mapping of keys to values", path)
-    _check_keys(data, str(path), allow_base=True)
     base = data.pop("base", None)
     origins = dict.fromkeys(_leaf_keys(data), str(path))
     if base is None:
@@ -324,21 +338,6 @@ def _read_layers(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], di
         raise InputError(f"'base: {base}' refers back to itself", path)
     parent, parent_origins = _read_layers(base_path, seen + (path.resolve(),))
     return _deep_merge(parent, data), parent_origins | origins
-
-
-def _check_keys(data: dict[str, Any], where: str, allow_base: bool) -> None:
-    """Every key must be known: a misspelt one is an error here, before anything runs."""
-    top = _TOP_LEVEL if allow_base else _TOP_LEVEL - {"base"}
-    for key, value in data.items():
-        if key not in top:
-            raise InputError(f"unknown key {key!r} (known: {', '.join(sorted(top))})", where)
-        if key in _SECTIONS:
-            if not isinstance(value, dict):
-                raise InputError(f"section {key!r} must be a mapping", where)
-            known = {f.name for f in dataclasses.fields(_SECTIONS[key])}
-            for sub in value:
-                if sub not in known:
-                    raise InputError(f"unknown key '{key}.{sub}' (known: {', '.join(sorted(known))})", where)
 
 
 def _leaf_keys(data: dict[str, Any]) -> list[str]:
@@ -381,90 +380,90 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_PRESET_SCHEMA = TypeAdapter(Preset)
+
+
 def _build_preset(data: dict[str, Any], path: Path, origins: dict[str, str]) -> Preset:
+    """Validate the merged layers with pydantic (types, choices, unknown and missing keys), then
+    the cross-field rules; every error names the key and the file (or ``overrides``) that set it."""
+
     def where(key: str) -> str:
         return origins.get(key, str(path))
 
-    for section in _SECTIONS:
-        if section not in data:
-            raise InputError(f"missing section {section!r}", path)
-    sections = {name: _build_section(cls, data[name], name, origins, path) for name, cls in _SECTIONS.items()}
-    preset = Preset(
-        name=_coerce(str, data.get("name", path.stem), "name", where("name")),
-        description=_coerce(str, data.get("description", ""), "description", where("description")),
-        seed=_coerce(int, data.get("seed", 0), "seed", where("seed")),
-        source=str(path),
-        **sections,  # type: ignore[arg-type]
-    )
+    if "source" in data:
+        raise InputError(f"unknown key 'source' (known: {', '.join(sorted(_TOP_LEVEL - {'base'}))})", where("source"))
+    values = {key: _from_text(key, value) for key, value in data.items()}
+    try:
+        preset = _PRESET_SCHEMA.validate_python({"name": path.stem, **values, "source": str(path)})
+    except ValidationError as exc:
+        raise _input_error(exc, values, path, where) from None
     _check(preset, where)
     return preset
 
 
-def _build_section(cls: type, data: dict[str, Any], section: str, origins: dict[str, str], path: Path) -> Any:
-    hints = get_type_hints(cls)
-    values = {
-        key: _coerce(hints[key], value, f"{section}.{key}", origins.get(f"{section}.{key}", str(path)))
-        for key, value in data.items()
-    }
-    required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
-    missing = [k for k in required if k not in values]
-    if missing:
-        raise InputError(f"section {section!r} lacks {', '.join(missing)}", path)
-    return cls(**values)
-
-
-def _coerce(kind: Any, value: Any, key: str, where: str) -> Any:
-    """Check ``value`` against a field's type; strings from ``--set`` are parsed as YAML."""
-    origin = typing.get_origin(kind)
-    args = typing.get_args(kind)
-    if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("null", "none", "~")):
-            if type(None) in args:
+def _from_text(key: str, value: Any) -> Any:
+    """A string set for a field that is not text is read as YAML (``--set`` gives strings:
+    ``"null"``, ``"[0.9, 0.95]"``, ``"3e-4"``)."""
+    if isinstance(value, dict) and key in _SECTIONS:
+        return {sub: _from_text(f"{key}.{sub}", inner) for sub, inner in value.items()}
+    kind = _field_type(key)
+    if not isinstance(value, str) or kind is None or _is_text(kind):
+        if isinstance(value, str) and kind is not None and typing.get_origin(kind) in (typing.Union, type(int | None)):
+            if value.strip().lower() in ("null", "none", "~"):
                 return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, key, where)
-    if kind is not str and isinstance(value, str):
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError:
-            pass
-    leaf = key.rsplit(".", 1)[-1]
-    bad = InputError(f"'{key}' must be {_type_name(kind)}, got {value!r}", where)
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise bad
         return value
-    if kind is int:
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int):
-            raise bad
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
         return value
-    if kind is float:
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                raise bad from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise bad
-        if leaf in CHOICES and value not in CHOICES[leaf]:
-            raise InputError(f"'{key}' must be one of {', '.join(CHOICES[leaf])}, got {value!r}", where)
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise bad
-        return tuple(_coerce(a, v, key, where) for a, v in zip(args, value))
-    raise TypeError(f"unsupported field type {kind!r} for {key}")
+
+
+def _field_type(key: str) -> Any:
+    """The declared type of a dotted key (``pretrain.lr``), or None for an unknown key."""
+    section, _, sub = key.partition(".")
+    cls = _SECTIONS.get(section) if sub else Preset
+    hints = get_type_hints(cls) if cls else {}
+    return hints.get(sub or section)
+
+
+def _is_text(kind: Any) -> bool:
+    args = [a for a in typing.get_args(kind) if a is not type(None)] or [kind]
+    return all(a is str or typing.get_origin(a) is Literal for a in args)
+
+
+def _input_error(exc: ValidationError, data: dict[str, Any], path: Path, where: typing.Callable[[str], str]) -> InputError:
+    """pydantic's first complaint as this project's one-line error: the dotted key, what it must be."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = [str(part) for part in first["loc"]]
+    key = ".".join(loc[:2])
+    if first["type"] == "unexpected_keyword_argument":
+        known = sorted(_TOP_LEVEL - {"base"}) if len(loc) == 1 else [f.name for f in dataclasses.fields(_SECTIONS[loc[0]])]
+        return InputError(f"unknown key '{key}' (known: {', '.join(sorted(known))})", where(key))
+    if first["type"] == "missing" and len(loc) == 1:
+        return InputError(f"missing section {key!r}", path)
+    if first["type"] == "missing" and len(loc) == 2:
+        missing = [e["loc"][1] for e in errors if e["type"] == "missing" and len(e["loc"]) == 2 and e["loc"][0] == loc[0]]
+        return InputError(f"section {loc[0]!r} lacks {', '.join(map(str, missing))}", where(key))
+    value: Any = data
+    for part in loc[:2]:
+        value = value.get(part) if isinstance(value, dict) else None
+    if len(loc) == 1 and loc[0] in _SECTIONS:
+        return InputError(f"section {key!r} must be a mapping", where(key))
+    kind = _field_type(key)
+    if first["type"] == "literal_error":
+        choices = [a for a in typing.get_args(kind) if a is not type(None)]
+        choices = list(typing.get_args(choices[0])) if choices and typing.get_origin(choices[0]) is Literal else choices
+        return InputError(f"'{key}' must be one of {', '.join(map(str, choices))}, got {value!r}", where(key))
+    return InputError(f"'{key}' must be {_type_name(kind)}, got {value!r}", where(key))
 
 
 def _type_name(kind: Any) -> str:
+    args = [a for a in typing.get_args(kind) if a is not type(None)] if typing.get_origin(kind) in (
+        typing.Union, type(int | None)) else [kind]
+    kind = args[0] if args else kind
+    if typing.get_origin(kind) is Annotated:
+        kind = typing.get_args(kind)[0]
     if typing.get_origin(kind) is tuple:
         return f"a list of {len(typing.get_args(kind))} numbers"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(kind, str(kind))

@@ -1,8 +1,8 @@
 """Evidence about a protein's homologs, written before the question (retrieval augmentation).
 
 On CPU budgets the best evidence a small model can get is what is known about similar
-sequences (shared/GUIDE.md section 6: a 4M-parameter model alone learned only the class
-prior; with the best homolog's annotation in its prompt it reached 40-80 %). The model's
+sequences (a 4M-parameter model alone learns only the class prior; with the best homolog's
+annotation in its prompt it reaches 40-80 %). The model's
 job is then to weigh several homologs by their identity, and its own reading of the
 sequence, instead of copying the best hit blindly.
 

@@ -28,7 +28,7 @@ from instructprotein.prompt.render import PROTEIN_CLOSE, PROTEIN_OPEN, render_pa
 CUT_ABOVE = 1024
 """The paper's rule: a sequence longer than this many residues is cut ..."""
 KEEP_LAST = 1000
-""" ... to its last this many residues (shared/benchmarks/README.md, metal ion binding)."""
+""" ... to its last this many residues (instructprotein/data/benchmarks/README.md, metal ion binding)."""
 
 MIN_RESIDUES = 8
 """The fewest residues a cut protein keeps in any context (see :func:`shortest_kept`)."""

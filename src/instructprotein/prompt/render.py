@@ -2,7 +2,7 @@
 
 The paper's checkpoint reads ``{protein}Instruction: {question}\\n\\nOutput: {answer}``,
 where ``{protein}`` is ``<protein>`` + one token per residue + ``</protein>``. The
-benchmark scoring prompts (shared/benchmarks/README.md) are this same format cut right
+benchmark scoring prompts (instructprotein/data/benchmarks/README.md) are this same format cut right
 after ``Output: <answer prefix>``, so instructions rendered here put zero-shot evaluation
 prompts in-distribution.
 

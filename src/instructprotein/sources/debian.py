@@ -9,7 +9,6 @@ files by hand with ``--deb-dir``.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import lzma
@@ -24,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from instructprotein.atomic import atomic_dir, write_text
+from instructprotein.checksums import file_sha256
 from instructprotein.errors import SourceError
 from instructprotein.paths import cache_dir
 from instructprotein.sources.registry import PACKAGES, Package, package_root
@@ -71,14 +71,6 @@ def tree_size(root: Path) -> tuple[int, int]:
                 files += 1
                 total += p.stat().st_size
     return files, total
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_cached(pkg: Package, cache: Path, record: FetchRecord | None) -> bool:
@@ -191,7 +183,7 @@ def fetch_package(
         say(f"downloading {pkg.name} with apt-get")
         deb = apt_download(pkg.name, downloads)
     say(f"checksumming {deb.name}")
-    record_sha = sha256_file(deb)
+    record_sha = file_sha256(deb)
     size = deb.stat().st_size
     say(f"unpacking {deb.name}")
     with tempfile.TemporaryDirectory(dir=cache, prefix=f".unpack-{pkg.name}-") as tmp:

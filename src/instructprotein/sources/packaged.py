@@ -9,6 +9,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from instructprotein.errors import NotFoundError
+
 
 def packaged_benchmarks() -> list[Path]:
     """Every packaged benchmark file, sorted by name."""
@@ -22,4 +24,4 @@ def packaged_benchmark(stem: str) -> Path:
         if path.name.split(".")[0] == stem:
             return path
     known = ", ".join(p.name.split(".")[0] for p in packaged_benchmarks())
-    raise KeyError(f"no packaged benchmark {stem!r}; known: {known}")
+    raise NotFoundError(f"no packaged benchmark {stem!r}; known: {known}")

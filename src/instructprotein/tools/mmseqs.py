@@ -19,10 +19,9 @@ Speed versus sensitivity (2 cores; the Swiss-Prot 2014 graph has 435k distinct s
 
 - ``easy-linclust`` is linear-time and the right tool at high identity: 80 % identity took
   92 s here. At 30 % it is fast too (110 s) but blind: 123k clusters where ``easy-cluster``
-  finds 59k, i.e. half the 30 % links missed. ``easy-cluster`` at 30 % took 598 s (the guide
-  measured 420 s and 1.3 GB on a quieter machine).
+  finds 59k, i.e. half the 30 % links missed. ``easy-cluster`` at 30 % took 598 s.
 - For search, ``-s`` (``sensitivity``) sets how many similar k-mers the prefilter tries.
-  ``-s 7.5`` over 11k queries against 516k targets took 36 minutes (guide). For
+  ``-s 7.5`` over 11k queries against 516k targets took 36 minutes. For
   near-identical hits it buys nothing: on 1,000 random benchmark sequences against the
   435k, ``-s 4`` and ``-s 7.5`` found the same 6,791 pairs at >= 70 % identity (174 s vs
   222 s; fixed costs dominate a run this small). Remote homologs (< 40 %) are where a

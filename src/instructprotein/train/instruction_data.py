@@ -41,7 +41,6 @@ from instructprotein.train.data import (
     tokenizer_fingerprint,
 )
 
-
 REQUIRED_COLUMNS = ("text", "answer_start", "answer_end")
 
 

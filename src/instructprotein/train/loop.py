@@ -87,6 +87,7 @@ import numpy as np
 
 from instructprotein.atomic import write_text
 from instructprotein.errors import InputError
+from instructprotein.jsonable import json_default as _json_default
 from instructprotein.model.presets import Preset, TrainSpec, load_preset
 from instructprotein.train.data import (
     RowSchedule,
@@ -121,7 +122,6 @@ from instructprotein.train.runfolder import (
     TrainState,
     _checkpoint_step,
     _data_fingerprint,
-    _json_default,
     _save_model,
     check_run_dir,
     clear_run_dir,
@@ -203,6 +203,7 @@ def pretrain(
     if first_document(corpus_shards(corpus_dir)) is None:
         raise InputError("the corpus is empty (no documents in its shards)", corpus_dir)
 
+    from instructprotein.instruct.templates import scaffold_texts
     from instructprotein.model.factory import (
         check_model_folder,
         create_model,
@@ -213,7 +214,6 @@ def pretrain(
         load_tokenizer,
         train_tokenizer,
     )
-    from instructprotein.instruct.templates import scaffold_texts
     from instructprotein.train.data import prepare_pretrain_data
 
     init_from = preset.model.init_from

@@ -17,9 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from instructprotein.errors import InputError
+from instructprotein.jsonable import json_default as _json_default
 from instructprotein.model.presets import Preset
 from instructprotein.train.data import StageData
 
@@ -170,11 +169,3 @@ def _data_fingerprint(data: StageData) -> str:
         return ""
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
