@@ -94,11 +94,12 @@ def run(
         err.rule(f"{i}/{len(stages)} {name}")
         t = time.perf_counter()
         reason = done()
+        said = None
         if reason:
             err.print(f"skipped: {reason} (delete it to redo this stage)")
         else:
-            action()
-        timings.append((name, time.perf_counter() - t, "skipped" if reason else "ran"))
+            said = action()
+        timings.append((name, time.perf_counter() - t, "skipped" if reason else (said if isinstance(said, str) else "ran")))
     _write_card(fine_dir / "model", eval_dir)
     _summary(timings, time.perf_counter() - start, work, kg_path, instr_dir, fine_dir, eval_dir, results)
 
@@ -159,7 +160,9 @@ def _training_done(run_dir: Path, *, after: tuple[Path, ...]) -> str | None:
     return f"{run_dir} holds a finished run"
 
 
-def _train(stage: str, preset: str, overrides: dict[str, str], data_dir: Path, run_dir: Path, init: Path | None = None) -> None:
+def _train(stage: str, preset: str, overrides: dict[str, str], data_dir: Path, run_dir: Path, init: Path | None = None) -> str:
+    """Run one training stage; returns how it stopped (the budget is a step count: a run the
+    minute cap cut is said loudly, since another machine would stop it elsewhere)."""
     from instructprotein.cli.train import _print_training
     from instructprotein.model.presets import load_preset
     from instructprotein.train.loop import finetune, latest_checkpoint, pretrain
@@ -175,6 +178,10 @@ def _train(stage: str, preset: str, overrides: dict[str, str], data_dir: Path, r
         assert init is not None
         result = finetune(spec, data_dir, run_dir, init=init, resume=resume, force=force, progress=True)
     _print_training(result)
+    if "max_minutes" in result.stop_reason:
+        err.print(f"[yellow]{stage}: the minute cap (a safety net) cut this run at step {result.steps:,}: "
+                  "another machine would stop it elsewhere; raise it with --set {stage}.max_minutes=N[/]")
+    return f"ran ({result.steps:,} steps: {result.stop_reason})"
 
 
 def _evaluation_done(eval_dir: Path, model_dir: Path, limit: int | None) -> str | None:
