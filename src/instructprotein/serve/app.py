@@ -54,6 +54,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from instructprotein.errors import InputError, InstructProteinError
 from instructprotein.formats.fasta import parse_fasta_text
 from instructprotein.infer.inputs import MAX_DESCRIPTION_CHARS, Query, check_description, clean_sequence
+from instructprotein.infer.params import check_classify, check_design, field
 
 log = logging.getLogger("instructprotein.serve")
 
@@ -105,7 +106,7 @@ class DescribeRequest(_Body):
                                  examples=["MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQ"])
     fasta: str | None = Field(None, description="FASTA text: '>id' header lines, then residues.")
     retrieval: bool | None = Field(None, description="Homologs' annotations in the prompt (default: on with a knowledge graph).")
-    max_new_tokens: int = Field(128, ge=1, description="Tokens per answer.")
+    max_new_tokens: int = field("max_new_tokens", 128)
 
 
 class DesignRequest(_Body):
@@ -113,14 +114,15 @@ class DesignRequest(_Body):
 
     description: str = Field(..., description="What the protein should do, e.g. 'binds zinc ion and is located in nucleus'.",
                              examples=["binds zinc ion and is located in nucleus"])
-    n: int = Field(4, ge=1, description="Number of sequences.")
-    temperature: float = Field(1.0, gt=0, le=100)
-    top_p: float = Field(0.95, gt=0, le=1)
-    seed: int = Field(0, ge=0, le=2**63 - 1)
-    min_len: int = Field(30, ge=1, description="Fewest residues (</protein> is masked before).")
-    max_len: int | None = Field(None, ge=1, description="Most residues (</protein> is forced there); default 400, "
-                                "or less where the model's context or the server's limit leaves less.")
-    length: int | None = Field(None, ge=1, description="A length hint written into the instruction.")
+    n: int = field("n", 4, description="Number of sequences.")
+    temperature: float = field("temperature", 1.0)
+    top_p: float = field("top_p", 0.95)
+    seed: int = field("seed", 0, description="The same seed gives the same designs; design i depends only on "
+                      "the seed and i, so n=2 gives the first two of n=4.")
+    min_len: int = field("min_len", 30, description="Fewest residues (</protein> is masked before).")
+    max_len: int | None = field("max_len", None, description="Most residues (</protein> is forced there); default "
+                                "400, or less where the model's context or the server's limit leaves less.")
+    length: int | None = field("length", None, description="A length hint written into the instruction.")
 
 
 class ClassifyRequest(_Body):
@@ -451,6 +453,8 @@ def create_app(
             raise LimitError("max_len", f"{max_len}, at most {limits.max_design_length} residues")
         if req.min_len > max_len:
             raise LimitError("min_len", f"{req.min_len} is above max_len {max_len}")
+        check_design(n=req.n, temperature=req.temperature, top_p=req.top_p, seed=req.seed, min_len=req.min_len,
+                     max_len=max_len, length=req.length)  # the CLI's rules (the schema holds the same bounds)
         start = time.perf_counter()
         run = await run_model(
             lambda: model.design(
@@ -479,8 +483,7 @@ def create_app(
             if not o.strip():
                 raise LimitError(f"options.{i}", f"option {i + 1} is empty")
             _check_text(o, f"options.{i}", limits.max_option_chars)
-        if not req.question.strip():
-            raise InputError("question: empty")
+        check_classify(req.question, req.options, req.prefix)  # the CLI's rules
         seq = clean_sequence(req.sequence, "sequence")
         choice = await run_model(
             lambda: model.classify(seq, req.question, req.options, prefix=req.prefix, rule=req.rule,
