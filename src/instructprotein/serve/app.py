@@ -34,10 +34,11 @@ queued without bound.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -316,7 +317,62 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class TokenGuard:
+    """ASGI middleware: 401 unless the request carries ``token`` (header, cookie or ``?token=``).
+
+    For a server bound beyond loopback, where anyone on the network could otherwise use it.
+    ``?token=`` on a page load sets an HttpOnly, SameSite=Strict cookie, so the page's own
+    calls carry it without the token in any script. Compared in constant time.
+    """
+
+    def __init__(self, app: Any, token: str):
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from http.cookies import SimpleCookie
+        from urllib.parse import parse_qs
+
+        headers = {k.decode("latin-1"): v for k, v in scope.get("headers") or []}
+        given: list[bytes] = []
+        auth = headers.get("authorization", b"")
+        if auth[:7].lower() == b"bearer ":
+            given.append(auth[7:].strip())
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("cookie", b"").decode("latin-1"))
+        except Exception:  # a malformed cookie header is no token
+            cookie = SimpleCookie()
+        if TOKEN_COOKIE in cookie:
+            given.append(cookie[TOKEN_COOKIE].value.encode())
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [])
+        from_query = [q.encode() for q in query]
+        if any(hmac.compare_digest(g, self.token) for g in given):
+            await self.app(scope, receive, send)
+            return
+        if any(hmac.compare_digest(g, self.token) for g in from_query):
+            async def send_with_cookie(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    value = f"{TOKEN_COOKIE}={self.token.decode()}; Path=/; HttpOnly; SameSite=Strict"
+                    message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", value.encode())]}
+                await send(message)
+
+            await self.app(scope, receive, send_with_cookie)
+            return
+        await _error(401, "this server needs its token: open the address it printed (with ?token=...) "
+                          "or send 'Authorization: Bearer TOKEN'")(scope, receive, send)  # fmt: skip
+
+
 # -- the app ---------------------------------------------------------------------------------------------
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+"""The Host headers a loopback server answers by default: a page on another site that points
+a name it controls at 127.0.0.1 (DNS rebinding) sends its own name and is refused."""
+TOKEN_COOKIE = "instructprotein_token"
 
 
 def create_app(
@@ -326,11 +382,18 @@ def create_app(
     *,
     device: str | None = None,
     retrieval: bool | None = None,
+    allowed_hosts: Sequence[str] | None = LOOPBACK_HOSTS,
+    token: str | None = None,
 ) -> FastAPI:
     """The API for one model folder (or an already loaded :class:`~instructprotein.infer.model.Model`).
 
     The model is loaded here, before any socket is opened: a missing folder or graph is an
     :class:`~instructprotein.errors.InputError` at once, not a server that answers 500.
+
+    ``allowed_hosts``: Host header names answered (Starlette's ``TrustedHostMiddleware``;
+    ``None`` or ``["*"]``: any). ``token``: when set, every request must carry it
+    (``Authorization: Bearer TOKEN``, or ``?token=TOKEN`` once, which sets a cookie for the
+    page, as Jupyter does); without it the answer is 401.
     """
     if isinstance(model_path, (str, Path)) and not Path(model_path).expanduser().exists():
         raise InputError("model folder not found", model_path)  # before importing torch: a typo fails in a blink
@@ -365,6 +428,12 @@ def create_app(
     app.state.model = model
     app.state.limits = limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    if token:
+        app.add_middleware(TokenGuard, token=token)
+    if allowed_hosts is not None and "*" not in allowed_hosts:  # added last: runs first
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts), www_redirect=False)
 
     async def run_model(fn: Callable[[], T]) -> T:
         """``fn`` on the model's one worker thread; 503 when too many wait already."""
@@ -413,11 +482,11 @@ def create_app(
         return {
             "status": "ok",
             "model_loaded": True,
-            "model_path": str(m.path) if m.path is not None else None,
+            "model_path": m.path.name if m.path is not None else None,  # a name, not where it lives on disk
             "vocab_size": len(m.tokenizer),
             "context_length": context_length(m.model),
             "device": str(m.model.device),
-            "knowledge_graph": str(m.kg.path) if m.kg is not None else None,
+            "knowledge_graph": Path(m.kg.path).name if m.kg is not None else None,
             "go_terms": m.kg is not None,
             "retrieval": bool(m.retrieval),
             "limits": asdict(limits),
