@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from instructprotein.cli.common import err
 from instructprotein.cli.corpus import corpus_app
@@ -42,10 +43,10 @@ def main() -> None:
     try:
         app()
     except InstructProteinError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)  # one line, however long
         sys.exit(1)
     except KeyError as exc:
-        err.print(f"[red]error:[/] {exc.args[0] if exc.args else exc}")
+        err.print(f"[red]error:[/] {escape(str(exc.args[0] if exc.args else exc))}", soft_wrap=True, highlight=False)
         sys.exit(1)
 
 
