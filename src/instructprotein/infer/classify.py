@@ -349,12 +349,15 @@ def check_options_fit(tokenizer: ProteinTokenizer, options: Sequence[str] | Sequ
     shorter sequence", blaming the protein for what the option did.
     """
     flat = [o for opts in options for o in ([opts] if isinstance(opts, str) else opts)] if options else []
-    for i, o in enumerate(flat):
-        if isinstance(o, str) and o.strip():
-            n = len(tokenizer.encode(option_text(o), add_bos=False))
-            if n > context // 2:
-                raise InputError(f"option {i + 1} ({o[:40]!r}...) is {n} tokens, but the model reads at most "
-                                 f"{context} tokens in all and an option may take at most half: give a shorter option")
+    strings = [(i, o) for i, o in enumerate(flat) if isinstance(o, str) and o.strip()]
+    if not strings or max(len(option_text(o).encode()) for _, o in strings) <= context // 2:
+        return  # a byte-level BPE token covers at least one byte: nothing to encode
+    encoded = tokenizer.encode_batch([option_text(o) for _, o in strings], add_bos=False)
+    for (i, o), e in zip(strings, encoded):
+        n = len(e.input_ids)
+        if n > context // 2:
+            raise InputError(f"option {i + 1} ({o[:40]!r}...) is {n} tokens, but the model reads at most "
+                             f"{context} tokens in all and an option may take at most half: give a shorter option")
 
 
 def classify(

@@ -166,6 +166,8 @@ def _stdin_text() -> str:
         return sys.stdin.read()
     except UnicodeDecodeError as exc:
         raise InputError(f"standard input is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:  # closed, or not readable here (a daemon, a test runner capturing it)
+        raise InputError(f"cannot read standard input ({exc.strerror or exc})") from None
 
 
 def _read_text(text: str, source: str) -> list[Query]:
