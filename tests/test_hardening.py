@@ -30,7 +30,7 @@ SEQ = h.SEQUENCES["P20001"][:60]
 
 def cli(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "instructprotein.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "instructprotein.cli", *args], capture_output=True, text=True, check=False,
                           input=stdin, cwd=cwd, env=env, timeout=300)  # fmt: skip
 
 
@@ -182,7 +182,8 @@ def test_the_rules_themselves(name, value, ok):
 
 def test_a_killed_writers_temporaries_are_removed_by_the_next_write(tmp_path):
     target = tmp_path / "kg.sqlite"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
     pid = int(dead.stdout)  # a process that has exited
     stale = [tmp_path / f".kg.sqlite.{pid}.k2j3h4.sqlite.tmp", tmp_path / f".kg.sqlite.{pid}.k2j3h4.sqlite.tmp-journal",
              tmp_path / ".kg.sqlite.abc123.sqlite.tmp"]  # fmt: skip # the last: named before process ids
@@ -313,6 +314,7 @@ def test_serve_on_a_taken_port_fails_before_printing_addresses(tmp_path):
         refused(r, "the port is in use")
         assert "http://" not in r.stderr + r.stdout
         r = subprocess.run([sys.executable, "-m", "instructprotein.serve", "--model", str(h.model_path()),
-                            "--port", str(port), "--device", "cpu"], capture_output=True, text=True, timeout=120)  # fmt: skip
+                            "--port", str(port), "--device", "cpu"], capture_output=True, text=True, timeout=120,
+                           check=False)  # fmt: skip
     refused(r, "the port is in use", code=2)
     assert "http://" not in r.stderr + r.stdout

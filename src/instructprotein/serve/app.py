@@ -333,7 +333,7 @@ class TokenGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from http.cookies import SimpleCookie
+        from http.cookies import CookieError, SimpleCookie
         from urllib.parse import parse_qs
 
         headers = {k.decode("latin-1"): v for k, v in scope.get("headers") or []}
@@ -341,10 +341,10 @@ class TokenGuard:
         auth = headers.get("authorization", b"")
         if auth[:7].lower() == b"bearer ":
             given.append(auth[7:].strip())
-        cookie = SimpleCookie()
+        cookie: SimpleCookie = SimpleCookie()
         try:
             cookie.load(headers.get("cookie", b"").decode("latin-1"))
-        except Exception:  # a malformed cookie header is no token
+        except CookieError:  # a malformed cookie header is no token
             cookie = SimpleCookie()
         if TOKEN_COOKIE in cookie:
             given.append(cookie[TOKEN_COOKIE].value.encode())
