@@ -15,12 +15,18 @@ position table widened to ``--context``, 2,048 as OPT-1.3B's) is saved once and 
    the HTTP layer alone can do here. During phase 2 one more client also polls /health
    every 50 ms: its latency shows whether the API stays responsive while the model is busy.
 
+4. **server, /classify with cached retrieval** (with ``--kg``): the server loaded with a
+   knowledge graph, so every prompt carries its homologs' evidence; one pass over the
+   distinct sequences first (each is searched once with MMseqs2 and its hits cached), then
+   the measured load over the same sequences: the cost of retrieval once its search is
+   cached, p99 latency and every non-200 status counted (valid requests must get none).
+
 The model runs on one worker thread (it is not thread-safe for generation), so with
 concurrency C a /classify request waits for up to C-1 others: its latency is about C times
 the model's, while requests/s stays near the model's rate. The load is bounded: at most
 ``--requests`` per phase and ``--max-seconds`` in all; loopback only.
 
-    python benchmarks/server_load.py [--requests 300] [--concurrency 8] [--threads 1]
+    python benchmarks/server_load.py [--requests 300] [--concurrency 8] [--threads 1] [--kg WORKDIR/kg.sqlite]
 """
 
 from __future__ import annotations
@@ -130,10 +136,12 @@ def probe_health(port: int, latencies: list[float], stop: threading.Event, every
         conn.close()
 
 
-def start_server(model_dir: Path, port: int, threads: int, log: Path) -> subprocess.Popen:
+def start_server(model_dir: Path, port: int, threads: int, log: Path, kg: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "instructprotein.serve", "--model", str(model_dir), "--port", str(port),
            "--host", HOST, "--device", "cpu", "--log-level", "warning"]  # fmt: skip
+    if kg is not None:
+        cmd += ["--kg", str(kg)]
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 120
     while True:
@@ -178,7 +186,11 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=2048, help="model positions (OPT's 2,048 by default)")
     parser.add_argument("--sequences", type=int, default=100, help="distinct DeepLoc test sequences, cycled")
     parser.add_argument("--max-seconds", type=float, default=600, help="stop sending after this long, in all")
+    parser.add_argument("--kg", type=Path, default=None,
+                        help="knowledge graph: adds the /classify phase with retrieval (searches cached after one pass)")
     args = parser.parse_args()
+    if args.kg is not None and not args.kg.is_file():
+        raise SystemExit(f"--kg {args.kg}: no such file")
     if not (1 <= args.requests <= 5000 and 1 <= args.concurrency <= 64):
         raise SystemExit("--requests must be 1..5000 and --concurrency 1..64 (a bounded local load)")
     deadline = time.monotonic() + args.max_seconds
@@ -249,6 +261,23 @@ def main() -> None:
         finally:
             stop_server(proc)
 
+        # 4. with a knowledge graph: retrieval, its searches cached by one first pass
+        ret_res: list[tuple[int, Any]] = []
+        ret_lat: list[float] = []
+        ret_wall = first_wall = 0.0
+        if args.kg is not None:
+            port = free_port()
+            proc = start_server(model_dir, port, args.threads, Path(tmp) / "server-kg.log", kg=args.kg)
+            try:
+                distinct = list(dict.fromkeys(bodies))
+                first_wall, _, first_res = load(port, [("POST", "/classify", b) for b in distinct], args.concurrency,
+                                                deadline)  # fmt: skip
+                ret_wall, ret_lat, ret_res = load(port, [("POST", "/classify", b) for b in bodies], args.concurrency,
+                                                  deadline)  # fmt: skip
+                ret_res = first_res + ret_res
+            finally:
+                stop_server(proc)
+
     cls_ok = sum(1 for s, _ in cls_res if s == 200)
     health_ok = sum(1 for s, _ in health_res if s == 200)
     cls_rate = cls_ok / cls_wall
@@ -268,6 +297,21 @@ def main() -> None:
           f"(serving costs {100 * (1 - cls_rate / base_rate):.0f} % of the throughput)")
     print(f"answers agree with in-process: {agree}/{len(inputs)}; "
           f"non-200 statuses: {other if other else 'none'}")
+    if args.kg is not None:
+        ok = [s for s, _ in ret_res if s == 200]
+        bad: dict[int, int] = {}
+        for s, body in ret_res:
+            if s != 200:
+                bad[s] = bad.get(s, 0) + 1
+        measured = len(ret_lat)
+        print(f"server POST /classify with retrieval ({args.kg.name}), searches cached: {measured:4d} requests in "
+              f"{ret_wall:6.2f} s  {measured / ret_wall if ret_wall else 0:7.1f} req/s     {percentiles(ret_lat)}")
+        print(f"  first pass (each distinct sequence searched once): {first_wall:6.2f} s; "
+              f"{len(ok)}/{len(ret_res)} answered 200; 4xx/5xx: {bad if bad else 'none'}")
+        for s, body in ret_res:
+            if s != 200:
+                print(f"  e.g. {s}: {body.get('error') if isinstance(body, dict) else body}")
+                break
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from instructprotein.cli.common import err
 from instructprotein.cli.corpus import corpus_app
@@ -43,7 +44,7 @@ def main() -> None:
     try:
         app()
     except InstructProteinError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)  # one line, however long
         sys.exit(1)
 
 

@@ -29,8 +29,9 @@ def kg_build(
     workdir: WorkOpt = None,
 ) -> None:
     """Build the knowledge graph (SQLite) from either source."""
-    from instructprotein.kg.inputs import build_from_metastudent, build_from_uniprot
+    from instructprotein.kg.inputs import build_from_metastudent, build_from_uniprot, check_sample
 
+    check_sample(sample)  # before any data is fetched or read
     target = out_path or default_kg_path(workdir)
     skip = SkipLog() if skip_bad else None
     progress = progress_bar()

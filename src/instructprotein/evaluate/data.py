@@ -140,10 +140,16 @@ def go_sqlite_aspect(term: str) -> str | None:
     return entry[1] if entry else None
 
 
-def read_file_items(spec: TaskSpec, path: Path, kg: KnowledgeGraph | None, counts: Counter) -> list[Item]:
-    """Items of a data file in the task's format; labels mapped, sequences normalised."""
+def _check_data_file(path: Path) -> None:
+    if path.is_dir():
+        raise InputError("is a directory, expected the task's data file", path)
     if not path.is_file():
         raise InputError("data file not found", path)
+
+
+def read_file_items(spec: TaskSpec, path: Path, kg: KnowledgeGraph | None, counts: Counter) -> list[Item]:
+    """Items of a data file in the task's format; labels mapped, sequences normalised."""
+    _check_data_file(path)
     stem = _stem(path)
     items: list[Item] = []
     if spec.kind == "describe":
@@ -256,6 +262,7 @@ def _source_items(
         info["heldout"] = heldout.summary(source)
         return items
     path = source.resolve()
+    _check_data_file(path)  # before hashing it: a missing file was a FileNotFoundError traceback
     info["file"] = str(path)
     info["sha256"] = file_sha256(path)
     return read_file_items(spec, path, kg, counts)

@@ -436,6 +436,8 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
     text = str(name_or_path)
     path = Path(text).expanduser()
     if path.suffix in TASK_SUFFIXES or "/" in text or path.is_file():
+        if path.is_dir():
+            raise InputError("is a directory, expected a task file (.yaml, .yml or .json)", path)
         if not path.is_file():
             raise InputError("no such task file", path)
         return parse_task(_read(path), path)

@@ -26,6 +26,19 @@ STANDARD_AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 PROTEIN_ALPHABET = STANDARD_AMINO_ACIDS + "XUBZO"
 
 _DROP_WHITESPACE = str.maketrans("", "", " \t\r\v\f")
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+"""Upper-casing by ASCII only: ``str.upper`` turns the long s (U+017F) into 'S' and the
+dotless i into 'I', which would let a look-alike pass as a residue."""
+
+
+def show_char(ch: str) -> str:
+    """``'K'`` for a plain character, ``'K' (U+212A KELVIN SIGN)`` for any other: a look-alike
+    printed as itself reads as a residue the user did type."""
+    import unicodedata
+
+    if ch.isascii() and ch.isprintable():
+        return repr(ch)
+    return f"{ch!r} (U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed character')})"
 
 
 def _bad_char_pattern(alphabet: str | None) -> re.Pattern[str]:
@@ -48,7 +61,7 @@ def _describe_bad_char(ch: str, alphabet: str | None) -> str:
     if ch.isdigit():
         return f"{ch!r} is a digit, not a residue (numbered sequence lines are not FASTA)"
     what = "protein residue" if alphabet == PROTEIN_ALPHABET else f"residue of alphabet {alphabet!r}"
-    return f"{ch!r} is not a {what}"
+    return f"{show_char(ch)} is not a {what}"
 
 
 def _parse(
@@ -70,7 +83,7 @@ def _parse(
     def finish() -> SequenceRecord | None:
         assert header is not None
         rid, desc, hline = header
-        sequence = "".join(parts).translate(_DROP_WHITESPACE).upper()
+        sequence = "".join(parts).translate(_DROP_WHITESPACE).translate(_ASCII_UPPER)
         if not sequence:
             report(InputError(f"record {rid!r} has an empty sequence", source, hline), skip)
             return None

@@ -436,6 +436,24 @@ def _longest_option(tokenizer: ProteinTokenizer, options: Sequence[str] | Sequen
     return max(len(e.input_ids) for e in tokenizer.encode_batch([option_text(o) for o in strings], add_bos=False))
 
 
+def check_options_fit(tokenizer: ProteinTokenizer, options: Sequence[str] | Sequence[Sequence[str]], context: int) -> None:
+    """:class:`InputError` naming the option when one alone takes over half the model's context.
+
+    Without this a 5,000-character option surfaced as "the prompt is N tokens ... give a
+    shorter sequence", blaming the protein for what the option did.
+    """
+    flat = [o for opts in options for o in ([opts] if isinstance(opts, str) else opts)] if options else []
+    strings = [(i, o) for i, o in enumerate(flat) if isinstance(o, str) and o.strip()]
+    if not strings or max(len(option_text(o).encode()) for _, o in strings) <= context // 2:
+        return  # a byte-level BPE token covers at least one byte: nothing to encode
+    encoded = tokenizer.encode_batch([option_text(o) for _, o in strings], add_bos=False)
+    for (i, o), e in zip(strings, encoded):
+        n = len(e.input_ids)
+        if n > context // 2:
+            raise InputError(f"option {i + 1} ({o[:40]!r}...) is {n} tokens, but the model reads at most "
+                             f"{context} tokens in all and an option may take at most half: give a shorter option")
+
+
 def classify(
     model: PreTrainedModel,
     tokenizer: ProteinTokenizer,
@@ -474,6 +492,7 @@ def classify(
     if len(ctxs) != len(queries):
         raise InputError(f"{len(ctxs)} retrieval contexts for {len(queries)} sequences")
     ctx = context_length(model)
+    check_options_fit(tokenizer, options, ctx)
     longest = _longest_option(tokenizer, options)  # the prompt ends where training cut its prompts
     most = prompt_residues(model)
     prompts = [

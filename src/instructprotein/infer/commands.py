@@ -31,6 +31,7 @@ from instructprotein.infer.classify import DEFAULT_RULE, RULES, Choice
 from instructprotein.infer.generate import Description, DesignRun
 from instructprotein.infer.inputs import read_queries
 from instructprotein.infer.model import Model
+from instructprotein.infer.params import check, check_all, check_classify, check_design
 from instructprotein.infer.retrieval import go_labels, transfer
 
 FORMATS = ("text", "jsonl", "tsv")
@@ -54,8 +55,7 @@ def write_output(text: str, out: str | Path | None) -> None:
 
 def _check_identity(max_identity: float | None) -> None:
     """Before the model loads: a mistyped identity (70 for 0.7) fails at once."""
-    if max_identity is not None and not 0.0 < max_identity <= 1.0:
-        raise InputError(f"--max-identity must be in (0, 1], got {max_identity}")
+    check("max_identity", max_identity, label="--max-identity")
 
 
 def _check_format(fmt: str) -> None:
@@ -104,6 +104,7 @@ def describe_command(
     homologs) beside the model's answer.
     """
     _check_format(fmt)
+    check_all({"top_k": top_k, "max_new_tokens": max_new_tokens, "max_identity": max_identity}, cli=True)
     queries = read_queries(inputs)  # before loading the model: a bad input fails fast
     if baseline and kg_path is None:
         raise InputError("the homology-transfer baseline needs a knowledge graph (--kg)")
@@ -208,8 +209,8 @@ def design_command(
     from instructprotein.infer.inputs import check_description
 
     check_description(description)
-    if n < 1 or n > 1000:
-        raise InputError(f"n must be between 1 and 1000, got {n}")
+    check_design(n=n, temperature=temperature, top_p=top_p, seed=seed, min_len=min_len, max_len=max_len,
+                 length=length, cli=True)  # fmt: skip
     m = _load(model_path, kg_path, False, device)
     run = m.design(description, n=n, temperature=temperature, top_p=top_p, seed=seed, min_len=min_len,
                    max_len=max_len, length=length)  # fmt: skip
@@ -258,11 +259,10 @@ def classify_command(
     ``top_k`` / ``max_identity`` choose the homologs put in the prompt, as for describe.
     """
     _check_format(fmt)
-    _check_identity(max_identity)
+    check_all({"top_k": top_k, "max_identity": max_identity}, cli=True)
     if rule not in RULES:
         raise InputError(f"unknown scoring rule {rule!r}; use one of {', '.join(RULES)}")
-    if not question or not question.strip():
-        raise InputError("empty question")
+    check_classify(question, list(options), prefix)
     queries = read_queries(inputs)
     m = _load(model_path, kg_path, retrieval, device)
     choices = m.classify_many(queries, question, list(options), prefix=prefix, rule=rule,  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ speed difference is measured by ``benchmarks/generation_speed.py``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -608,6 +609,37 @@ def default_max_len(model: PreTrainedModel, tokenizer: ProteinTokenizer, descrip
     return resolved_max_len(context_length(model), len(tokenizer.encode(prompt)), min_len, None)
 
 
+def design_seed(seed: int, index: int) -> int:
+    """The seed of design ``index`` (0-based) of a request seeded ``seed``: a hash of both, so
+    design i depends on nothing else (``--seed 1 --n 2`` is the first two of ``--seed 1 --n 4``)."""
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8, person=b"ip-design").digest()
+    return int.from_bytes(digest, "little") >> 1  # 63 bits: torch.Generator.manual_seed takes it on any device
+
+
+class RowSampler:
+    """A logits processor that samples each row with its own generator and leaves only that token.
+
+    ``generate(do_sample=True)`` draws every row from one RNG, so design 1 changed with the
+    number of designs asked for. Here row i draws from a generator seeded by
+    :func:`design_seed`; it runs after the grammar and the warpers, and greedy decoding then
+    takes the one token left. The caller's RNG is untouched.
+    """
+
+    def __init__(self, seeds: Sequence[int], device: torch.device):
+        self.generators = []
+        for s in seeds:
+            g = torch.Generator(device=device)
+            g.manual_seed(s)
+            self.generators.append(g)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        probs = torch.softmax(scores.float(), dim=-1)
+        picked = torch.stack([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.generators)])
+        out = torch.full_like(scores, float("-inf"))
+        out.scatter_(1, picked, 0.0)
+        return out
+
+
 @torch.inference_mode()
 def sample_proteins(
     model: PreTrainedModel,
@@ -624,9 +656,9 @@ def sample_proteins(
 ) -> list[tuple[str, str]]:
     """``n`` sequences sampled after ``prompt`` (which ends in ``<protein>``): (residues, ended_by).
 
-    ``max_len`` None: :func:`design_max_len`. Reproducible: the same prompt, ``n``, settings
-    and ``seed`` give the same sequences (sampling runs in a forked RNG seeded with
-    ``seed``; the caller's RNG is untouched).
+    ``max_len`` None: :func:`design_max_len`. Reproducible: the same prompt, settings and
+    ``seed`` give the same sequences, and sequence i does not depend on ``n`` (each row
+    samples from its own generator, :class:`RowSampler`; the caller's RNG is untouched).
     """
     from transformers import LogitsProcessorList
 
@@ -647,23 +679,21 @@ def sample_proteins(
             f"but the model reads at most {ctx} tokens: lower max_len to {max(ctx - len(ids) - 1, 0)} "
             "or shorten the request"
         )
-    config, warpers = sample_config(temperature, top_p)
+    _, warpers = sample_config(temperature, top_p)
     grammar = ProteinGrammar(tokenizer, min_len=min_len, max_len=max_len)
+    sampler = RowSampler([design_seed(seed, i) for i in range(n)], model.device)
     model.eval()
     input_ids = torch.tensor([ids] * n, device=model.device)
-    devices = [model.device.index] if model.device.type == "cuda" and model.device.index is not None else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        out = model.generate(
-            input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=max_len + 1,
-            eos_token_id=tokenizer.protein_close_id,
-            use_cache=use_cache,
-            logits_processor=LogitsProcessorList([grammar, *warpers]),
-            **config,
-            **_generation_kwargs(tokenizer),
-        )
+    out = model.generate(
+        input_ids=input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        max_new_tokens=max_len + 1,
+        eos_token_id=tokenizer.protein_close_id,
+        use_cache=use_cache,
+        logits_processor=LogitsProcessorList([grammar, *warpers, sampler]),
+        do_sample=False,  # the sampler has drawn each row's token; greedy decoding takes it
+        **_generation_kwargs(tokenizer),
+    )
     letters = {i: a for a, i in tokenizer.residue_ids.items()}
     results = []
     for row in out[:, len(ids) :].tolist():

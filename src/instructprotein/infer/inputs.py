@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from instructprotein.errors import InputError
-from instructprotein.formats.fasta import parse_fasta_text, read_fasta
+from instructprotein.formats.fasta import parse_fasta_text, read_fasta, show_char
 from instructprotein.formats.textio import numbered_lines, open_text
 from instructprotein.prompt import CUT_ABOVE, KEEP_LAST, cut_sequence, normalize_sequence  # noqa: F401 (re-exported)
 
@@ -69,7 +69,7 @@ def clean_sequence(text: str, name: str = "sequence") -> str:
         if ch == "*":
             raise InputError(f"{name}: '*' (stop) at position {i + 1} is only allowed as the last character")
         if not (ch.isascii() and ch.isalpha()):
-            raise InputError(f"{name}: {ch!r} at position {i + 1} is not a residue letter")
+            raise InputError(f"{name}: {show_char(ch)} at position {i + 1} is not a residue letter")
     try:  # every ASCII letter is a residue code (RESIDUE_MAP covers B, J, O, U, X, Z)
         return normalize_sequence(seq)
     except ValueError as exc:
@@ -116,7 +116,14 @@ def read_queries(inputs: str | Path | Iterable[str | Path]) -> list[Query]:
         inputs = [inputs]
     queries: list[Query] = []
     plain = 0
+    stdin_read = False
     for item in inputs:
+        if isinstance(item, str) and item == "-":
+            if stdin_read:
+                raise InputError("'-' (standard input) given twice")
+            stdin_read = True
+            queries.extend(_read_text(_stdin_text(), "<stdin>"))
+            continue
         if isinstance(item, Path) or _looks_like_file(item):
             queries.extend(_read_file(Path(item)))
             continue
@@ -135,13 +142,46 @@ def read_queries(inputs: str | Path | Iterable[str | Path]) -> list[Query]:
     return _unique(queries)
 
 
+def _stdin_text() -> str:
+    import sys
+
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError("'-' reads sequences from standard input, but nothing is piped in "
+                         "(e.g. `kg show P12345 --fasta | instructprotein describe -`)")  # fmt: skip
+    try:
+        return sys.stdin.read()
+    except UnicodeDecodeError as exc:
+        raise InputError(f"standard input is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:  # closed, or not readable here (a daemon, a test runner capturing it)
+        raise InputError(f"cannot read standard input ({exc.strerror or exc})") from None
+
+
+def _read_text(text: str, source: str) -> list[Query]:
+    """FASTA, JSON lines or one plain sequence, from text (standard input)."""
+    body = text.strip()
+    if not body:
+        raise InputError("no sequences", source)
+    if body.startswith(">"):
+        return [Query(r.id, clean_sequence(r.sequence, f"{source}: record {r.id!r}"))
+                for r in parse_fasta_text(body, source=source)]  # fmt: skip
+    if body.startswith("{"):
+        return _jsonl_queries(enumerate(text.split("\n"), 1), source)
+    return [Query("stdin", clean_sequence(body, source))]
+
+
 def _looks_like_file(item: object) -> bool:
     if isinstance(item, Path):
         return True
     if not isinstance(item, str) or item.lstrip().startswith(">") or "\n" in item.strip():
         return False
-    if Path(item).expanduser().is_file():
-        return True
+    try:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            raise InputError("is a directory, expected a FASTA or JSON lines file (or a sequence)", item)
+        if path.is_file():
+            return True
+    except (OSError, ValueError):  # a name too long for the file system, a NUL: not a file
+        return False
     if "/" in item or "\\" in item or item.lower().endswith(_PATH_SUFFIXES):
         raise InputError("no such file", item)
     return False
@@ -166,14 +206,20 @@ def _read_file(path: Path) -> list[Query]:
 
 
 def _read_jsonl(path: Path) -> list[Query]:
+    return _jsonl_queries(numbered_lines(path), path)
+
+
+def _jsonl_queries(lines: Iterable[tuple[int, str]], path: str | Path) -> list[Query]:
     out: list[Query] = []
-    for lineno, line in numbered_lines(path):
+    for lineno, line in lines:
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON: {exc.msg} at column {exc.colno}", path, lineno) from None
+        except RecursionError:
+            raise InputError("not a record: JSON nested too deeply", path, lineno) from None
         if not isinstance(obj, dict) or not isinstance(obj.get("sequence"), str):
             raise InputError("expected an object with a 'sequence' string", path, lineno)
         rid = str(obj.get("id") or obj.get("accession") or obj.get("name") or f"line{lineno}")

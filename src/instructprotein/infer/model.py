@@ -180,6 +180,9 @@ class Model:
         if isinstance(queries, (str, Path)):
             queries = read_queries(queries)
         queries = list(queries)
+        from instructprotein.infer.classify import check_options_fit, context_length
+
+        check_options_fit(self.tokenizer, options, context_length(self.model))  # before the prompts are fitted
         use = self.retrieval if retrieval is None else retrieval
         contexts = None
         if use:

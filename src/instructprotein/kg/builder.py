@@ -152,6 +152,8 @@ class GraphBuilder:
         self.counts.proteins = len(self.proteins)
         with progress.step("closure over is_a + part_of"):
             closure = self.graph.closure(source=self.source)
+        if not self.proteins:  # an empty graph is no graph: every later stage would fail on it, or worse, not
+            raise InputError(f"no proteins to write (source {self.source}): nothing written", out)
         with atomic_path(out, suffix=".sqlite") as tmp:
             con = sqlite3.connect(tmp)
             con.executescript(

@@ -43,6 +43,15 @@ def enrich_text(base: Ontology, *others: Ontology) -> Ontology:
     return base
 
 
+def check_sample(fraction: float | None) -> None:
+    """:class:`InputError` unless ``fraction`` is None or in (0, 1]: ``--sample 0`` once wrote an
+    empty graph and reported success."""
+    if fraction is None:
+        return
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise InputError(f"--sample must be a fraction of the proteins in (0, 1], e.g. 0.01, got {fraction!r}")
+
+
 def in_sample(accession: str, fraction: float | None) -> bool:
     """Deterministic subset by accession hash: the same proteins for every run and machine."""
     if fraction is None or fraction >= 1:
@@ -64,6 +73,7 @@ def build_from_metastudent(
     from instructprotein.formats.blastdb import BlastDb, accession_from_title
     from instructprotein.formats.metastudent import metastudent_folder_check, read_annotations, read_go_graph
 
+    check_sample(sample)
     progress = progress or Progress()
     folder = Path(folder)
     metastudent_folder_check(folder)
@@ -110,6 +120,7 @@ def build_from_uniprot(
     """A user's UniProt release (.dat / .dat.gz, Swiss-Prot or TrEMBL) with a GO OBO file."""
     from instructprotein.formats.uniprot import read_uniprot
 
+    check_sample(sample)
     progress = progress or Progress()
     builder = GraphBuilder(ontology, source="uniprot:" + ",".join(str(p) for p in entries))
     for path in entries:

@@ -136,11 +136,37 @@ def load_model(path: str | Path, *, dtype: torch.dtype | str = torch.float32) ->
 
     folder = check_model_folder(path)
     hf_logging.disable_progress_bar()  # "Loading weights" bars for a model that loads in milliseconds bury our own
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its "UNEXPECTED weights" table scrolled past; the check below is an error
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            str(folder), local_files_only=True, dtype=dtype, output_loading_info=True
+        )
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, SafetensorError, pickle.UnpicklingError) as exc:
         raise InputError(f"cannot load the model ({type(exc).__name__}: {exc})", folder) from exc
+    finally:
+        hf_logging.set_verbosity(level)
+    check_loading_info(info, folder)
     return model
+
+
+def check_loading_info(info: Mapping[str, Any], folder: str | Path) -> None:
+    """:class:`InputError` naming ``folder`` when config.json and the weights disagree.
+
+    ``from_pretrained`` fills weights it does not find with random values and drops those it
+    does not expect, with a warning only: a config edited to 2 layers then loads and answers
+    nonsense with exit 0. Missing, unexpected or wrongly shaped weights are therefore an error.
+    """
+    problems = []
+    for key, what in (("missing_keys", "missing from the weights"), ("unexpected_keys", "not in config.json's model"),
+                      ("mismatched_keys", "of another shape than config.json says")):  # fmt: skip
+        names = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get(key) or ())
+        if names:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            problems.append(f"{len(names)} weight(s) {what} ({shown})")
+    if problems:
+        raise InputError("config.json does not match the weights: " + "; ".join(problems)
+                         + " (was config.json edited, or copied from another model?)", folder)  # fmt: skip
 
 
 def load_model_and_tokenizer(

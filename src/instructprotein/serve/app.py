@@ -34,10 +34,11 @@ queued without bound.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -54,6 +55,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from instructprotein.errors import InputError, InstructProteinError
 from instructprotein.formats.fasta import parse_fasta_text
 from instructprotein.infer.inputs import MAX_DESCRIPTION_CHARS, Query, check_description, clean_sequence
+from instructprotein.infer.params import check_classify, check_design, field
 
 log = logging.getLogger("instructprotein.serve")
 
@@ -105,7 +107,7 @@ class DescribeRequest(_Body):
                                  examples=["MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQ"])
     fasta: str | None = Field(None, description="FASTA text: '>id' header lines, then residues.")
     retrieval: bool | None = Field(None, description="Homologs' annotations in the prompt (default: on with a knowledge graph).")
-    max_new_tokens: int = Field(128, ge=1, description="Tokens per answer.")
+    max_new_tokens: int = field("max_new_tokens", 128)
 
 
 class DesignRequest(_Body):
@@ -113,14 +115,15 @@ class DesignRequest(_Body):
 
     description: str = Field(..., description="What the protein should do, e.g. 'binds zinc ion and is located in nucleus'.",
                              examples=["binds zinc ion and is located in nucleus"])
-    n: int = Field(4, ge=1, description="Number of sequences.")
-    temperature: float = Field(1.0, gt=0, le=100)
-    top_p: float = Field(0.95, gt=0, le=1)
-    seed: int = Field(0, ge=0, le=2**63 - 1)
-    min_len: int = Field(30, ge=1, description="Fewest residues (</protein> is masked before).")
-    max_len: int | None = Field(None, ge=1, description="Most residues (</protein> is forced there); default 400, "
-                                "or less where the model's context or the server's limit leaves less.")
-    length: int | None = Field(None, ge=1, description="A length hint written into the instruction.")
+    n: int = field("n", 4, description="Number of sequences.")
+    temperature: float = field("temperature", 1.0)
+    top_p: float = field("top_p", 0.95)
+    seed: int = field("seed", 0, description="The same seed gives the same designs; design i depends only on "
+                      "the seed and i, so n=2 gives the first two of n=4.")
+    min_len: int = field("min_len", 30, description="Fewest residues (</protein> is masked before).")
+    max_len: int | None = field("max_len", None, description="Most residues (</protein> is forced there); default "
+                                "400, or less where the model's context or the server's limit leaves less.")
+    length: int | None = field("length", None, description="A length hint written into the instruction.")
 
 
 class ClassifyRequest(_Body):
@@ -314,7 +317,62 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class TokenGuard:
+    """ASGI middleware: 401 unless the request carries ``token`` (header, cookie or ``?token=``).
+
+    For a server bound beyond loopback, where anyone on the network could otherwise use it.
+    ``?token=`` on a page load sets an HttpOnly, SameSite=Strict cookie, so the page's own
+    calls carry it without the token in any script. Compared in constant time.
+    """
+
+    def __init__(self, app: Any, token: str):
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from http.cookies import CookieError, SimpleCookie
+        from urllib.parse import parse_qs
+
+        headers = {k.decode("latin-1"): v for k, v in scope.get("headers") or []}
+        given: list[bytes] = []
+        auth = headers.get("authorization", b"")
+        if auth[:7].lower() == b"bearer ":
+            given.append(auth[7:].strip())
+        cookie: SimpleCookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("cookie", b"").decode("latin-1"))
+        except CookieError:  # a malformed cookie header is no token
+            cookie = SimpleCookie()
+        if TOKEN_COOKIE in cookie:
+            given.append(cookie[TOKEN_COOKIE].value.encode())
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [])
+        from_query = [q.encode() for q in query]
+        if any(hmac.compare_digest(g, self.token) for g in given):
+            await self.app(scope, receive, send)
+            return
+        if any(hmac.compare_digest(g, self.token) for g in from_query):
+            async def send_with_cookie(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    value = f"{TOKEN_COOKIE}={self.token.decode()}; Path=/; HttpOnly; SameSite=Strict"
+                    message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", value.encode())]}
+                await send(message)
+
+            await self.app(scope, receive, send_with_cookie)
+            return
+        await _error(401, "this server needs its token: open the address it printed (with ?token=...) "
+                          "or send 'Authorization: Bearer TOKEN'")(scope, receive, send)  # fmt: skip
+
+
 # -- the app ---------------------------------------------------------------------------------------------
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+"""The Host headers a loopback server answers by default: a page on another site that points
+a name it controls at 127.0.0.1 (DNS rebinding) sends its own name and is refused."""
+TOKEN_COOKIE = "instructprotein_token"
 
 
 def create_app(
@@ -324,11 +382,18 @@ def create_app(
     *,
     device: str | None = None,
     retrieval: bool | None = None,
+    allowed_hosts: Sequence[str] | None = LOOPBACK_HOSTS,
+    token: str | None = None,
 ) -> FastAPI:
     """The API for one model folder (or an already loaded :class:`~instructprotein.infer.model.Model`).
 
     The model is loaded here, before any socket is opened: a missing folder or graph is an
     :class:`~instructprotein.errors.InputError` at once, not a server that answers 500.
+
+    ``allowed_hosts``: Host header names answered (Starlette's ``TrustedHostMiddleware``;
+    ``None`` or ``["*"]``: any). ``token``: when set, every request must carry it
+    (``Authorization: Bearer TOKEN``, or ``?token=TOKEN`` once, which sets a cookie for the
+    page, as Jupyter does); without it the answer is 401.
     """
     if isinstance(model_path, (str, Path)) and not Path(model_path).expanduser().exists():
         raise InputError("model folder not found", model_path)  # before importing torch: a typo fails in a blink
@@ -363,6 +428,12 @@ def create_app(
     app.state.model = model
     app.state.limits = limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    if token:
+        app.add_middleware(TokenGuard, token=token)
+    if allowed_hosts is not None and "*" not in allowed_hosts:  # added last: runs first
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts), www_redirect=False)
 
     async def run_model(fn: Callable[[], T]) -> T:
         """``fn`` on the model's one worker thread; 503 when too many wait already."""
@@ -411,11 +482,11 @@ def create_app(
         return {
             "status": "ok",
             "model_loaded": True,
-            "model_path": str(m.path) if m.path is not None else None,
+            "model_path": m.path.name if m.path is not None else None,  # a name, not where it lives on disk
             "vocab_size": len(m.tokenizer),
             "context_length": context_length(m.model),
             "device": str(m.model.device),
-            "knowledge_graph": str(m.kg.path) if m.kg is not None else None,
+            "knowledge_graph": Path(m.kg.path).name if m.kg is not None else None,
             "go_terms": m.kg is not None,
             "retrieval": bool(m.retrieval),
             "limits": asdict(limits),
@@ -451,6 +522,8 @@ def create_app(
             raise LimitError("max_len", f"{max_len}, at most {limits.max_design_length} residues")
         if req.min_len > max_len:
             raise LimitError("min_len", f"{req.min_len} is above max_len {max_len}")
+        check_design(n=req.n, temperature=req.temperature, top_p=req.top_p, seed=req.seed, min_len=req.min_len,
+                     max_len=max_len, length=req.length)  # the CLI's rules (the schema holds the same bounds)
         start = time.perf_counter()
         run = await run_model(
             lambda: model.design(
@@ -479,8 +552,7 @@ def create_app(
             if not o.strip():
                 raise LimitError(f"options.{i}", f"option {i + 1} is empty")
             _check_text(o, f"options.{i}", limits.max_option_chars)
-        if not req.question.strip():
-            raise InputError("question: empty")
+        check_classify(req.question, req.options, req.prefix)  # the CLI's rules
         seq = clean_sequence(req.sequence, "sequence")
         choice = await run_model(
             lambda: model.classify(seq, req.question, req.options, prefix=req.prefix, rule=req.rule,
