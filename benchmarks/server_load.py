@@ -300,7 +300,7 @@ def main() -> None:
     if args.kg is not None:
         ok = [s for s, _ in ret_res if s == 200]
         bad: dict[int, int] = {}
-        for s, body in ret_res:
+        for s, _body in ret_res:
             if s != 200:
                 bad[s] = bad.get(s, 0) + 1
         measured = len(ret_lat)

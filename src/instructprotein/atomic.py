@@ -124,7 +124,7 @@ def honour_umask(root: str | Path) -> None:
     """
     mask = _umask()
     root = Path(root)
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         os.chmod(dirpath, 0o777 & ~mask)
         for name in filenames:
             path = os.path.join(dirpath, name)
