@@ -95,15 +95,17 @@ def evaluation_table(results: dict[str, Any]) -> list[str]:
         b = r.get("baselines") or {}
         paper = r.get("paper") or {}
         rows.append(
-            f"| {name} | {r.get('n', 0):,} | {_pct(model.get('first_token'))} | {_pct(model.get('sum'))} | "
+            f"| {name} | {r.get('n', 0):,} | {_pct(r.get('system'))} | {_pct(model.get('first_token'))} | "
+            f"{_pct(model.get('sum'))} | {_pct(r.get('model_alone'))} | "
             + " | ".join(_pct(b.get(k)) for k, _ in _BASELINES)
             + f" | {', '.join(f'{k} {v}' for k, v in paper.items()) or '-'} |"
         )
     if not rows:
         return []
-    head = ["| task | n | model, first token (paper's rule) | model, full option | "
+    head = ["| task | n | system (model + homologs, combination.json) | model, first token (paper's rule) | "
+            "model, full option | model alone (no evidence) | "
             + " | ".join(label for _, label in _BASELINES) + " | paper (1.3B) |",
-            "|---|---:|---:|---:|" + "---:|" * len(_BASELINES) + "---|"]  # fmt: skip
+            "|---|---:|---:|---:|---:|---:|" + "---:|" * len(_BASELINES) + "---|"]  # fmt: skip
     return head + rows
 
 
@@ -280,6 +282,9 @@ def render_card(folder: str | Path, results: dict[str, Any] | None = None) -> st
         "checks them against the knowledge graph only."),
         ("- Reads only the 20 standard residues (others are mapped, see above); a prompt without the leading bos "
         "token gives worse answers."),
+        ("- The package's answers (the \"system\" column) combine this model with the homologs' vote using the "
+        "weights in `combination.json`, fit on the instruction set's validation split; plain transformers gives the "
+        "model's own answers (the \"model\" columns) only."),
         "",
         "## Licence",
         "",
