@@ -207,3 +207,20 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def instructions_folder(d: Path, split: dict[str, str]) -> Path:
+    """A hand-made instruction folder over the helpers' graph: ``split`` names each protein's
+    split (the rest are train); enough for the held-out tasks and the evaluation's exclusions."""
+    import json
+
+    from instructprotein.kg.store import KnowledgeGraph
+
+    (d / "splits").mkdir(parents=True)
+    rows = ["accession\trepresentative\tsplit"] + [f"{a}\t{a}\t{split.get(a, 'train')}" for a in SEQUENCES]
+    (d / "splits" / "splits.tsv").write_text("\n".join(rows) + "\n")
+    with KnowledgeGraph(kg_path()) as kg:
+        hash_ = kg.meta["content_hash"]
+    (d / "splits" / "splits.json").write_text(json.dumps({"inputs": {"kg_content_hash": hash_}, "counts": {}}))
+    (d / "instructions.json").write_text(json.dumps({"kg": str(kg_path()), "config": {}}))
+    return d

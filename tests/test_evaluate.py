@@ -298,18 +298,7 @@ def test_location_mapper():
 @pytest.fixture(scope="module")
 def instructions_dir(tmp_path_factory):
     """A hand-made instruction folder over the helpers' graph: 5 train, 3 test proteins."""
-    from instructprotein.kg.store import KnowledgeGraph
-
-    d = tmp_path_factory.mktemp("instr")
-    (d / "splits").mkdir()
-    split = {"P20001": "test", "P20002": "test", "P20006": "test"}
-    rows = ["accession\trepresentative\tsplit"] + [f"{a}\t{a}\t{split.get(a, 'train')}" for a in h.SEQUENCES]
-    (d / "splits" / "splits.tsv").write_text("\n".join(rows) + "\n")
-    with KnowledgeGraph(h.kg_path()) as kg:
-        hash_ = kg.meta["content_hash"]
-    (d / "splits" / "splits.json").write_text(json.dumps({"inputs": {"kg_content_hash": hash_}, "counts": {}}))
-    (d / "instructions.json").write_text(json.dumps({"kg": str(h.kg_path()), "config": {}}))
-    return d
+    return h.instructions_folder(tmp_path_factory.mktemp("instr"), {"P20001": "test", "P20002": "test", "P20006": "test"})
 
 
 def test_heldout_items(instructions_dir, tmp_path):

@@ -23,18 +23,8 @@ def _one_thread():
 @pytest.fixture()
 def instructions_dir(tmp_path):
     """The helpers' graph split: 3 test, 2 validation, 3 train proteins."""
-    from instructprotein.kg.store import KnowledgeGraph
-
-    d = tmp_path / "instr"
-    (d / "splits").mkdir(parents=True)
     split = {"P20001": "test", "P20002": "test", "P20006": "test", "P20003": "valid", "P20005": "valid"}
-    rows = ["accession\trepresentative\tsplit"] + [f"{a}\t{a}\t{split.get(a, 'train')}" for a in h.SEQUENCES]
-    (d / "splits" / "splits.tsv").write_text("\n".join(rows) + "\n")
-    with KnowledgeGraph(h.kg_path()) as kg:
-        hash_ = kg.meta["content_hash"]
-    (d / "splits" / "splits.json").write_text(json.dumps({"inputs": {"kg_content_hash": hash_}, "counts": {}}))
-    (d / "instructions.json").write_text(json.dumps({"kg": str(h.kg_path()), "config": {}}))
-    return d
+    return h.instructions_folder(tmp_path / "instr", split)
 
 
 def _metal_weights() -> comb.KindWeights:
