@@ -135,18 +135,39 @@ function renderDescription(d) {
   const dl = el("dl", { class: "answer" });
   const add = (k, v, cls) => dl.append(el("dt", { text: k }), el("dd", { class: cls, text: v || "(no answer)" }));
   add("Function", d.function, "function");
-  add("Location", d.location, "location");
+  if (d.system_location) {
+    const top = d.system_location.slice(0, 3).map((x) => x.location + " " + pct(x.probability)).join(", ");
+    add("Location (model + homologs)", top, "location system");
+    add("Location, the model's own words", d.location, "location");
+  } else {
+    add("Location", d.location, "location");
+  }
   if (d.location_scores) {
     const top = Object.entries(d.location_scores.probabilities).slice(0, 3)
       .map(([k, p]) => k + " " + pct(p)).join(", ");
     add("Location by likelihood", top);
   }
   const aspects = { F: "GO molecular function", P: "GO biological process", C: "GO cellular component" };
-  for (const [a, text] of Object.entries(d.go_answers || {})) add(aspects[a] || "GO " + a, text);
+  if (!d.go_verified) {
+    for (const [a, text] of Object.entries(d.go_answers || {})) add(aspects[a] || "GO " + a, text);
+  }
   card.append(dl);
+  if (d.go_verified) {
+    const rows = [];
+    for (const [a, terms] of Object.entries(d.go_verified)) {
+      for (const t of terms) rows.push([t.id, t.name, aspects[a] || a, pct(t.confidence), pct(t.homolog_vote),
+        t.model_yes === null ? "not asked" : pct(t.model_yes)]);
+    }
+    card.append(el("h4", { text: "GO terms, verified (model + homologs; confident ones only)" }));
+    if (rows.length) {
+      card.append(table(["GO id", "name", "aspect", "confidence", "homologs' vote", "model p(yes)"], rows, [3, 4, 5]));
+    } else {
+      card.append(el("p", { class: "muted", text: "No GO term reaches the confidence threshold." }));
+    }
+  }
 
   const go = d.go_terms;
-  if (go) {
+  if (go && !d.go_verified) {
     if (go.direct.length) {
       card.append(el("h4", { text: "GO terms named in the answers" }));
       card.append(table(["GO id", "name", "aspect", "most specific", "matched by"],
@@ -158,7 +179,7 @@ function renderDescription(d) {
     } else {
       card.append(el("p", { class: "muted", text: "GO terms: " + go.summary }));
     }
-  } else {
+  } else if (!d.go_verified) {
     card.append(el("p", { class: "muted", text: "GO terms are not mapped to ids: the server has no knowledge graph." }));
   }
   if (d.homologs && d.homologs.length) {
