@@ -176,6 +176,8 @@ class HeldOut:
             items = self._describe(accessions, source.split, info, cap)
         elif source.heldout == "design":
             items = self._design(accessions, source.split, info, cap)
+        elif source.heldout == "design_rank":
+            items = self._design_rank(accessions, seed, info, cap, negatives=source.candidates - 1)
         else:  # pragma: no cover - validated in tasks.py
             raise ValueError(source.heldout)
         info["items"] = len(items)
@@ -189,7 +191,8 @@ class HeldOut:
             lines = [
                 json.dumps({"id": i.id, "accession": i.accession, "sequence": i.sequence, "label": i.label,
                             **({"term": i.term, "term_name": i.term_name} if i.term else {}),
-                            **({"terms": list(i.terms)} if i.terms is not None else {})})
+                            **({"terms": list(i.terms)} if i.terms is not None else {}),
+                            **({"requests": list(i.requests)} if i.requests is not None else {})})
                 for i in items
             ]  # fmt: skip
             write_text(path, "\n".join(lines) + ("\n" if lines else ""))
@@ -280,6 +283,60 @@ class HeldOut:
                 continue
             terms = tuple(x.entity.id for x in self.kg.propagated_annotations(a))
             items.append(Item(a, seqs[a], refs[a], accession=a, terms=terms))
+        return items
+
+    def _sampler_view(self) -> tuple[Any, Any]:
+        if self._view is None:
+            from instructprotein.instruct.kgview import KGView
+            from instructprotein.instruct.negatives import NegativeSampler
+
+            self._view = KGView(self.kg.path)
+            self._sampler = NegativeSampler(self._view)
+        return self._view, self._sampler
+
+    def _design_rank(self, accessions: list[str], seed: int, info: dict[str, Any], cap: _Cap,
+                     negatives: int = 9) -> list[Item]:  # fmt: skip
+        """One ranking item per protein: a request for one of its most specific GO terms (an
+        aspect drawn per protein among those it has one of), worded as the design
+        instructions word it ("Design a protein that binds zinc ion."), against ``negatives``
+        requests for terms of the same aspect drawn by propagated frequency (the positives'
+        own profile) that the protein does not carry, even by propagation, and that lie below
+        none of its direct terms."""
+        from instructprotein.infer.prompts import question
+        from instructprotein.instruct.templates import function_phrase, location_phrase, process_phrase
+
+        phrase = {"F": function_phrase, "P": process_phrase, "C": location_phrase}
+        view, sampler = self._sampler_view()
+        askable: dict[str, dict[str, list[int]]] = {}
+        for acc in accessions:
+            if acc not in view.pid_of:
+                continue
+            terms = view.terms(view.pid_of[acc])
+            pools = {a: [e for e in view.most_specific(terms.direct.get(a, ())) if sampler.eligible(e)] for a in "FPC"}
+            pools = {a: v for a, v in pools.items() if v}
+            if pools:
+                askable[acc] = pools
+        info["proteins_without_askable_terms"] = len([a for a in accessions if a in view.pid_of]) - len(askable)
+        chosen = cap(list(askable))
+        seqs = self._seqs(chosen)
+        items: list[Item] = []
+        short = 0
+        for acc in chosen:
+            if acc not in seqs:
+                continue
+            rng = _unit(seed, f"{acc}:rank")
+            aspect = rng.choice(sorted(askable[acc]))
+            pos = rng.choice(askable[acc][aspect])
+            neg = sampler.random_negatives(rng, aspect, view.terms(view.pid_of[acc]), k=negatives,
+                                           exclude=frozenset({pos}))  # fmt: skip
+            if len(neg) < negatives:
+                short += 1
+                continue
+            eids = [pos, *neg]
+            requests = tuple(question("design", 0, description=phrase[aspect](view.names[e])) for e in eids)
+            items.append(Item(acc, seqs[acc], view.ids[pos], accession=acc, terms=tuple(view.ids[e] for e in eids),
+                              requests=requests, term_name=view.names[pos]))  # fmt: skip
+        info["skipped_too_few_negatives"] = short
         return items
 
     def _go(self, accessions: list[str], aspect: str, seed: int, info: dict[str, Any], cap: _Cap) -> list[Item]:

@@ -608,6 +608,10 @@ def _evaluate(
 
             kg_terms = heldout.kg if (spec.test.heldout and heldout is not None) else kg_obj
             generate_designs(spec, model, tokenizer, data[spec.name].items, kg_terms, prepared[spec.name], progress)
+        if spec.kind == "rank":
+            from instructprotein.evaluate.rank import score_rank
+
+            score_rank(spec, model, tokenizer, data[spec.name].items, prepared[spec.name], progress, max_rows=max_rows)
 
     # -- metrics and baselines per task ---------------------------------------------------------------------
     results: dict[str, Any] = {}
@@ -626,6 +630,10 @@ def _evaluate(
                 from instructprotein.evaluate.design import finish_design
 
                 res = finish_design(spec, data[spec.name], prepared[spec.name], side, pred_dir)
+            elif spec.kind == "rank":
+                from instructprotein.evaluate.rank import finish_rank
+
+                res = finish_rank(spec, data[spec.name], prepared[spec.name], side, seed, pred_dir)
             else:
                 res = _finish(spec, data[spec.name], prepared[spec.name], side, homology, seed, pred_dir)
         res["seconds"]["baselines_and_metrics"] = round(time.perf_counter() - t0, 2)
@@ -674,7 +682,7 @@ def _prepare(
     from instructprotein.evaluate.scoring import encode_candidates
 
     items = td.items
-    if spec.kind == "design":  # its prompts are the requests; generate_designs samples them
+    if spec.kind in ("design", "rank"):  # design: generate_designs samples; rank: evaluate.rank scores
         return {"keys": [], "seconds": {}}
     if spec.kind == "describe":  # with retrieval, the homologs' GO terms, as the describe command gives them
         longest = spec.max_new_tokens

@@ -92,24 +92,24 @@ from instructprotein.errors import InputError
 
 TASK_SUFFIXES = (".yaml", ".yml", ".json")
 FORMATS = ("labelled", "go_pairs")
-HELDOUT_KINDS = ("location", "metal", "go", "describe", "design")
+HELDOUT_KINDS = ("location", "metal", "go", "describe", "design", "design_rank")
 METRICS = ("accuracy", "aupr")
 HOMOLOGY_RULES = ("location", "carries_term", "item_term", "go_terms")
 _NAME = re.compile(r"[A-Za-z0-9_\-]+")
 _GO_ID = re.compile(r"GO:\d{7}")
 
 _TOP_KEYS = {"name", "description", "kind", "data", "prompt", "candidates", "labels", "positive", "metrics", "cut",
-             "baselines", "paper", "notes", "max_new_tokens", "go_aspect", "evidence", "sampling"}  # fmt: skip
+             "baselines", "paper", "notes", "max_new_tokens", "go_aspect", "evidence", "sampling", "request"}  # fmt: skip
 _DATA_KEYS = {"test", "train", "train_note", "format", "sequence_field", "label_field", "term_field", "terms_field",
-              "term_names"}
+              "term_names", "descriptions"}
 TERM_NAMES = ("kg", "kg+go_sqlite")
-KINDS = ("choice", "describe", "design")
+KINDS = ("choice", "describe", "design", "rank")
 DESCRIBE_METRICS = ("bleu", "rouge_l", "go")
 DESIGN_METRICS = ("validity", "novelty", "diversity", "consistency", "describe")
 DESIGN_SAMPLING = {"per_request": 2, "temperature": 1.0, "top_p": 0.95, "min_len": 30, "max_len": 300, "seed": 0}
 """How a design task samples, unless its ``sampling:`` says otherwise; ``max_len`` is further
 capped by what the model's context leaves after the request."""
-_SOURCE_KEYS = {"path", "packaged", "heldout", "aspect", "split", "proteins"}
+_SOURCE_KEYS = {"path", "packaged", "heldout", "aspect", "split", "proteins", "candidates"}
 HELDOUT_PROTEINS = 1000
 """Held-out test proteins a task keeps by default (a seeded sample of those the task can use):
 the test split of the full graph holds 24,000, whose GO items alone would be 260,000."""
@@ -128,6 +128,7 @@ class Source:
     aspect: str | None = None  # heldout go: F / P / C
     split: str = "test"  # heldout: which split of the instruction set
     proteins: int | None = None  # heldout: at most this many proteins (a seeded sample); None: all
+    candidates: int = 10  # heldout design_rank: requests per protein, the true one included (the paper's 10)
 
     def describe(self) -> str:
         if self.packaged:
@@ -135,6 +136,7 @@ class Source:
         if self.heldout:
             extra = f", aspect {self.aspect}" if self.aspect else ""
             extra += f", {self.proteins:,} proteins" if self.proteins else ""
+            extra += f", {self.candidates} candidates" if self.heldout == "design_rank" else ""
             return f"heldout:{self.heldout} ({self.split} split{extra})"
         return str(self.path)
 
@@ -213,6 +215,9 @@ class TaskSpec:
     evidence: str = "general"  # retrieval block kind: general | location | term
     evidence_term: str | None = None  # evidence "term" with a fixed GO id (None: the item's term)
     sampling: dict[str, Any] = field(default_factory=dict)  # design: DESIGN_SAMPLING, overridden
+    request: str | None = None  # rank: the request template, {description} filled per candidate
+    descriptions: str | None = None  # rank, format scope: the SCOPe des file (a path, or "scope_des": the user's)
+    chance: bool = True  # rank: the chance baseline
 
     @property
     def uses_terms(self) -> bool:
@@ -221,7 +226,8 @@ class TaskSpec:
 
     @property
     def needs_kg(self) -> bool:
-        return self.format == "go_pairs" or (self.kind == "describe" and "go" in self.metrics) or self.kind == "design"
+        return (self.format == "go_pairs" or (self.kind == "describe" and "go" in self.metrics) or self.kind == "design"
+                or (self.kind == "rank" and self.format == "go_rank"))  # fmt: skip
 
     def class_index(self, name: str) -> int:
         return self.classes.index(name)
@@ -338,7 +344,12 @@ def _source(value: Any, what: str, path: Path | None) -> Source:
     proteins = value.get("proteins", HELDOUT_PROTEINS if split != "train" else None)
     if proteins is not None and (not isinstance(proteins, int) or isinstance(proteins, bool) or proteins < 1):
         raise InputError(f"data.{what}.proteins must be a positive integer or null (all), got {proteins!r}", path)
-    return Source(heldout=kind, aspect=aspect, split=split, proteins=proteins)
+    candidates = value.get("candidates", 10)
+    if "candidates" in value and kind != "design_rank":
+        raise InputError(f"data.{what}.candidates is for heldout design_rank", path)
+    if not isinstance(candidates, int) or isinstance(candidates, bool) or not 2 <= candidates <= 100:
+        raise InputError(f"data.{what}.candidates must be an integer from 2 to 100, got {candidates!r}", path)
+    return Source(heldout=kind, aspect=aspect, split=split, proteins=proteins, candidates=candidates)
 
 
 EVIDENCE_KINDS = ("general", "location", "term")
@@ -369,7 +380,7 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
     if kind not in KINDS:
         raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", path)
     required = {"choice": ("name", "data", "prompt", "candidates"), "describe": ("name", "data", "prompt"),
-                "design": ("name", "data")}[kind]  # fmt: skip
+                "design": ("name", "data"), "rank": ("name", "data")}[kind]  # fmt: skip
     for key in required:
         if key not in d or d[key] in (None, "", [], {}):
             raise InputError(f"missing required field {key!r}", path)
@@ -377,6 +388,10 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
         return _parse_describe(d, path)
     if kind == "design":
         return _parse_design(d, path)
+    if kind == "rank":
+        from instructprotein.evaluate.rank import parse_rank
+
+        return parse_rank(d, path)
     name = str(d["name"])
     if not _NAME.fullmatch(name):
         raise InputError(f"name {name!r}: use letters, digits, '_' and '-' only", path)
