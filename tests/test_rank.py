@@ -227,9 +227,9 @@ def test_homology_ranking_rule():
         propagated=lambda acc: carries[acc],
     )
     items = [Item("a", "AAA", "GO:1", terms=("GO:1", "GO:2", "GO:3")),  # only the true one carried: rank 1
-             Item("b", "CCC", "GO:1", terms=("GO:1", "GO:2", "GO:4")),  # a negative carried: rank 2
+             Item("b", "CCC", "GO:1", terms=("GO:1", "GO:2", "GO:4")),  # a negative carried: behind it
              Item("c", "DDD", "GO:1", terms=("GO:1", "GO:2", "GO:3"))]  # no hit: a draw
     correct, ranks, rows = homology_ranks(items, side, seed=0)
-    assert correct[:2] == [True, False] and ranks[:2] == [1.0, 2.0]
+    assert correct[:2] == [True, False] and ranks[0] == 1.0 and ranks[1] in (2.0, 3.0)
     assert rows[0] == {"closest": "Q1", "identity": 0.5, "carries": ["GO:1"]} and rows[2]["closest"] is None
     assert homology_ranks(items, side, seed=0) == (correct, ranks, rows)  # seeded
