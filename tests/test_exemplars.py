@@ -115,3 +115,20 @@ def test_exemplar_design_reports_closest_carried_and_verification(mt, kg):
         design(model, tok, "binds zinc ion", n=1, strategy="best")
     with pytest.raises(InputError, match="candidates"):
         design(model, tok, "binds zinc ion", n=3, candidates=2, check=False)
+
+
+def test_design_command_shows_closest_carried_and_verification(tmp_path):
+    from instructprotein.infer.commands import CHECK_COLUMNS, design_command
+
+    shown: list[str] = []
+    run = design_command(h.model_path(), "binds zinc ion", n=2, kg_path=h.kg_path(), out=tmp_path / "d.fasta",
+                         checks_out=tmp_path / "d.tsv", min_len=30, seed=2, echo=shown.append)  # fmt: skip
+    heads = [x for x in (tmp_path / "d.fasta").read_text().splitlines() if x.startswith(">")]
+    assert len(heads) == 2 and all("verification=" in x and "exemplar=" in x and "closest=" in x for x in heads)
+    rows = [x.split("\t") for x in (tmp_path / "d.tsv").read_text().splitlines()]
+    assert rows[0] == list(CHECK_COLUMNS)
+    col = {name: i for i, name in enumerate(rows[0])}
+    for row, d in zip(rows[1:], run.designs):
+        assert row[col["carries_request"]] in ("yes", "no") and row[col["exemplar"]] == d.exemplar.accession
+        assert float(row[col["verification"]]) == pytest.approx(d.verification, abs=1e-3)
+    assert any("strategy: exemplar, best 2 of 4 candidates" in s for s in shown)
