@@ -132,3 +132,35 @@ def test_design_command_shows_closest_carried_and_verification(tmp_path):
         assert row[col["carries_request"]] in ("yes", "no") and row[col["exemplar"]] == d.exemplar.accession
         assert float(row[col["verification"]]) == pytest.approx(d.verification, abs=1e-3)
     assert any("strategy: exemplar, best 2 of 4 candidates" in s for s in shown)
+
+
+def test_design_task_with_exemplars_carries_the_request(tmp_path):
+    import json
+
+    from instructprotein.evaluate.runner import evaluate
+
+    (tmp_path / "d.jsonl").write_text(json.dumps({"request": "binds zinc ion", "terms": ["GO:0008270"]}) + "\n")
+    for strategy in ("exemplar", "sample"):
+        (tmp_path / f"{strategy}.yaml").write_text(
+            f"name: d_{strategy}\nkind: design\ndata: {{test: d.jsonl}}\nmetrics: [validity, novelty, consistency]\n"
+            f"sampling: {{per_request: 2, candidates: 2, min_len: 30, seed: 1, strategy: {strategy}}}\n"
+        )
+    r = evaluate(h.model_path(), [tmp_path / "exemplar.yaml", tmp_path / "sample.yaml"], out_dir=tmp_path / "o",
+                 kg=h.kg_path(), plots=False)  # fmt: skip
+    ex, plain = r["tasks"]["d_exemplar"]["design"], r["tasks"]["d_sample"]["design"]
+    st = ex["model"]["strategy"]
+    assert st["from_exemplar"] == 2 and st["mean_identity_to_exemplar"] < 0.75
+    assert plain["model"]["strategy"]["from_exemplar"] == 0
+    # a design ~60 % identical to a zinc binder finds a zinc binder as its closest protein; its shuffle does not
+    assert ex["model"]["consistency"]["consistent_fraction"] == 1.0
+    assert ex["shuffled"]["consistency"]["consistent_fraction"] == 0.0
+    assert all(x < 0.75 for x in ex["model"]["identity_of_closest"])
+    rows = [json.loads(x) for x in (tmp_path / "o" / "predictions" / "d_exemplar.jsonl").read_text().splitlines()]
+    zinc = set(h_kg_carriers("GO:0008270"))
+    assert all(row["exemplar"] in zinc and isinstance(row["verification"], float) for row in rows)
+    assert "rewritten from a training protein" in (tmp_path / "o" / "report.md").read_text()
+
+
+def h_kg_carriers(term: str) -> list[str]:
+    with KnowledgeGraph(h.kg_path()) as graph:
+        return graph.proteins_with(term)

@@ -454,6 +454,21 @@ def _rank_section(name: str, t: dict[str, Any]) -> list[str]:
 RANK_RULES = {"mean": "mean log-probability (paper)", "sum": "sum log-probability"}
 
 
+def _strategy_line(st: dict[str, Any] | None) -> list[str]:
+    if not st:
+        return []
+    line = (f"- strategy: {st['strategy']}, the best of {st['candidates_per_design']} candidates per design kept by the "
+            "model's own verification (mean log-prob gain of the design under its request over a neutral one)")
+    if st.get("from_exemplar"):
+        line += (f"; {st['from_exemplar']} designs rewritten from a training protein carrying the request "
+                 f"(mean identity to it {pct(st['mean_identity_to_exemplar'])} %)")
+    if st.get("requests_sampled_without_exemplar"):
+        line += f"; {st['requests_sampled_without_exemplar']} requests no training protein carries, sampled from the text"
+    if st.get("mean_verification") is not None:
+        line += f"; mean verification {st['mean_verification']:+.3f}"
+    return [line]
+
+
 def _design_section(name: str, t: dict[str, Any]) -> list[str]:
     res = t["task"]["resolved"]
     d = t["data"]["test"]
@@ -463,6 +478,7 @@ def _design_section(name: str, t: dict[str, Any]) -> list[str]:
         (f"- requests: {t['n']:,} from `{d.get('source')}`, {t['designs']:,} designs ({t['requests_skipped']} "
          "requests too long for the model's context left out)"),
         f"- sampling: {res.get('sampling')}",
+        *_strategy_line(t.get("design", {}).get("model", {}).get("strategy")),
         f"- time: {t['seconds']}",
         "",
         _md_table(["sequences", "n", "mean length", "validity", "novel (< 70 % identity)", "diversity within / across",

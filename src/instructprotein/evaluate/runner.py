@@ -607,7 +607,8 @@ def _evaluate(
             from instructprotein.evaluate.design import generate_designs
 
             kg_terms = heldout.kg if (spec.test.heldout and heldout is not None) else kg_obj
-            generate_designs(spec, model, tokenizer, data[spec.name].items, kg_terms, prepared[spec.name], progress)
+            generate_designs(spec, model, tokenizer, data[spec.name].items, kg_terms, prepared[spec.name], progress,
+                             side=sides.get(need_side.get(spec.name, "")))
         if spec.kind == "rank":
             from instructprotein.evaluate.rank import score_rank
 

@@ -70,6 +70,23 @@ carries the request) and ``describe`` (the model's own description gives it back
     data: {test: requests.jsonl}      # {"request": "binds zinc ion", "terms": ["GO:0008270"]}
     sampling: {per_request: 4, max_len: 200}
 
+``sampling`` also sets ``strategy`` (``exemplar``, default: training proteins carrying the
+requested terms rewritten by the model at ``mutation_rate``; ``sample``: from the request
+alone) and ``candidates`` (generated per design kept; the model's own verification picks).
+
+A fourth kind ranks requests for a protein (``kind: rank``; :mod:`.rank`; the built-in
+``heldout_design_rank`` and the paper's ``scope_{family,superfamily,fold}_rank``): each item
+is a protein and candidate requests, scored by the mean log-probability of the protein's
+residues after each (the paper's rule; the sum too); ``data.format`` ``candidates`` (JSON
+lines ``{"sequence", "requests": [...], "answer": 0}``), ``scope`` (the paper's ``*.lm.json``
+with ``data.descriptions``: SCOPe's ``dir.des`` file, ``scope_des`` for the one given to
+``evaluate --scope-des``, and ``request: "... {description}"``) or ``{heldout: design_rank,
+candidates: 10}``; ``baselines`` ``chance`` and ``homology`` (GO candidates)::
+
+    name: my_rank
+    kind: rank
+    data: {test: ranked.jsonl}
+
 Prompts are the paper's format, ``{protein}Instruction: {question}\\n\\nOutput: {prefix}``,
 built by :func:`~instructprotein.infer.prompts.build_prompt` (no trailing space; each
 candidate brings its own). Every problem in a task file is an
@@ -106,9 +123,14 @@ TERM_NAMES = ("kg", "kg+go_sqlite")
 KINDS = ("choice", "describe", "design", "rank")
 DESCRIBE_METRICS = ("bleu", "rouge_l", "go")
 DESIGN_METRICS = ("validity", "novelty", "diversity", "consistency", "describe")
-DESIGN_SAMPLING = {"per_request": 2, "temperature": 1.0, "top_p": 0.95, "min_len": 30, "max_len": 300, "seed": 0}
+DESIGN_SAMPLING = {"per_request": 2, "temperature": 1.0, "top_p": 0.95, "min_len": 30, "max_len": 300, "seed": 0,
+                   "strategy": "exemplar", "candidates": 2, "mutation_rate": 0.4}
 """How a design task samples, unless its ``sampling:`` says otherwise; ``max_len`` is further
-capped by what the model's context leaves after the request."""
+capped by what the model's context leaves after the request. ``strategy``: ``exemplar``
+(training proteins carrying the requested terms, ``mutation_rate`` of their residues rewritten
+by the model; requests no training protein carries fall back to sampling) or ``sample`` (from
+the request alone); ``candidates``: per design kept, this many are generated and the model's
+own verification picks (:func:`~instructprotein.infer.exemplars.request_gain`)."""
 _SOURCE_KEYS = {"path", "packaged", "heldout", "aspect", "split", "proteins", "candidates"}
 HELDOUT_PROTEINS = 1000
 """Held-out test proteins a task keeps by default (a seeded sample of those the task can use):
@@ -708,6 +730,10 @@ def _parse_design(d: dict[str, Any], path: Path | None) -> TaskSpec:
         raise InputError("sampling.temperature must be in (0, 10] and sampling.top_p in (0, 1]", path)
     if not 1 <= sampling["min_len"] <= sampling["max_len"]:
         raise InputError("sampling needs 1 <= min_len <= max_len", path)
+    if sampling["strategy"] not in ("exemplar", "sample"):
+        raise InputError(f"sampling.strategy must be exemplar or sample, got {sampling['strategy']!r}", path)
+    if not 1 <= sampling["candidates"] <= 16 or not 0 < sampling["mutation_rate"] < 1:
+        raise InputError("sampling.candidates must be between 1 and 16 and sampling.mutation_rate in (0, 1)", path)
     max_new = _max_new_tokens(d, 32, path)
     terms_field = str(data.get("terms_field") or "terms")
     return TaskSpec(
