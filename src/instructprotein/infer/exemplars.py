@@ -47,7 +47,7 @@ MUTATION_RATE = 0.4
 NEUTRAL_REQUEST = "Design a protein."
 """The reference request of :func:`request_gain`."""
 POOL_LIMIT = 5000
-"""Carriers read per request (a seeded sample of the best-matching ones)."""
+"""Carriers looked at per request, at most (a seeded sample of the best-matching ones)."""
 
 
 @dataclass(frozen=True)
@@ -86,13 +86,15 @@ def find_exemplars(
         group = sorted(a for a, c in counts.items() if c == level and a not in exclude)
         rng.shuffle(group)
         group = group[:POOL_LIMIT]
-        seqs = _sequences(kg, group)
-        for a in group:
-            s = seqs.get(a)
-            if s and len(s) >= min_len and (max_len is None or len(s) <= max_len) and set(s) <= _STANDARD:
-                out.append(Exemplar(a, s, level, len(wanted)))
-                if len(out) == n:
-                    return out
+        for start in range(0, len(group), 64):  # read sequences a chunk at a time: most requests need a few
+            chunk = group[start : start + 64]
+            seqs = _sequences(kg, chunk)
+            for a in chunk:
+                s = seqs.get(a)
+                if s and len(s) >= min_len and (max_len is None or len(s) <= max_len) and set(s) <= _STANDARD:
+                    out.append(Exemplar(a, s, level, len(wanted)))
+                    if len(out) == n:
+                        return out
         if out:  # only the best-matching level, unless it had none usable
             return out
     return out
