@@ -127,7 +127,8 @@ def evaluate_command(
     finally:
         if isinstance(progress, RichProgress):
             progress.stop()
-    console.print(results_table(results))
+    if summary_rows(results):  # choice tasks (describe, design and rank tasks print their own lines)
+        console.print(results_table(results))
     from instructprotein.evaluate.report import rank_rows
 
     for row in rank_rows(results):
