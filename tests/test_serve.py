@@ -117,6 +117,8 @@ def test_design_two_constrained_and_reproducible(base):
         assert 10 <= len(d["sequence"]) <= 40 and d["ended_by"] in ("model", "max_len")
         c = d["checks"]
         assert c["valid_alphabet"] is True and c["length_ok"] is True and c["closest_searched"] is False
+        assert isinstance(d["verification"], float) and d["carries_request"] is None and d["closest"] is None
+    assert run["settings"]["strategy"] == "sample"  # no graph on this server: no exemplars
     assert run["fasta"].count(">design") == 2
     assert run["settings"]["seed"] == 3 and run["prompt"].endswith("<protein>")
     again = post(base, "/design", body)[1]

@@ -25,6 +25,7 @@ def evaluate(
     threads: Annotated[Optional[int], typer.Option(help="Torch threads while scoring.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda where available).")] = None,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Tables only.")] = False,
+    scope_des: Annotated[Optional[Path], typer.Option("--scope-des", help="SCOPe's description file dir.des.scope.2.08-stable.txt (scop.berkeley.edu): the SCOPe design-ranking tasks need it.")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the built-in tasks and stop.")] = False,
     workdir: WorkOpt = None,
 ) -> None:
@@ -58,4 +59,5 @@ def evaluate(
     evaluate_command(
         model, tasks, limit, kg_path, instr, out_path, seed=seed, max_identity=max_identity, homology=not no_homology,
         retrieval=use_retrieval, threads=threads, device=device, plots=not no_plots, console=out,
+        scope_des=scope_des,
     )  # fmt: skip

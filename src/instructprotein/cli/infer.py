@@ -59,15 +59,18 @@ def design(
     min_len: Annotated[int, typer.Option(help="Shortest design.")] = 30,
     max_len: Annotated[Optional[int], typer.Option(help="Longest design (default: 400, or what the model's context leaves after the request).")] = None,
     length: Annotated[Optional[int], typer.Option(help="Ask for about this many residues.")] = None,
+    strategy: Annotated[str, typer.Option(help="exemplar: rewrite known proteins that carry the requested GO terms (~60 % identity); sample: from the request alone; auto: exemplar where the graph has such proteins.")] = "auto",
+    candidates: Annotated[Optional[int], typer.Option(help="Generate this many and keep the best --n (checks, novelty, closest protein carries the request, the model's verification); default 2 x n with a graph.")] = None,
     workdir: WorkOpt = None,
 ) -> None:
-    """Sample sequences for a description (FASTA) and check each one (alphabet, length, low
-    complexity, closest known protein and whether it carries the requested annotations)."""
+    """Write sequences for a description (FASTA) and check each one (alphabet, length, low
+    complexity, closest known protein, its identity, whether it carries the requested
+    annotations, and the model's own verification score)."""
     from instructprotein.infer.commands import design_command
 
     design_command(tuned_model(model, workdir), description, n, graph_if_any(kg, workdir), out, checks_out,
                    temperature=temperature, top_p=top_p, seed=seed, min_len=min_len, max_len=max_len, length=length,
-                   echo=lambda text: err.print(text, highlight=False, soft_wrap=True))  # a table: not wrapped
+                   strategy=strategy, candidates=candidates, echo=lambda text: err.print(text, highlight=False, soft_wrap=True))  # a table: not wrapped
 
 
 def classify(

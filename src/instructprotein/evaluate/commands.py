@@ -95,6 +95,7 @@ def evaluate_command(
     plots: bool = True,
     console: Any = None,
     show_progress: bool = True,
+    scope_des: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run :func:`~instructprotein.evaluate.runner.evaluate`, print the summary table and where the
     report went; return the results.
@@ -102,6 +103,8 @@ def evaluate_command(
     ``tasks``: names, task-file paths, or ``all`` / ``paper`` / ``heldout``. ``out_dir``
     defaults to ``<model>/evaluation``. ``instructions_dir``: the instruction set the model
     was trained on (held-out tasks, decontamination, which proteins homology may use).
+    ``scope_des``: SCOPe's description file for the SCOPe ranking tasks (without it they are
+    left out of ``all`` / ``paper``, and an error when named).
     """
     from rich.console import Console
 
@@ -109,7 +112,10 @@ def evaluate_command(
     from instructprotein.progress import Progress, RichProgress
 
     console = console or Console()
-    names = expand_tasks(tasks)
+    from instructprotein.evaluate.rank import resolve_scope_tasks
+
+    console = console or Console()
+    names = resolve_scope_tasks(tasks, expand_tasks(tasks), scope_des, console)
     out = Path(out_dir) if out_dir is not None else Path(model_path) / "evaluation"
     progress = RichProgress() if show_progress else Progress()
     try:
@@ -121,7 +127,13 @@ def evaluate_command(
     finally:
         if isinstance(progress, RichProgress):
             progress.stop()
-    console.print(results_table(results))
+    if summary_rows(results):  # choice tasks (describe, design and rank tasks print their own lines)
+        console.print(results_table(results))
+    from instructprotein.evaluate.report import rank_rows
+
+    for row in rank_rows(results):
+        console.print(f"{row[0]} (n={row[1]}): model {row[2]} (mean log-prob, paper), {row[3]} (sum); chance {row[4]}; "
+                      f"homology {row[5]}; paper {row[6]}")  # fmt: skip
     h = results.get("homology", {})
     if h.get("enabled"):
         console.print(f"homology transfer: hits at >= {h['max_identity']} identity dropped (decontamination threshold)")

@@ -46,7 +46,9 @@ class Item:
     term_name: str | None = None  # what fills {term}
     line: int | None = None
     accession: str | None = None  # held-out items: the graph protein
-    terms: tuple[str, ...] | None = None  # describe: the protein's true GO ids; design: the requested ones
+    terms: tuple[str, ...] | None = None  # describe: the protein's true GO ids; design: the requested ones;
+    # rank: the candidates' keys (GO ids, SCOPe ids), the true one first
+    requests: tuple[str, ...] | None = None  # rank: each candidate's request text, in the order of ``terms``
 
 
 @dataclass
@@ -172,6 +174,10 @@ def read_file_items(spec: TaskSpec, path: Path, kg: KnowledgeGraph | None, count
         return items
     if spec.kind == "design":
         return _design_items(spec, path, stem)
+    if spec.kind == "rank":
+        from instructprotein.evaluate.rank import read_rank_items
+
+        return read_rank_items(spec, path, stem, counts)
     if spec.format == "go_pairs":
         if kg is None:
             raise InputError(f"task {spec.name} asks about GO terms by name: give a knowledge graph (kg=...)", path)
@@ -271,7 +277,7 @@ def _source_items(
 def _heldout_label(spec: TaskSpec, item: Item) -> Item:
     """Held-out items come labelled yes / no or with a DeepLoc class; map them to the task's classes."""
     label = item.label
-    if spec.kind in ("describe", "design"):
+    if spec.kind in ("describe", "design", "rank"):
         return item
     if spec.format == "go_pairs":
         assert spec.labels is not None

@@ -43,6 +43,8 @@ from instructprotein.evaluate.tasks import TaskSpec
 from instructprotein.formats.records import GO_ROOTS
 
 GROUPS = ("model", "shuffled", "natural")
+NOVEL = 0.7
+"""Novelty line: a design under this identity to every training protein is new."""
 MAX_PAIRS = 2000
 """Pairwise alignments for the across-request diversity: a seeded sample of this many pairs."""
 
@@ -55,20 +57,31 @@ def shuffled(sequence: str, key: str, seed: int) -> str:
 
 
 def generate_designs(spec: TaskSpec, model: Any, tokenizer: Any, items: Sequence[Item], kg: Any, prep: dict[str, Any],
-                     progress: Any) -> None:  # fmt: skip
+                     progress: Any, side: Any = None) -> None:  # fmt: skip
     """Designs for every item, their shuffled controls, and the model's descriptions of all
-    three groups, into ``prep``: the model's part of the task (timed as ``seconds["model"]``)."""
+    three groups, into ``prep``: the model's part of the task (timed as ``seconds["model"]``).
+
+    Strategy ``exemplar``: training proteins carrying the request's terms (``side.exclude``,
+    the held-out and decontaminated proteins, never used; without a side, none is excluded)
+    rewritten by the model (:mod:`~instructprotein.infer.exemplars`); ``candidates`` per kept
+    design, the model's own verification score picks among them (checks passed and under 70 %
+    identity to the exemplar first)."""
+    from instructprotein.infer.checks import check_sequence
     from instructprotein.infer.classify import context_length
+    from instructprotein.infer.exemplars import find_exemplars, identity_of, request_gain, rewrite_exemplars
     from instructprotein.infer.generate import describe, sample_proteins
     from instructprotein.infer.inputs import Query
     from instructprotein.infer.terms import TermIndex
     from instructprotein.prompt import design_prompt
+
+    exclude = side.exclude if side is not None else frozenset()
 
     t0 = time.perf_counter()
     s = spec.sampling
     ctx = context_length(model)
     designs: list[dict[str, Any]] = []
     skipped = 0
+    fallback = 0
     with progress.step(f"{spec.name}: design for {len(items):,} requests", total=len(items)) as bar:
         for n, item in enumerate(items):
             prompt = design_prompt(item.label)
@@ -78,12 +91,37 @@ def generate_designs(spec: TaskSpec, model: Any, tokenizer: Any, items: Sequence
                 skipped += 1
                 bar.advance()
                 continue
-            samples = sample_proteins(model, tokenizer, prompt, n=s["per_request"], temperature=s["temperature"],
-                                      top_p=s["top_p"], seed=s["seed"] + n, min_len=s["min_len"], max_len=max_len)  # fmt: skip
-            for k, (seq, ended) in enumerate(samples):
+            pool = s["per_request"] * s["candidates"]
+            wanted = [t for t in (item.terms or ()) if t not in GO_ROOTS]
+            exemplars = []
+            if s["strategy"] == "exemplar" and kg is not None and wanted:
+                exemplars = find_exemplars(kg, wanted, n=pool, seed=s["seed"] + n, exclude=exclude,
+                                           min_len=s["min_len"], max_len=max_len)  # fmt: skip
+            if exemplars:
+                picks = [exemplars[k % len(exemplars)] for k in range(pool)]
+                seqs = [rewrite_exemplars(model, tokenizer, prompt, [e.sequence], rate=s["mutation_rate"],
+                                          temperature=s["temperature"], seed=s["seed"] + 1000 * n + k)[0]
+                        for k, e in enumerate(picks)]  # fmt: skip
+                cands = [(q, "exemplar", e.accession, identity_of(q, e.sequence)) for q, e in zip(seqs, picks)]
+            else:
+                fallback += s["strategy"] == "exemplar"
+                samples = sample_proteins(model, tokenizer, prompt, n=pool, temperature=s["temperature"],
+                                          top_p=s["top_p"], seed=s["seed"] + n, min_len=s["min_len"], max_len=max_len)  # fmt: skip
+                cands = [(q, ended, None, None) for q, ended in samples]
+            scores = request_gain(model, tokenizer, item.label, [c[0] for c in cands]) if pool > s["per_request"] else [None] * pool
+
+            def rank(k: int, cands: list = cands, scores: list = scores) -> tuple:
+                q, _e, _a, ident = cands[k]
+                ok = check_sequence(q, min_len=s["min_len"]).passed
+                return (ok, ident is None or ident < NOVEL, scores[k] if scores[k] is not None else float("-inf"))
+
+            keep = sorted(range(pool), key=rank, reverse=True)[: s["per_request"]] if pool > s["per_request"] else range(pool)
+            for k, c in enumerate(keep):
+                seq, ended, ex, ident = cands[c]
                 key = f"{item.id}#{k + 1}"
                 designs.append({"id": key, "item": n, "sequence": seq, "ended_by": ended, "max_len": max_len,
-                                "shuffled": shuffled(seq, key, s["seed"])})  # fmt: skip
+                                "shuffled": shuffled(seq, key, s["seed"]), "exemplar": ex, "exemplar_identity": ident,
+                                "verification": scores[c]})  # fmt: skip
             bar.advance()
     gen_seconds = time.perf_counter() - t0
     described: dict[str, list[set[str]]] = {g: [] for g in GROUPS}
@@ -104,7 +142,7 @@ def generate_designs(spec: TaskSpec, model: Any, tokenizer: Any, items: Sequence
                 by_id = {d.id: set(d.terms.ids) if d.terms is not None else set() for d in got}
                 ids = [d["id"] for d in designs] if g != "natural" else [i.id for i in naturals]
                 described[g] = [by_id.get(x, set()) for x in ids]
-    prep.update(designs=designs, skipped=skipped, described=described, cut={"rule": "no protein in the prompt"},
+    prep.update(designs=designs, skipped=skipped, described=described, sampled_without_exemplar=fallback, cut={"rule": "no protein in the prompt"},
                 prompts_scored=len(items))  # fmt: skip
     prep.setdefault("seconds", {}).update(model=round(time.perf_counter() - t0, 2), sampling=round(gen_seconds, 2))
 
@@ -199,13 +237,23 @@ def finish_design(spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any,
         groups[g] = r
     if designs:
         groups["model"]["ended_by_model"] = sum(d["ended_by"] == "model" for d in designs) / len(designs)
+        ex = [d["exemplar_identity"] for d in designs if d.get("exemplar_identity") is not None]
+        ver = [d["verification"] for d in designs if d.get("verification") is not None]
+        groups["model"]["strategy"] = {
+            "strategy": s["strategy"], "candidates_per_design": s["candidates"], "mutation_rate": s["mutation_rate"],
+            "from_exemplar": len(ex), "requests_sampled_without_exemplar": prep.get("sampled_without_exemplar", 0),
+            "mean_identity_to_exemplar": sum(ex) / len(ex) if ex else None,
+            "mean_verification": sum(ver) / len(ver) if ver else None,
+        }  # fmt: skip
 
     rows = []
     for n, d in enumerate(designs):
         h = closest["model"][n]
         row = {"id": d["id"], "request": items[d["item"]].label, "requested": sorted(requested[n]),
                "sequence": d["sequence"], "ended_by": d["ended_by"],
-               "closest": h.accession if h else None, "closest_identity": round(h.identity, 4) if h else None}  # fmt: skip
+               "closest": h.accession if h else None, "closest_identity": round(h.identity, 4) if h else None,
+               "exemplar": d.get("exemplar"), "exemplar_identity": d.get("exemplar_identity"),
+               "verification": d.get("verification")}  # fmt: skip
         if prep["described"].get("model"):
             row["described_terms"] = len(prep["described"]["model"][n])
         rows.append(row)

@@ -19,6 +19,9 @@ proteins become items of the built-in held-out tasks, labelled from the graph:
   ROUGE-L) and its propagated GO terms;
 - ``design``: the split's design instructions, one per protein: the request, the GO terms it
   asks for, and the natural protein it was made from.
+- ``design_rank``: one request per protein for one of its most specific GO terms, in the
+  design instructions' wording, with ``candidates - 1`` requests for terms of the same aspect
+  nearest it in propagated frequency that the protein does not carry (even by propagation).
 
 Every choice is seeded (``seed``, the protein's accession), so the same instruction set and
 seed give the same items; :meth:`HeldOut.items` also writes them as JSON lines under
@@ -138,6 +141,7 @@ class HeldOut:
         self._cache: dict[tuple[str, int], list[Item]] = {}
         self._view = None
         self._sampler = None
+        self._by_frequency: dict[str, tuple[list[int], list[int]]] = {}
 
     # -- the training side, for baselines ------------------------------------------------------------------
     def train_accessions(self) -> list[str]:
@@ -176,10 +180,13 @@ class HeldOut:
             items = self._describe(accessions, source.split, info, cap)
         elif source.heldout == "design":
             items = self._design(accessions, source.split, info, cap)
+        elif source.heldout == "design_rank":
+            items = self._design_rank(accessions, seed, info, cap, negatives=source.candidates - 1)
         else:  # pragma: no cover - validated in tasks.py
             raise ValueError(source.heldout)
         info["items"] = len(items)
-        info["labels"] = dict(Counter(i.label for i in items))
+        if source.heldout != "design_rank":  # there: the true term of each item, not a class
+            info["labels"] = dict(Counter(i.label for i in items))
         self._summaries[source.describe()] = info
         self._cache[key] = items
         if self.out_dir is not None:
@@ -189,7 +196,8 @@ class HeldOut:
             lines = [
                 json.dumps({"id": i.id, "accession": i.accession, "sequence": i.sequence, "label": i.label,
                             **({"term": i.term, "term_name": i.term_name} if i.term else {}),
-                            **({"terms": list(i.terms)} if i.terms is not None else {})})
+                            **({"terms": list(i.terms)} if i.terms is not None else {}),
+                            **({"requests": list(i.requests)} if i.requests is not None else {})})
                 for i in items
             ]  # fmt: skip
             write_text(path, "\n".join(lines) + ("\n" if lines else ""))
@@ -281,6 +289,82 @@ class HeldOut:
             terms = tuple(x.entity.id for x in self.kg.propagated_annotations(a))
             items.append(Item(a, seqs[a], refs[a], accession=a, terms=terms))
         return items
+
+    def _sampler_view(self) -> tuple[Any, Any]:
+        if self._view is None:
+            from instructprotein.instruct.kgview import KGView
+            from instructprotein.instruct.negatives import NegativeSampler
+
+            self._view = KGView(self.kg.path)
+            self._sampler = NegativeSampler(self._view)
+        return self._view, self._sampler
+
+    def _design_rank(self, accessions: list[str], seed: int, info: dict[str, Any], cap: _Cap,
+                     negatives: int = 9) -> list[Item]:  # fmt: skip
+        """One ranking item per protein: a request for one of its most specific GO terms (an
+        aspect drawn per protein among those it has one of), worded as the design
+        instructions word it ("Design a protein that binds zinc ion."), against ``negatives``
+        requests for terms of the same aspect nearest it in propagated frequency
+        (:meth:`_matched_negatives`)."""
+        from instructprotein.infer.prompts import question
+        from instructprotein.instruct.templates import function_phrase, location_phrase, process_phrase
+
+        phrase = {"F": function_phrase, "P": process_phrase, "C": location_phrase}
+        view, sampler = self._sampler_view()
+        askable: dict[str, dict[str, list[int]]] = {}
+        for acc in accessions:
+            if acc not in view.pid_of:
+                continue
+            terms = view.terms(view.pid_of[acc])
+            pools = {a: [e for e in view.most_specific(terms.direct.get(a, ())) if sampler.eligible(e)] for a in "FPC"}
+            pools = {a: v for a, v in pools.items() if v}
+            if pools:
+                askable[acc] = pools
+        info["proteins_without_askable_terms"] = len([a for a in accessions if a in view.pid_of]) - len(askable)
+        chosen = cap(list(askable))
+        seqs = self._seqs(chosen)
+        items: list[Item] = []
+        short = 0
+        for acc in chosen:
+            if acc not in seqs:
+                continue
+            rng = _unit(seed, f"{acc}:rank")
+            aspect = rng.choice(sorted(askable[acc]))
+            pos = rng.choice(askable[acc][aspect])
+            neg = self._matched_negatives(rng, aspect, pos, view.terms(view.pid_of[acc]), negatives)
+            if len(neg) < negatives:
+                short += 1
+                continue
+            eids = [pos, *neg]
+            requests = tuple(question("design", 0, description=phrase[aspect](view.names[e])) for e in eids)
+            items.append(Item(acc, seqs[acc], view.ids[pos], accession=acc, terms=tuple(view.ids[e] for e in eids),
+                              requests=requests, term_name=view.names[pos]))  # fmt: skip
+        info["skipped_too_few_negatives"] = short
+        return items
+
+    def _matched_negatives(self, rng: random.Random, aspect: str, pos: int, terms: Any, k: int) -> list[int]:
+        """``k`` terms of ``aspect`` whose propagated frequency is nearest the positive's (a seeded
+        draw among the ``20 k`` nearest, widened while too few qualify), each one the protein does
+        not carry, even by propagation, and none below its direct terms: a model cannot pick the
+        true request for being the commoner (or rarer) term."""
+        view, sampler = self._sampler_view()
+        if aspect not in self._by_frequency:
+            pool = [e for e in range(1, view.n_entities + 1) if sampler.eligible(e) and view.aspects[e] == aspect]
+            pool.sort(key=lambda e: (view.frequency[e], view.ids[e]))
+            self._by_frequency[aspect] = (pool, [view.frequency[e] for e in pool])
+        pool, freqs = self._by_frequency[aspect]
+        import bisect
+
+        at = bisect.bisect_left(freqs, view.frequency[pos])
+        width = 20 * k
+        while True:
+            window = [e for e in pool[max(0, at - width // 2) : at + width // 2] if e != pos]
+            window = sorted(window, key=lambda e: abs(view.frequency[e] - view.frequency[pos]))[:width]
+            rng.shuffle(window)
+            out = [e for e in window if sampler.allowed(e, terms)][:k]
+            if len(out) == k or width >= len(pool):
+                return out
+            width *= 2
 
     def _go(self, accessions: list[str], aspect: str, seed: int, info: dict[str, Any], cap: _Cap) -> list[Item]:
         if self._view is None:

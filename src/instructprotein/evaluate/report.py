@@ -296,11 +296,22 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
                   "residues in random order; natural: the held-out protein the request was written from:"), "",
                   _md_table(["task", "sequences", "validity", "novelty", "diversity", "consistency", "describe"],
                             design)]  # fmt: skip
+    ranked = rank_rows(results)
+    if ranked:
+        lines += ["", ("Ranking tasks (which of the candidate requests is the protein's own: each request in the model's "
+                  "design prompt, the protein's residues scored after it; mean log-probability is the paper's rule; "
+                  "right when the true request scores strictly highest; accuracy %, 95 % Wilson interval; homology: "
+                  "the closest decontaminated training protein's GO terms rank the candidates):"), "",
+                  _md_table(["task", "n", "mean log-prob (paper)", "sum log-prob", "chance", "homology", "paper"],
+                            ranked)]  # fmt: skip
     if "overview" in images.get("_", {}):
         lines += ["", f"![overview]({images['_']['overview']})"]
     for name, t in results["tasks"].items():
         if "design" in t:
             lines += _design_section(name, t)
+            continue
+        if "ranking" in t:
+            lines += _rank_section(name, t)
             continue
         if "model" not in t:
             lines += _describe_section(name, t)
@@ -412,6 +423,64 @@ def design_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def rank_rows(results: dict[str, Any]) -> list[list[str]]:
+    """One row per ranking task: the model by both rules beside chance, homology and the paper."""
+    rows = []
+    for name, t in results["tasks"].items():
+        if "ranking" not in t:
+            continue
+        b = t.get("baselines", {})
+        hom = with_ci(b["homology"]) + f" (cov. {pct(b['homology']['coverage'], 0)} %)" if "homology" in b else "-"
+        rows.append([name, f"{t['n']:,}", with_ci(t["ranking"]["mean"]), with_ci(t["ranking"]["sum"]),
+                     pct(b["chance"]["accuracy"]) if "chance" in b else "-", hom, paper_cell(t)])  # fmt: skip
+    return rows
+
+
+def _rank_section(name: str, t: dict[str, Any]) -> list[str]:
+    d = t["data"]["test"]
+    res = t["task"]["resolved"]
+    c = t.get("cut") or {}
+    lines = _section_head(name, t) + [
+        "",
+        f"- items: {t['n']:,} of {d.get('items_in_source', t['n']):,} from `{d.get('source')}`"
+        + (f"; reading: {', '.join(f'{k} {v:,}' for k, v in d['reading'].items())}" if d.get("reading") else ""),
+        f"- prompt: `{res.get('prompt')}`" + (f"; request `{res['request']}`" if res.get("request") else "")
+        + (f"; descriptions `{res['descriptions']}`" if res.get("descriptions") else ""),
+        f"- proteins cut to fit the context: {c.get('context_cut', 0)}"
+        + (f" (shortest kept {c['shortest_kept']} residues)" if c.get("shortest_kept") else ""),
+        f"- time: {t['seconds']}; prompts scored {t['prompts_scored']:,}",
+        "",
+    ]
+    rows = [[f"model, {RANK_RULES.get(r, r)}", with_ci(v), f"{v.get('mean_rank', float('nan')):.2f}",
+             f"{v.get('mrr', float('nan')):.3f}"] for r, v in t["ranking"].items()]  # fmt: skip
+    for b, v in t.get("baselines", {}).items():
+        extra = f" (coverage {pct(v['coverage'])} %)" if "coverage" in v else ""
+        rows.append([b + extra, with_ci(v), f"{v['mean_rank']:.2f}" if "mean_rank" in v else "-",
+                     f"{v['mrr']:.3f}" if "mrr" in v else "-"])  # fmt: skip
+    if t.get("paper"):
+        rows.append(["paper (reported)", ", ".join(f"{k} {v:g}" for k, v in t["paper"].items()), "-", "-"])
+    lines.append(_md_table(["predictor", "accuracy [95 % CI]", "mean rank of the true request", "MRR"], rows))
+    return lines
+
+
+RANK_RULES = {"mean": "mean log-probability (paper)", "sum": "sum log-probability"}
+
+
+def _strategy_line(st: dict[str, Any] | None) -> list[str]:
+    if not st:
+        return []
+    line = (f"- strategy: {st['strategy']}, the best of {st['candidates_per_design']} candidates per design kept by the "
+            "model's own verification (mean log-prob gain of the design under its request over a neutral one)")
+    if st.get("from_exemplar"):
+        line += (f"; {st['from_exemplar']} designs rewritten from a training protein carrying the request "
+                 f"(mean identity to it {pct(st['mean_identity_to_exemplar'])} %)")
+    if st.get("requests_sampled_without_exemplar"):
+        line += f"; {st['requests_sampled_without_exemplar']} requests no training protein carries, sampled from the text"
+    if st.get("mean_verification") is not None:
+        line += f"; mean verification {st['mean_verification']:+.3f}"
+    return [line]
+
+
 def _design_section(name: str, t: dict[str, Any]) -> list[str]:
     res = t["task"]["resolved"]
     d = t["data"]["test"]
@@ -421,6 +490,7 @@ def _design_section(name: str, t: dict[str, Any]) -> list[str]:
         (f"- requests: {t['n']:,} from `{d.get('source')}`, {t['designs']:,} designs ({t['requests_skipped']} "
          "requests too long for the model's context left out)"),
         f"- sampling: {res.get('sampling')}",
+        *_strategy_line(t.get("design", {}).get("model", {}).get("strategy")),
         f"- time: {t['seconds']}",
         "",
         _md_table(["sequences", "n", "mean length", "validity", "novel (< 70 % identity)", "diversity within / across",

@@ -441,7 +441,12 @@ def _evaluate(
             from instructprotein.evaluate.design import generate_designs
 
             kg_terms = heldout.kg if (spec.test.heldout and heldout is not None) else kg_obj
-            generate_designs(spec, model, tokenizer, data[spec.name].items, kg_terms, prepared[spec.name], progress)
+            generate_designs(spec, model, tokenizer, data[spec.name].items, kg_terms, prepared[spec.name], progress,
+                             side=sides.get(need_side.get(spec.name, "")))
+        if spec.kind == "rank":
+            from instructprotein.evaluate.rank import score_rank
+
+            score_rank(spec, model, tokenizer, data[spec.name].items, prepared[spec.name], progress, max_rows=max_rows)
 
     # -- metrics and baselines per task ---------------------------------------------------------------------
     results: dict[str, Any] = {}
@@ -463,6 +468,10 @@ def _evaluate(
                 from instructprotein.evaluate.design import finish_design
 
                 res = finish_design(spec, data[spec.name], prepared[spec.name], side, pred_dir)
+            elif spec.kind == "rank":
+                from instructprotein.evaluate.rank import finish_rank
+
+                res = finish_rank(spec, data[spec.name], prepared[spec.name], side, seed, pred_dir)
             else:
                 res = _finish(spec, data[spec.name], prepared[spec.name], side, homology, seed, pred_dir,
                               alone=prepared.get(spec.name + ALONE), combination=combination)  # fmt: skip
@@ -503,7 +512,7 @@ def _prepare(
     from instructprotein.evaluate.scoring import encode_candidates
 
     items = td.items
-    if spec.kind == "design":  # its prompts are the requests; generate_designs samples them
+    if spec.kind in ("design", "rank"):  # design: generate_designs samples; rank: evaluate.rank scores
         return {"keys": [], "seconds": {}}
     if spec.kind == "describe":  # with retrieval, the homologs' GO terms, as the describe command gives them
         longest = spec.max_new_tokens

@@ -73,6 +73,23 @@ carries the request) and ``describe`` (the model's own description gives it back
     data: {test: requests.jsonl}      # {"request": "binds zinc ion", "terms": ["GO:0008270"]}
     sampling: {per_request: 4, max_len: 200}
 
+``sampling`` also sets ``strategy`` (``exemplar``, default: training proteins carrying the
+requested terms rewritten by the model at ``mutation_rate``; ``sample``: from the request
+alone) and ``candidates`` (generated per design kept; the model's own verification picks).
+
+A fourth kind ranks requests for a protein (``kind: rank``; :mod:`.rank`; the built-in
+``heldout_design_rank`` and the paper's ``scope_{family,superfamily,fold}_rank``): each item
+is a protein and candidate requests, scored by the mean log-probability of the protein's
+residues after each (the paper's rule; the sum too); ``data.format`` ``candidates`` (JSON
+lines ``{"sequence", "requests": [...], "answer": 0}``), ``scope`` (the paper's ``*.lm.json``
+with ``data.descriptions``: SCOPe's ``dir.des`` file, ``scope_des`` for the one given to
+``evaluate --scope-des``, and ``request: "... {description}"``) or ``{heldout: design_rank,
+candidates: 10}``; ``baselines`` ``chance`` and ``homology`` (GO candidates)::
+
+    name: my_rank
+    kind: rank
+    data: {test: ranked.jsonl}
+
 Prompts are the paper's format, ``{protein}Instruction: {question}\\n\\nOutput: {prefix}``,
 built by :func:`~instructprotein.prompt.build_prompt` (no trailing space; each
 candidate brings its own). Every problem in a task file is an
@@ -97,19 +114,27 @@ from instructprotein.errors import InputError
 
 TASK_SUFFIXES = (".yaml", ".yml", ".json")
 FORMATS = ("labelled", "go_pairs")
-HELDOUT_KINDS = ("location", "metal", "go", "describe", "design")
+HELDOUT_KINDS = ("location", "metal", "go", "describe", "design", "design_rank")
 METRICS = ("accuracy", "aupr")
 HOMOLOGY_RULES = ("location", "carries_term", "item_term", "go_terms")
 _NAME = re.compile(r"[A-Za-z0-9_\-]+")
 _GO_ID = re.compile(r"GO:\d{7}")
 
+_DATA_KEYS = {"test", "train", "train_note", "format", "sequence_field", "label_field", "term_field", "terms_field",
+              "term_names", "descriptions"}
 TERM_NAMES = ("kg", "kg+go_sqlite")
-KINDS = ("choice", "describe", "design")
+KINDS = ("choice", "describe", "design", "rank")
 DESCRIBE_METRICS = ("bleu", "rouge_l", "go")
 DESIGN_METRICS = ("validity", "novelty", "diversity", "consistency", "describe")
-DESIGN_SAMPLING = {"per_request": 2, "temperature": 1.0, "top_p": 0.95, "min_len": 30, "max_len": 300, "seed": 0}
+DESIGN_SAMPLING = {"per_request": 2, "temperature": 1.0, "top_p": 0.95, "min_len": 30, "max_len": 300, "seed": 0,
+                   "strategy": "exemplar", "candidates": 2, "mutation_rate": 0.4}
 """How a design task samples, unless its ``sampling:`` says otherwise; ``max_len`` is further
-capped by what the model's context leaves after the request."""
+capped by what the model's context leaves after the request. ``strategy``: ``exemplar``
+(training proteins carrying the requested terms, ``mutation_rate`` of their residues rewritten
+by the model; requests no training protein carries fall back to sampling) or ``sample`` (from
+the request alone); ``candidates``: per design kept, this many are generated and the model's
+own verification picks (:func:`~instructprotein.infer.exemplars.request_gain`)."""
+_SOURCE_KEYS = {"path", "packaged", "heldout", "aspect", "split", "proteins", "candidates"}
 HELDOUT_PROTEINS = 1000
 """Held-out test proteins a task keeps by default (a seeded sample of those the task can use):
 the test split of the full graph holds 24,000, whose GO items alone would be 260,000."""
@@ -130,6 +155,7 @@ class _SourceKeys(_Keys):
     aspect: Any = None
     split: Any = None
     proteins: Any = None
+    candidates: Any = None
 
 
 class _DataKeys(_Keys):
@@ -142,6 +168,7 @@ class _DataKeys(_Keys):
     term_field: Any = None
     terms_field: Any = None
     term_names: Any = None
+    descriptions: Any = None
 
 
 class _PromptKeys(_Keys):
@@ -160,6 +187,7 @@ class _HomologyKeys(_Keys):
 
 
 class _BaselineKeys(_Keys):
+    chance: Any = None  # rank tasks
     majority: Any = None
     composition: Any = None
     term_frequency: Any = None
@@ -182,6 +210,9 @@ class _SamplingKeys(_Keys):
     min_len: int = DESIGN_SAMPLING["min_len"]
     max_len: int = DESIGN_SAMPLING["max_len"]
     seed: int = DESIGN_SAMPLING["seed"]
+    strategy: str = DESIGN_SAMPLING["strategy"]
+    candidates: int = DESIGN_SAMPLING["candidates"]
+    mutation_rate: float = DESIGN_SAMPLING["mutation_rate"]
 
 
 class _TaskKeys(_Keys):
@@ -204,6 +235,7 @@ class _TaskKeys(_Keys):
     evidence: str | _EvidenceKeys | None = None
     sampling: _SamplingKeys | None = None
     combine: Any = None
+    request: Any = None
 
 
 def _check_shape(d: dict[str, Any], path: Path | None) -> _TaskKeys:
@@ -252,6 +284,7 @@ class Source:
     aspect: str | None = None  # heldout go: F / P / C
     split: str = "test"  # heldout: which split of the instruction set
     proteins: int | None = None  # heldout: at most this many proteins (a seeded sample); None: all
+    candidates: int = 10  # heldout design_rank: requests per protein, the true one included (the paper's 10)
 
     def describe(self) -> str:
         if self.packaged:
@@ -259,6 +292,7 @@ class Source:
         if self.heldout:
             extra = f", aspect {self.aspect}" if self.aspect else ""
             extra += f", {self.proteins:,} proteins" if self.proteins else ""
+            extra += f", {self.candidates} candidates" if self.heldout == "design_rank" else ""
             return f"heldout:{self.heldout} ({self.split} split{extra})"
         return str(self.path)
 
@@ -370,6 +404,9 @@ class TaskSpec:
     sampling: dict[str, Any] = field(default_factory=dict)  # design: DESIGN_SAMPLING, overridden
     combine: Combine | None = None  # the system's answer: model and homologs combined, fit on validation
     version: int = 1  # the task definition's version: scores of different versions are not comparable
+    request: str | None = None  # rank: the request template, {description} filled per candidate
+    descriptions: str | None = None  # rank, format scope: the SCOPe des file (a path, or "scope_des": the user's)
+    chance: bool = True  # rank: the chance baseline
 
     @property
     def uses_terms(self) -> bool:
@@ -378,7 +415,8 @@ class TaskSpec:
 
     @property
     def needs_kg(self) -> bool:
-        return self.format == "go_pairs" or (self.kind == "describe" and "go" in self.metrics) or self.kind == "design"
+        return (self.format == "go_pairs" or (self.kind == "describe" and "go" in self.metrics) or self.kind == "design"
+                or (self.kind == "rank" and self.format == "go_rank"))  # fmt: skip
 
     def class_index(self, name: str) -> int:
         return self.classes.index(name)
@@ -527,7 +565,12 @@ def _source(value: Any, what: str, path: Path | None) -> Source:
     proteins = value.get("proteins", HELDOUT_PROTEINS if split != "train" else None)
     if proteins is not None and (not isinstance(proteins, int) or isinstance(proteins, bool) or proteins < 1):
         raise InputError(f"data.{what}.proteins must be a positive integer or null (all), got {proteins!r}", path)
-    return Source(heldout=kind, aspect=aspect, split=split, proteins=proteins)
+    candidates = value.get("candidates", 10)
+    if "candidates" in value and kind != "design_rank":
+        raise InputError(f"data.{what}.candidates is for heldout design_rank", path)
+    if not isinstance(candidates, int) or isinstance(candidates, bool) or not 2 <= candidates <= 100:
+        raise InputError(f"data.{what}.candidates must be an integer from 2 to 100, got {candidates!r}", path)
+    return Source(heldout=kind, aspect=aspect, split=split, proteins=proteins, candidates=candidates)
 
 
 EVIDENCE_KINDS = ("general", "location", "term")
@@ -558,7 +601,7 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
     if kind not in KINDS:
         raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", path)
     required = {"choice": ("name", "data", "prompt", "candidates"), "describe": ("name", "data", "prompt"),
-                "design": ("name", "data")}[kind]  # fmt: skip
+                "design": ("name", "data"), "rank": ("name", "data")}[kind]  # fmt: skip
     for key in required:
         if key not in d or d[key] in (None, "", [], {}):
             raise InputError(f"missing required field {key!r}", path)
@@ -566,6 +609,10 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
         return _parse_describe(d, path, shape)
     if kind == "design":
         return _parse_design(d, path, shape)
+    if kind == "rank":
+        from instructprotein.evaluate.rank import parse_rank
+
+        return parse_rank(d, path)
     name = str(d["name"])
     if not _NAME.fullmatch(name):
         raise InputError(f"name {name!r}: use letters, digits, '_' and '-' only", path)
@@ -864,6 +911,10 @@ def _parse_design(d: dict[str, Any], path: Path | None, shape: _TaskKeys) -> Tas
         raise InputError("sampling.temperature must be in (0, 10] and sampling.top_p in (0, 1]", path)
     if not 1 <= sampling["min_len"] <= sampling["max_len"]:
         raise InputError("sampling needs 1 <= min_len <= max_len", path)
+    if sampling["strategy"] not in ("exemplar", "sample"):
+        raise InputError(f"sampling.strategy must be exemplar or sample, got {sampling['strategy']!r}", path)
+    if not 1 <= sampling["candidates"] <= 16 or not 0 < sampling["mutation_rate"] < 1:
+        raise InputError("sampling.candidates must be between 1 and 16 and sampling.mutation_rate in (0, 1)", path)
     max_new = _max_new_tokens(shape, 32, path)
     terms_field = str(data.get("terms_field") or "terms")
     return TaskSpec(

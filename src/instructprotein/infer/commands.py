@@ -162,13 +162,14 @@ def describe_command(
 CHECK_COLUMNS = (
     "id", "length", "ended_by", "valid_alphabet", "length_ok", "low_complexity_fraction", "longest_homopolymer",
     "repeat_fraction", "low_complexity", "closest", "closest_identity", "closest_evalue", "requested_carried", "passed",
+    "carries_request", "verification", "exemplar", "exemplar_identity",
 )  # fmt: skip
 
 
 def _check_row(d: Any) -> tuple[Any, ...]:
     c = d.checks
     if c is None:
-        return (d.id, len(d.sequence), d.ended_by) + (None,) * (len(CHECK_COLUMNS) - 3)
+        return (d.id, len(d.sequence), d.ended_by) + (None,) * (len(CHECK_COLUMNS) - 7) + _design_extra(d)
     said = {True: "yes", False: "no", None: "?"}
     req = ";".join(f"{r['id']}={said[r['carried']]}" for r in c.requested)
     return (
@@ -177,7 +178,16 @@ def _check_row(d: Any) -> tuple[Any, ...]:
         c.closest.accession if c.closest else ("none found" if c.closest_searched else "not searched"),
         f"{c.closest.identity:.3f}" if c.closest else None, f"{c.closest.evalue:.2g}" if c.closest else None,
         req or None, c.passed,
-    )  # fmt: skip
+    ) + _design_extra(d)  # fmt: skip
+
+
+def _design_extra(d: Any) -> tuple[Any, ...]:
+    """Whether the closest protein carries the whole request, the model's own score, the exemplar."""
+    said = {True: "yes", False: "no", None: "?"}
+    ex = getattr(d, "exemplar", None)
+    return (said[d.carries_request], f"{d.verification:+.3f}" if d.verification is not None else None,
+            ex.accession if ex is not None else None,
+            f"{d.exemplar_identity:.3f}" if d.exemplar_identity is not None else None)  # fmt: skip
 
 
 def checks_table(run: DesignRun) -> str:
@@ -203,6 +213,8 @@ def design_command(
     length: int | None = None,
     device: str | None = None,
     echo: Echo = _stderr,
+    strategy: str = "auto",
+    candidates: int | None = None,
 ) -> DesignRun:
     """Design ``n`` sequences: FASTA to ``out`` (or standard output), the checks table to ``checks_out``
     (TSV) when given and, readable, through ``echo`` (standard error by default)."""
@@ -213,7 +225,7 @@ def design_command(
                  length=length, cli=True)  # fmt: skip
     m = _load(model_path, kg_path, False, device)
     run = m.design(description, n=n, temperature=temperature, top_p=top_p, seed=seed, min_len=min_len,
-                   max_len=max_len, length=length)  # fmt: skip
+                   max_len=max_len, length=length, strategy=strategy, candidates=candidates)  # fmt: skip
     fasta = []
     for d in run.designs:
         head = f">{d.id} length={len(d.sequence)} ended_by={d.ended_by}"
@@ -222,12 +234,19 @@ def design_command(
             if c.closest is not None:
                 head += f" closest={c.closest.accession} identity={c.closest.identity:.3f}"
             head += f" low_complexity={'yes' if c.low_complexity else 'no'}"
+            if d.carries_request is not None:
+                head += f" carries_request={'yes' if d.carries_request else 'no'}"
+        if d.verification is not None:
+            head += f" verification={d.verification:+.3f}"
+        if d.exemplar is not None:
+            head += f" exemplar={d.exemplar.accession}"
         body = "\n".join(d.sequence[i : i + 60] for i in range(0, len(d.sequence), 60)) or ""
         fasta.append(f"{head}\n{body}\n")
     write_output("".join(fasta), out)
     if checks_out is not None:
         write_output(_tsv([CHECK_COLUMNS] + [_check_row(d) for d in run.designs]), checks_out)
-    echo(f"request: {run.request}\nprompt: {run.prompt!r}")
+    echo(f"request: {run.request}\nprompt: {run.prompt!r}\nstrategy: {run.settings.get('strategy')}, best {len(run.designs)} "
+         f"of {run.settings.get('candidates')} candidates" + (f" ({run.settings['note']})" if run.settings.get("note") else ""))
     if run.requested_terms is not None:
         named = ", ".join(f"{x.term.id} {x.term.name}" for x in run.requested_terms.direct)
         echo(f"requested GO terms: {named or 'none recognised'}")

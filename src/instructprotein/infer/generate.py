@@ -541,8 +541,19 @@ class Design:
 
     id: str
     sequence: str
-    ended_by: str  # "model" (</protein> sampled) or "max_len" (forced)
+    ended_by: str  # "model" (</protein> sampled), "max_len" (forced) or "exemplar" (an exemplar rewritten)
     checks: SequenceChecks | None = None
+    verification: float | None = None  # the model's own score: request_gain (mean log-prob, request - neutral)
+    exemplar: Any = None  # the Exemplar it was rewritten from, if any
+    exemplar_identity: float | None = None
+
+    @property
+    def carries_request(self) -> bool | None:
+        """Whether the closest known protein carries every requested term (None: nothing to say)."""
+        c = self.checks
+        if c is None or not c.requested or c.closest is None:
+            return None
+        return all(r["carried"] for r in c.requested)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -551,6 +562,12 @@ class Design:
             "length": len(self.sequence),
             "ended_by": self.ended_by,
             "checks": self.checks.to_dict() if self.checks else None,
+            "closest": self.checks.closest.accession if self.checks and self.checks.closest else None,
+            "closest_identity": round(self.checks.closest.identity, 4) if self.checks and self.checks.closest else None,
+            "carries_request": self.carries_request,
+            "verification": round(self.verification, 4) if self.verification is not None else None,
+            "exemplar": self.exemplar.to_dict() if self.exemplar is not None else None,
+            "exemplar_identity": round(self.exemplar_identity, 4) if self.exemplar_identity is not None else None,
         }
 
 
@@ -710,6 +727,11 @@ def sample_proteins(
     return results
 
 
+STRATEGIES = ("auto", "exemplar", "sample")
+NOVELTY_IDENTITY = 0.7
+"""A design at or above this identity to its closest known protein is not new (the novelty line)."""
+
+
 def design(
     model: PreTrainedModel,
     tokenizer: ProteinTokenizer,
@@ -727,23 +749,69 @@ def design(
     check: bool = True,
     fuzzy: bool = False,
     sensitivity: float = 4.0,
+    strategy: str = "auto",
+    candidates: int | None = None,
+    mutation_rate: float | None = None,
+    exclude: frozenset[str] = frozenset(),
+    max_identity: float = NOVELTY_IDENTITY,
 ) -> DesignRun:
-    """Sample ``n`` proteins for a text request and check each.
+    """Design ``n`` proteins for a text request, checked, the best of ``candidates``.
 
-    ``length`` adds a length hint to the instruction (the ``design`` phrasings with
-    ``{length}``); ``min_len`` / ``max_len`` bound what decoding may write (``max_len`` None:
-    :func:`design_max_len`, so the default fits any model). With ``index``
-    (a graph's proteins) each design gets its closest known protein; with ``terms`` the GO
-    terms named in the request are mapped, and checked against that protein's annotations.
+    ``strategy``: ``sample`` writes each protein from the request alone; ``exemplar``
+    rewrites natural proteins that carry the requested GO terms
+    (:mod:`~instructprotein.infer.exemplars`; needs ``terms``); ``auto`` (default) is
+    ``exemplar`` where the request names GO terms some graph protein carries, else ``sample``.
+    ``candidates`` (default ``2 n`` with a graph, else ``n``) are generated and ranked:
+    checks passed, new (closest known protein below ``max_identity``), the closest protein
+    carries the request, then the model's own verification score (:func:`~instructprotein.infer.exemplars.request_gain`),
+    and the best ``n`` kept. ``length`` adds a length hint to the instruction;
+    ``min_len`` / ``max_len`` bound the residues (``max_len`` None: :func:`design_max_len`).
+    With ``index`` each design gets its closest known protein; with ``terms`` the GO terms
+    named in the request are mapped and checked against that protein's annotations.
+    ``exclude``: proteins never used as exemplars (an evaluation's held-out ones).
     """
+    from instructprotein.infer.exemplars import (
+        MUTATION_RATE,
+        find_exemplars,
+        identity_of,
+        request_gain,
+        rewrite_exemplars,
+    )
+
+    if strategy not in STRATEGIES:
+        raise InputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if strategy == "exemplar" and terms is None:
+        raise InputError("exemplar design needs a knowledge graph (its proteins are the exemplars)")
     q = design_question(description, length)
     prompt = design_prompt(q)
     max_len = resolved_max_len(context_length(model), len(tokenizer.encode(prompt)), min_len, max_len)
-    samples = sample_proteins(
-        model, tokenizer, prompt, n=n, temperature=temperature, top_p=top_p, seed=seed, min_len=min_len, max_len=max_len
-    )
     requested = terms.find(check_description(description), source="request", fuzzy=fuzzy) if terms is not None else None
-    designs = [Design(f"design{i + 1}", s, e) for i, (s, e) in enumerate(samples)]
+    pool = candidates if candidates is not None else (2 * n if (index is not None or terms is not None) else n)
+    if pool < n:
+        raise InputError(f"candidates ({pool}) must be at least n ({n})")
+    rate = MUTATION_RATE if mutation_rate is None else mutation_rate
+    exemplars = []
+    term_ids = [m.term.id for m in requested.direct] if requested is not None else []
+    note = None
+    if strategy != "sample" and terms is not None:
+        if term_ids:
+            exemplars = find_exemplars(terms.kg, term_ids, n=pool, seed=seed, exclude=exclude, min_len=min_len,
+                                       max_len=max_len)  # fmt: skip
+        if not exemplars:
+            note = "no known protein carries the requested terms: sampled from the request alone"
+            if strategy == "exemplar":
+                raise InputError(f"exemplar design: {note.split(':')[0]} ({', '.join(term_ids) or 'no GO term recognised'})")
+    designs: list[Design] = []
+    if exemplars:
+        picks = [exemplars[k % len(exemplars)] for k in range(pool)]
+        seqs = [rewrite_exemplars(model, tokenizer, prompt, [e.sequence], rate=rate, temperature=temperature,
+                                  seed=seed + k)[0] for k, e in enumerate(picks)]  # fmt: skip
+        designs = [Design(f"candidate{k + 1}", s, "exemplar", exemplar=e, exemplar_identity=identity_of(s, e.sequence))
+                   for k, (s, e) in enumerate(zip(seqs, picks))]  # fmt: skip
+    else:
+        samples = sample_proteins(model, tokenizer, prompt, n=pool, temperature=temperature, top_p=top_p, seed=seed,
+                                  min_len=min_len, max_len=max_len)  # fmt: skip
+        designs = [Design(f"candidate{i + 1}", s, e) for i, (s, e) in enumerate(samples)]
     if check:
         checked = check_designs(
             [d.sequence for d in designs], min_len=min_len, max_len=max_len, index=index, requested=requested,
@@ -751,6 +819,22 @@ def design(
         )  # fmt: skip
         for d, c in zip(designs, checked):
             d.checks = c
+    for d, v in zip(designs, request_gain(model, tokenizer, q, [d.sequence for d in designs])):
+        d.verification = v
+    if pool > n:
+        def rank(d: Design) -> tuple:
+            c = d.checks
+            new = c is None or c.closest is None or c.closest.identity < max_identity
+            return (c is None or c.passed, new, d.carries_request is True, d.verification or float("-inf"))
+
+        designs = sorted(designs, key=rank, reverse=True)[:n]
+    for k, d in enumerate(designs):
+        d.id = f"design{k + 1}"
     settings = {"n": n, "temperature": temperature, "top_p": top_p, "seed": seed, "min_len": min_len,
-                "max_len": max_len, "length": length}  # fmt: skip
+                "max_len": max_len, "length": length, "strategy": "exemplar" if exemplars else "sample",
+                "candidates": pool, "max_identity": max_identity}  # fmt: skip
+    if exemplars:
+        settings["mutation_rate"] = rate
+    if note:
+        settings["note"] = note
     return DesignRun(check_description(description), prompt, designs, requested, settings)

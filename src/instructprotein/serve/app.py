@@ -124,6 +124,10 @@ class DesignRequest(_Body):
     max_len: int | None = field("max_len", None, description="Most residues (</protein> is forced there); default "
                                 "400, or less where the model's context or the server's limit leaves less.")
     length: int | None = field("length", None, description="A length hint written into the instruction.")
+    strategy: Literal["auto", "exemplar", "sample"] = Field(
+        "auto", description="exemplar: rewrite known proteins that carry the requested GO terms (~60 % identity); "
+        "sample: from the request alone; auto: exemplar where the graph has such proteins.")
+    candidates: int | None = Field(None, ge=1, description="Generate this many, keep the best n (default 2 n with a graph).")
 
 
 class ClassifyRequest(_Body):
@@ -514,6 +518,8 @@ def create_app(
         check_description(req.description, limits.max_description_chars)  # empty: 400 before waiting in the queue
         if req.n > limits.max_designs:
             raise LimitError("n", f"{req.n} designs asked, at most {limits.max_designs} per request")
+        if req.candidates is not None and req.candidates > 4 * limits.max_designs:
+            raise LimitError("candidates", f"{req.candidates} asked, at most {4 * limits.max_designs} per request")
         max_len = req.max_len
         if max_len is None:  # design's default (at most 400: what the model's context leaves), within the limit
             max_len = min(default_max_len(model.model, model.tokenizer, req.description, req.length, req.min_len),
@@ -528,7 +534,8 @@ def create_app(
         run = await run_model(
             lambda: model.design(
                 req.description, n=req.n, temperature=req.temperature, top_p=req.top_p, seed=req.seed,
-                min_len=req.min_len, max_len=max_len, length=req.length,
+                min_len=req.min_len, max_len=max_len, length=req.length, strategy=req.strategy,
+                candidates=req.candidates,
             )
         )  # fmt: skip
         body = run.to_dict()

@@ -18,10 +18,18 @@ def packaged_benchmarks() -> list[Path]:
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith((".jsonl.gz", ".tsv.gz")))
 
 
+def packaged_rank_sets() -> list[Path]:
+    """The paper's SCOPe design-ranking sets (``scope_fold_rank_*.lm.json.gz``). Not among
+    :func:`packaged_benchmarks`: decontamination reads those, and these sets are scored by
+    ranking requests for a given protein, not by what the model learned about the protein."""
+    folder = resources.files("instructprotein") / "data" / "benchmarks"
+    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".lm.json.gz"))
+
+
 def packaged_benchmark(stem: str) -> Path:
     """One packaged file by its stem, e.g. ``deeploc_subcellular_test``."""
-    for path in packaged_benchmarks():
+    for path in packaged_benchmarks() + packaged_rank_sets():
         if path.name.split(".")[0] == stem:
             return path
-    known = ", ".join(p.name.split(".")[0] for p in packaged_benchmarks())
+    known = ", ".join(p.name.split(".")[0] for p in packaged_benchmarks() + packaged_rank_sets())
     raise NotFoundError(f"no packaged benchmark {stem!r}; known: {known}")

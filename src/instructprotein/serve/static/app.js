@@ -215,7 +215,28 @@ function renderDesign(run) {
     const named = run.requested_terms.direct.map((m) => m.id + " " + m.name).join("; ");
     info.append(el("dt", { text: "GO terms asked for" }), el("dd", { text: named || "none recognised" }));
   }
+  const st = run.settings || {};
+  if (st.strategy) {
+    info.append(el("dt", { text: "How" }), el("dd", { text: (st.strategy === "exemplar"
+      ? "known proteins carrying the request, " + Math.round(100 * (st.mutation_rate || 0)) + " % of residues rewritten by the model"
+      : "sampled from the request alone") + "; best " + run.designs.length + " of " + st.candidates + " candidates"
+      + (st.note ? " (" + st.note + ")" : "") }));
+  }
   parts.push(el("div", { class: "card" }, info));
+
+  const verdicts = run.designs.map((d) => {
+    const carries = d.carries_request === null || d.carries_request === undefined ? ""
+      : { text: d.carries_request ? "yes" : "no", good: d.carries_request };
+    const closest = d.closest ? d.closest + " (" + fmt(d.closest_identity, 2) + ")" : "none found";
+    const novel = d.closest_identity === null || d.closest_identity === undefined ? ""
+      : { text: d.closest_identity < 0.7 ? "yes" : "no", good: d.closest_identity < 0.7 };
+    const ex = d.exemplar ? d.exemplar.accession + " (" + fmt(d.exemplar_identity, 2) + ")" : "";
+    return [d.id, closest, novel, carries, d.verification === null ? "" : fmt(d.verification, 3), ex];
+  });
+  parts.push(el("div", { class: "card" },
+    el("h3", { text: "Does each design carry the request?" }),
+    table(["design", "closest training protein (identity)", "new (< 70 %)", "it carries the request",
+      "model's verification (log-prob gain per residue)", "exemplar (identity)"], verdicts, [4])));
 
   const rows = run.designs.map((d) => {
     const c = d.checks || {};
