@@ -6,6 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 lint:
 	$(PYTHON) -m ruff check src tests benchmarks
+	$(PYTHON) -m ruff format --check src tests benchmarks
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
@@ -20,8 +21,6 @@ test-deps:
 data: install
 	instructprotein data fetch --group data --group test --group tools
 
-# ruff first: a lint failure costs a second, the suite minutes. (`ruff format --check` joins it
-# after the one-time format pass.)
-test: install test-deps data
-	$(PYTHON) -m ruff check src tests benchmarks
+# ruff first: a lint or format failure costs a second, the suite minutes.
+test: install test-deps data lint
 	$(PYTHON) -m pytest -q

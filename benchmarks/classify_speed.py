@@ -50,11 +50,15 @@ def main() -> None:
     ids = [f"deeploc_test:{r.line}" for r in records]
     lengths = [len(tok.encode(p)) for p in prompts]
     option_tokens = [len(tok.encode(" " + o, add_bos=False)) for o in LOCATION_LABELS]
-    print(f"model: {preset.name} shape (hidden {preset.model.hidden_size}, {preset.model.num_layers} layers), "
-          f"random weights, {args.context} positions; device {args.device}, torch threads {args.threads}; "
-          f"{platform.processor() or platform.machine()}")
-    print(f"inputs: {len(prompts)} DeepLoc test sequences, prompt tokens mean {sum(lengths) / len(lengths):.0f} "
-          f"(min {min(lengths)}, max {max(lengths)}); 10 options of {min(option_tokens)}-{max(option_tokens)} tokens")
+    print(
+        f"model: {preset.name} shape (hidden {preset.model.hidden_size}, {preset.model.num_layers} layers), "
+        f"random weights, {args.context} positions; device {args.device}, torch threads {args.threads}; "
+        f"{platform.processor() or platform.machine()}"
+    )
+    print(
+        f"inputs: {len(prompts)} DeepLoc test sequences, prompt tokens mean {sum(lengths) / len(lengths):.0f} "
+        f"(min {min(lengths)}, max {max(lengths)}); 10 options of {min(option_tokens)}-{max(option_tokens)} tokens"
+    )
 
     score_options(model, tok, prompts[:2], LOCATION_LABELS)  # warm-up
     score_naive(model, tok, prompts[:2], LOCATION_LABELS)

@@ -60,8 +60,14 @@ def go_ratio(model_dir: Path, kg_path: str | None, n_proteins: int, threads: int
                     names[term] = kg.entity(term).name if kg else term
                 except KeyError:
                     names[term] = term
-            prompts.append(build_prompt(seq, f"Does the protein associate with {names[term]}?",
-                                        "Based on the record, the answer is", cut_above=None))  # fmt: skip
+            prompts.append(
+                build_prompt(
+                    seq,
+                    f"Does the protein associate with {names[term]}?",
+                    "Based on the record, the answer is",
+                    cut_above=None,
+                )
+            )
             groups.append(seq)
     lengths = [len(e.input_ids) for e in tok.encode_batch(prompts, add_bos=True)]
     keep = [n for n, k in enumerate(lengths) if k + 4 <= ctx]  # a long term name can overflow the context
@@ -116,14 +122,25 @@ def main() -> None:
         names = [n for n in names if str(n) != "go_mf"]
         print("no --kg: go_mf (needs GO names) skipped")
     out = Path(args.out) if args.out else Path(tmp.name) / "evaluation"
-    print(f"model: {what}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch threads {args.threads}; tasks: {', '.join(map(str, names))}")  # fmt: skip
+    print(
+        f"model: {what}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch threads {args.threads}; tasks: {', '.join(map(str, names))}"
+    )
     progress = RichProgress()
     start = time.perf_counter()
     cpu_start = time.process_time()
     try:
-        r = evaluate(model_dir, names, out_dir=out, limit=args.limit, kg=args.kg, instructions_dir=args.instructions,
-                     homology=not args.no_homology, threads=args.threads, progress=progress)  # fmt: skip
+        r = evaluate(
+            model_dir,
+            names,
+            out_dir=out,
+            limit=args.limit,
+            kg=args.kg,
+            instructions_dir=args.instructions,
+            homology=not args.no_homology,
+            threads=args.threads,
+            progress=progress,
+        )
     finally:
         progress.stop()
     total = time.perf_counter() - start
@@ -131,15 +148,21 @@ def main() -> None:
     print(f"\n{'task':24s} {'items':>7s} {'prompts':>8s} {'model s':>8s} {'baselines s':>12s} {'total s':>8s}")
     for name, t in r["tasks"].items():
         s = t["seconds"]
-        print(f"{name:24s} {t['n']:7,d} {t['prompts_scored']:8,d} {s.get('model', 0):8.1f} "
-              f"{s.get('baselines_and_metrics', 0):12.1f} {s.get('total', 0):8.1f}")  # fmt: skip
+        print(
+            f"{name:24s} {t['n']:7,d} {t['prompts_scored']:8,d} {s.get('model', 0):8.1f} "
+            f"{s.get('baselines_and_metrics', 0):12.1f} {s.get('total', 0):8.1f}"
+        )
     h = r["homology"]
     searches = {k: v for k, v in h.items() if k.endswith("_search_seconds")}
-    print("homology search: " + (", ".join(f"{k.removesuffix('_search_seconds')} {v} s" for k, v in searches.items())
-                                 or "none"))  # fmt: skip
-    print(f"total {total:.0f} s wall ({total / 60:.1f} min) against the bar of {BAR_SECONDS / 60:.0f} min: "
-          f"{'within' if total <= BAR_SECONDS else 'OVER'}; this process used {cpu:.0f} s of CPU "
-          f"(MMseqs2 runs in its own processes; on a machine shared with other jobs wall time exceeds CPU time)")
+    print(
+        "homology search: "
+        + (", ".join(f"{k.removesuffix('_search_seconds')} {v} s" for k, v in searches.items()) or "none")
+    )
+    print(
+        f"total {total:.0f} s wall ({total / 60:.1f} min) against the bar of {BAR_SECONDS / 60:.0f} min: "
+        f"{'within' if total <= BAR_SECONDS else 'OVER'}; this process used {cpu:.0f} s of CPU "
+        f"(MMseqs2 runs in its own processes; on a machine shared with other jobs wall time exceeds CPU time)"
+    )
     print(f"report: {out / 'report.md'}")
     if args.ratio_n > 0 and (args.kg or args.instructions):
         kg = args.kg or r["knowledge_graph"]["path"]

@@ -79,8 +79,16 @@ def main() -> None:
 
     def cut(sequence: str, question: str, block: str, prefix: str) -> str:
         # cut as training and evaluation cut: the prompt leaves answer_room tokens free
-        return fit_prompt(tok, sequence, question, prefix, context=block, context_len=ctx, cut_above=None,
-                          max_residues=prompt_residues(model)).prompt.text
+        return fit_prompt(
+            tok,
+            sequence,
+            question,
+            prefix,
+            context=block,
+            context_len=ctx,
+            cut_above=None,
+            max_residues=prompt_residues(model),
+        ).prompt.text
 
     records = [json.loads(line) for shard in shards for line in shard.open(encoding="utf-8")]
     probe = location_lift if args.kind == "location" else yes_no_ratio
@@ -157,8 +165,10 @@ def location_lift(records: list[dict], cut: Callable[..., str], model, tok, name
     print(f"{'prompt':<26} {'top class = homologs':>21} {'mean p(that class)':>19}")
     for label, (rate, p) in zip(("with the homologs' block", "with 'none found'"), rates):
         print(f"{label:<26} {rate:>21.3f} {p:>19.3f}")
-    print(f"lift: agreement with the block / without it: {rates[0][0] / max(rates[1][0], 1e-9):.2f}x "
-          "(1.00x: evidence ignored)")
+    print(
+        f"lift: agreement with the block / without it: {rates[0][0] / max(rates[1][0], 1e-9):.2f}x "
+        "(1.00x: evidence ignored)"
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--context", type=int, default=2048, help="model positions (OPT's 2,048: prompt + new tokens must fit)")
+    parser.add_argument(
+        "--context", type=int, default=2048, help="model positions (OPT's 2,048: prompt + new tokens must fit)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -53,16 +55,23 @@ def main() -> None:
     seq = min((clean_sequence(r.sequence) for r in records[:500]), key=lambda s: abs(len(s) - args.residues))
     prompt = build_prompt(seq, FUNCTION_QUESTION)
     ids = torch.tensor([tok.encode(prompt)], device=args.device)
-    print(f"model: {preset.name} shape (hidden {preset.model.hidden_size}, {preset.model.num_layers} layers, "
-          f"{preset.model.context_length} positions), random weights; "
-          f"device {args.device}, torch threads {args.threads}")
+    print(
+        f"model: {preset.name} shape (hidden {preset.model.hidden_size}, {preset.model.num_layers} layers, "
+        f"{preset.model.context_length} positions), random weights; "
+        f"device {args.device}, torch threads {args.threads}"
+    )
 
     def greedy(use_cache: bool) -> tuple[float, list[int]]:
         t = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(
-                input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.new, min_new_tokens=args.new,
-                do_sample=False, use_cache=use_cache, pad_token_id=tok.pad_token_id,
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=args.new,
+                min_new_tokens=args.new,
+                do_sample=False,
+                use_cache=use_cache,
+                pad_token_id=tok.pad_token_id,
             )
         return time.perf_counter() - t, out[0, ids.shape[1] :].tolist()
 

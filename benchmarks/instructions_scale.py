@@ -24,8 +24,17 @@ from instructprotein.instruct.dataset import BuildConfig, build_instructions
 from instructprotein.progress import Progress
 from instructprotein.sources.packaged import packaged_benchmarks
 
-CLUSTERING = ("mmseqs", "write sequences", "write query", "write target", "checksum", "read ", "write clusters",
-              "write splits", "write removed")
+CLUSTERING = (
+    "mmseqs",
+    "write sequences",
+    "write query",
+    "write target",
+    "checksum",
+    "read ",
+    "write clusters",
+    "write splits",
+    "write removed",
+)
 
 
 def digest(folder: Path) -> str:

@@ -77,6 +77,7 @@ def main() -> None:
         f"propagated annotations of one protein: median {statistics.median(lat) * 1e3:.2f} ms, "
         f"p99 {sorted(lat)[int(0.99 * len(lat))] * 1e3:.2f} ms over 200 random proteins (budget 10 ms)"
     )
+
     # naive baseline: the same answer by scanning annotation rows without the pid key
     def naive_propagated(acc: str) -> set[int]:
         pid = kg._pid(acc)
@@ -89,9 +90,7 @@ def main() -> None:
 
     for term in ("GO:0046872", "GO:0005488", "GO:0005634", "GO:0008150"):
         seconds, proteins = timed(kg.proteins_with, term, repeat=2)
-        print(
-            f"proteins under {term} ({kg.entity(term).name}): {len(proteins):,} in {seconds:.3f} s (budget 1 s)"
-        )
+        print(f"proteins under {term} ({kg.entity(term).name}): {len(proteins):,} in {seconds:.3f} s (budget 1 s)")
     kg.close()
     print(f"benchmark process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB")
 

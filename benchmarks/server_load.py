@@ -61,8 +61,10 @@ def percentiles(values: list[float]) -> str:
     def q(p: float) -> float:  # nearest rank
         return v[min(len(v) - 1, max(0, round(p / 100 * len(v) + 0.5) - 1))]
 
-    return (f"p50 {1000 * q(50):7.1f} ms  p90 {1000 * q(90):7.1f} ms  p99 {1000 * q(99):7.1f} ms  "
-            f"max {1000 * v[-1]:7.1f} ms")  # fmt: skip
+    return (
+        f"p50 {1000 * q(50):7.1f} ms  p90 {1000 * q(90):7.1f} ms  p99 {1000 * q(99):7.1f} ms  "
+        f"max {1000 * v[-1]:7.1f} ms"
+    )
 
 
 def free_port() -> int:
@@ -138,8 +140,21 @@ def probe_health(port: int, latencies: list[float], stop: threading.Event, every
 
 def start_server(model_dir: Path, port: int, threads: int, log: Path, kg: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "instructprotein.serve", "--model", str(model_dir), "--port", str(port),
-           "--host", HOST, "--device", "cpu", "--log-level", "warning"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "instructprotein.serve",
+        "--model",
+        str(model_dir),
+        "--port",
+        str(port),
+        "--host",
+        HOST,
+        "--device",
+        "cpu",
+        "--log-level",
+        "warning",
+    ]
     if kg is not None:
         cmd += ["--kg", str(kg)]
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
@@ -186,8 +201,12 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=2048, help="model positions (OPT's 2,048 by default)")
     parser.add_argument("--sequences", type=int, default=100, help="distinct DeepLoc test sequences, cycled")
     parser.add_argument("--max-seconds", type=float, default=600, help="stop sending after this long, in all")
-    parser.add_argument("--kg", type=Path, default=None,
-                        help="knowledge graph: adds the /classify phase with retrieval (searches cached after one pass)")
+    parser.add_argument(
+        "--kg",
+        type=Path,
+        default=None,
+        help="knowledge graph: adds the /classify phase with retrieval (searches cached after one pass)",
+    )
     args = parser.parse_args()
     if args.kg is not None and not args.kg.is_file():
         raise SystemExit(f"--kg {args.kg}: no such file")
@@ -217,13 +236,17 @@ def main() -> None:
         model_dir = save_model(model, tok, Path(tmp) / "model")
         del model
         m = Model.load(model_dir, device="cpu")
-        print(f"model: {preset.name} shape (hidden {preset.model.hidden_size}, {preset.model.num_layers} layers), "
-              f"random weights, {args.context} positions; cpu, torch threads {args.threads} (server too); "
-              f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}")
+        print(
+            f"model: {preset.name} shape (hidden {preset.model.hidden_size}, {preset.model.num_layers} layers), "
+            f"random weights, {args.context} positions; cpu, torch threads {args.threads} (server too); "
+            f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+        )
         lengths = [min(len(s), 1000) for s in sequences]
-        print(f"inputs: {args.requests} /classify requests over {len(sequences)} DeepLoc test sequences "
-              f"(residues read: mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)}), the location question, "
-              f"{len(options)} options, rule sum; concurrency {args.concurrency}")
+        print(
+            f"inputs: {args.requests} /classify requests over {len(sequences)} DeepLoc test sequences "
+            f"(residues read: mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)}), the location question, "
+            f"{len(options)} options, rule sum; concurrency {args.concurrency}"
+        )
 
         # 1. baseline: the model in this process, one call after another
         for s in inputs[:3]:  # warm-up
@@ -243,21 +266,29 @@ def main() -> None:
         port = free_port()
         proc = start_server(model_dir, port, args.threads, Path(tmp) / "server.log")
         try:
-            bodies = [json.dumps({"sequence": s, "question": LOCATION_QUESTION, "options": options,
-                                  "prefix": LOCATION_PREFIX}).encode() for s in inputs]  # fmt: skip
-            load(port, [("POST", "/classify", b) for b in bodies[:args.concurrency]], args.concurrency, deadline)  # warm-up
+            bodies = [
+                json.dumps(
+                    {"sequence": s, "question": LOCATION_QUESTION, "options": options, "prefix": LOCATION_PREFIX}
+                ).encode()
+                for s in inputs
+            ]
+            load(
+                port, [("POST", "/classify", b) for b in bodies[: args.concurrency]], args.concurrency, deadline
+            )  # warm-up
             probe_lat: list[float] = []  # /health from one more client while /classify keeps the model busy
             stop = threading.Event()
             probe = threading.Thread(target=probe_health, args=(port, probe_lat, stop))
             probe.start()
             try:
-                cls_wall, cls_lat, cls_res = load(port, [("POST", "/classify", b) for b in bodies], args.concurrency,
-                                                  deadline)  # fmt: skip
+                cls_wall, cls_lat, cls_res = load(
+                    port, [("POST", "/classify", b) for b in bodies], args.concurrency, deadline
+                )
             finally:
                 stop.set()
                 probe.join()
-            health_wall, health_lat, health_res = load(port, [("GET", "/health", None)] * args.requests,
-                                                       args.concurrency, deadline)  # fmt: skip
+            health_wall, health_lat, health_res = load(
+                port, [("GET", "/health", None)] * args.requests, args.concurrency, deadline
+            )
         finally:
             stop_server(proc)
 
@@ -270,10 +301,12 @@ def main() -> None:
             proc = start_server(model_dir, port, args.threads, Path(tmp) / "server-kg.log", kg=args.kg)
             try:
                 distinct = list(dict.fromkeys(bodies))
-                first_wall, _, first_res = load(port, [("POST", "/classify", b) for b in distinct], args.concurrency,
-                                                deadline)  # fmt: skip
-                ret_wall, ret_lat, ret_res = load(port, [("POST", "/classify", b) for b in bodies], args.concurrency,
-                                                  deadline)  # fmt: skip
+                first_wall, _, first_res = load(
+                    port, [("POST", "/classify", b) for b in distinct], args.concurrency, deadline
+                )
+                ret_wall, ret_lat, ret_res = load(
+                    port, [("POST", "/classify", b) for b in bodies], args.concurrency, deadline
+                )
                 ret_res = first_res + ret_res
             finally:
                 stop_server(proc)
@@ -285,18 +318,27 @@ def main() -> None:
     agree = sum(1 for (s, body), want in zip(cls_res, base_answers) if s == 200 and body["answer"] == want)
     other = sorted({s for s, _ in cls_res + health_res if s != 200})
     print()
-    print(f"baseline, Model.classify in-process, sequential: {len(inputs):4d} calls in {base_wall:6.2f} s  "
-          f"{base_rate:7.1f} calls/s   {percentiles(base_lat)}")
-    print(f"server POST /classify, concurrency {args.concurrency:2d}:        {cls_ok:4d} ok   in {cls_wall:6.2f} s  "
-          f"{cls_rate:7.1f} req/s     {percentiles(cls_lat)}")
-    print(f"server GET /health, concurrency {args.concurrency:2d}:           {health_ok:4d} ok   in {health_wall:6.2f} s  "
-          f"{health_rate:7.1f} req/s     {percentiles(health_lat)}")
-    print(f"  /health from one more client during the /classify load: {len(probe_lat):4d} probes   "
-          f"{percentiles(probe_lat)}")
-    print(f"ratio server /classify req/s to in-process calls/s: {cls_rate / base_rate:.2f} "
-          f"(serving costs {100 * (1 - cls_rate / base_rate):.0f} % of the throughput)")
-    print(f"answers agree with in-process: {agree}/{len(inputs)}; "
-          f"non-200 statuses: {other if other else 'none'}")
+    print(
+        f"baseline, Model.classify in-process, sequential: {len(inputs):4d} calls in {base_wall:6.2f} s  "
+        f"{base_rate:7.1f} calls/s   {percentiles(base_lat)}"
+    )
+    print(
+        f"server POST /classify, concurrency {args.concurrency:2d}:        {cls_ok:4d} ok   in {cls_wall:6.2f} s  "
+        f"{cls_rate:7.1f} req/s     {percentiles(cls_lat)}"
+    )
+    print(
+        f"server GET /health, concurrency {args.concurrency:2d}:           {health_ok:4d} ok   in {health_wall:6.2f} s  "
+        f"{health_rate:7.1f} req/s     {percentiles(health_lat)}"
+    )
+    print(
+        f"  /health from one more client during the /classify load: {len(probe_lat):4d} probes   "
+        f"{percentiles(probe_lat)}"
+    )
+    print(
+        f"ratio server /classify req/s to in-process calls/s: {cls_rate / base_rate:.2f} "
+        f"(serving costs {100 * (1 - cls_rate / base_rate):.0f} % of the throughput)"
+    )
+    print(f"answers agree with in-process: {agree}/{len(inputs)}; non-200 statuses: {other if other else 'none'}")
     if args.kg is not None:
         ok = [s for s, _ in ret_res if s == 200]
         bad: dict[int, int] = {}
@@ -304,10 +346,14 @@ def main() -> None:
             if s != 200:
                 bad[s] = bad.get(s, 0) + 1
         measured = len(ret_lat)
-        print(f"server POST /classify with retrieval ({args.kg.name}), searches cached: {measured:4d} requests in "
-              f"{ret_wall:6.2f} s  {measured / ret_wall if ret_wall else 0:7.1f} req/s     {percentiles(ret_lat)}")
-        print(f"  first pass (each distinct sequence searched once): {first_wall:6.2f} s; "
-              f"{len(ok)}/{len(ret_res)} answered 200; 4xx/5xx: {bad if bad else 'none'}")
+        print(
+            f"server POST /classify with retrieval ({args.kg.name}), searches cached: {measured:4d} requests in "
+            f"{ret_wall:6.2f} s  {measured / ret_wall if ret_wall else 0:7.1f} req/s     {percentiles(ret_lat)}"
+        )
+        print(
+            f"  first pass (each distinct sequence searched once): {first_wall:6.2f} s; "
+            f"{len(ok)}/{len(ret_res)} answered 200; 4xx/5xx: {bad if bad else 'none'}"
+        )
         for s, body in ret_res:
             if s != 200:
                 print(f"  e.g. {s}: {body.get('error') if isinstance(body, dict) else body}")

@@ -85,11 +85,18 @@ def main() -> None:
     base = load_preset(args.preset)
     overrides = {}
     for stage in ("pretrain", "finetune"):
-        overrides.update({
-            f"{stage}.max_steps": steps, f"{stage}.warmup_steps": min(5, steps - 1), f"{stage}.eval_interval": 10**6,
-            f"{stage}.checkpoint_interval": 10**6, f"{stage}.eval_tokens": base.model.context_length,
-            f"{stage}.max_minutes": None, f"{stage}.precision": "fp32", f"{stage}.loss_on": "all",
-        })
+        overrides.update(
+            {
+                f"{stage}.max_steps": steps,
+                f"{stage}.warmup_steps": min(5, steps - 1),
+                f"{stage}.eval_interval": 10**6,
+                f"{stage}.checkpoint_interval": 10**6,
+                f"{stage}.eval_tokens": base.model.context_length,
+                f"{stage}.max_minutes": None,
+                f"{stage}.precision": "fp32",
+                f"{stage}.loss_on": "all",
+            }
+        )
     preset = load_preset(args.preset, overrides)
     context = preset.model.context_length
     rng = np.random.default_rng(0)
@@ -105,8 +112,13 @@ def main() -> None:
         docs = [text for text, _ in iter_documents(corpus_shards(args.corpus))]
         pick = rng.permutation(len(docs))[: args.examples]
         sets["corpus"] = {"texts": [docs[int(i)] for i in pick]}
-    tok = load_tokenizer(args.tokenizer) if args.tokenizer else train_tokenizer(
-        [t for s in sets.values() for t in s["texts"][:3000]], preset.tokenizer.bpe_vocab_size, work / "tokenizer")
+    tok = (
+        load_tokenizer(args.tokenizer)
+        if args.tokenizer
+        else train_tokenizer(
+            [t for s in sets.values() for t in s["texts"][:3000]], preset.tokenizer.bpe_vocab_size, work / "tokenizer"
+        )
+    )
     for name, s in sets.items():
         folder = work / name
         shutil.rmtree(folder, ignore_errors=True)
@@ -117,9 +129,11 @@ def main() -> None:
             subset = subset.select(keep)
             s["ids"] = [enc[i].ids.tolist() for i in keep]
             datasets.DatasetDict({"train": subset, "valid": subset.select(range(min(64, len(subset))))}).save_to_disk(
-                str(folder / "hf"))
-            s["data"] = prepare_instruction_data(folder, tok, context, work / f"{name}-packed", loss_on="all",
-                                                 seed=preset.seed)
+                str(folder / "hf")
+            )
+            s["data"] = prepare_instruction_data(
+                folder, tok, context, work / f"{name}-packed", loss_on="all", seed=preset.seed
+            )
             s["spec"], s["stage"] = preset.finetune, "finetune"
         else:
             folder.mkdir(parents=True)
@@ -132,25 +146,44 @@ def main() -> None:
 
     flops = measure_matmul_flops(1024)
     params = count_parameters(create_model(preset, tok, seed=0))
-    print(f"machine: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, fp32 matmul "
-          f"{flops / 1e9:.1f} GFLOP/s (1024^2, measured now)")
+    print(
+        f"machine: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, fp32 matmul "
+        f"{flops / 1e9:.1f} GFLOP/s (1024^2, measured now)"
+    )
     spec0 = preset.finetune
-    print(f"model: {preset.name} shape, {params:,} parameters, context {context}; {steps} steps of "
-          f"{spec0.rows_per_micro_batch(context)} rows (ours) / examples (Trainer) x "
-          f"{spec0.accumulation_steps(1)} micro-batch(es)")
+    print(
+        f"model: {preset.name} shape, {params:,} parameters, context {context}; {steps} steps of "
+        f"{spec0.rows_per_micro_batch(context)} rows (ours) / examples (Trainer) x "
+        f"{spec0.accumulation_steps(1)} micro-batch(es)"
+    )
 
     def ours(s: dict, rep: int) -> dict:
         spec, data = s["spec"], s["data"]
         run = work / f"ours-{s['stage']}-{rep}"
         shutil.rmtree(run, ignore_errors=True)
-        result = train_loop(accelerator=make_accelerator(spec), model=create_model(preset, tok, seed=0), tokenizer=tok,
-                            data=data, spec=spec, preset=preset, stage=s["stage"], run_dir=run)
+        result = train_loop(
+            accelerator=make_accelerator(spec),
+            model=create_model(preset, tok, seed=0),
+            tokenizer=tok,
+            data=data,
+            spec=spec,
+            preset=preset,
+            stage=s["stage"],
+            run_dir=run,
+        )
         sched = RowSchedule(data.train.rows, spec.rows_per_batch(context), preset.seed)
-        useful = sum(int((np.asarray(data.train.input_ids[sched.rows_at(k * sched.rows_per_batch)])
-                          != tok.pad_token_id).sum()) for k in range(steps))
+        useful = sum(
+            int((np.asarray(data.train.input_ids[sched.rows_at(k * sched.rows_per_batch)]) != tok.pad_token_id).sum())
+            for k in range(steps)
+        )
         seconds = result.tokens / result.tokens_per_second
-        return {"raw": result.tokens / seconds, "useful": useful / seconds, "seconds": seconds,
-                "padding": 1 - useful / result.tokens, "loss": result.last_train_loss}
+        return {
+            "raw": result.tokens / seconds,
+            "useful": useful / seconds,
+            "seconds": seconds,
+            "padding": 1 - useful / result.tokens,
+            "loss": result.last_train_loss,
+        }
 
     def trainer(s: dict, rep: int) -> dict:
         from transformers import (
@@ -179,51 +212,91 @@ def main() -> None:
         model = create_model(preset, tok, seed=0)
         model.register_forward_pre_hook(count, with_kwargs=True)
         targs = TrainingArguments(
-            output_dir=str(work / f"trainer-{rep}"), per_device_train_batch_size=spec.rows_per_micro_batch(context),
-            gradient_accumulation_steps=spec.accumulation_steps(1), max_steps=steps, learning_rate=spec.lr,
-            warmup_steps=min(5, steps - 1), lr_scheduler_type="linear", weight_decay=spec.weight_decay,
-            adam_beta1=spec.betas[0], adam_beta2=spec.betas[1], adam_epsilon=spec.eps, max_grad_norm=spec.grad_clip,
-            optim="adamw_torch_fused", logging_steps=steps, save_strategy="no", eval_strategy="no", report_to="none",
-            use_cpu=True, dataloader_num_workers=0, seed=preset.seed, disable_tqdm=True,
+            output_dir=str(work / f"trainer-{rep}"),
+            per_device_train_batch_size=spec.rows_per_micro_batch(context),
+            gradient_accumulation_steps=spec.accumulation_steps(1),
+            max_steps=steps,
+            learning_rate=spec.lr,
+            warmup_steps=min(5, steps - 1),
+            lr_scheduler_type="linear",
+            weight_decay=spec.weight_decay,
+            adam_beta1=spec.betas[0],
+            adam_beta2=spec.betas[1],
+            adam_epsilon=spec.eps,
+            max_grad_norm=spec.grad_clip,
+            optim="adamw_torch_fused",
+            logging_steps=steps,
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            use_cpu=True,
+            dataloader_num_workers=0,
+            seed=preset.seed,
+            disable_tqdm=True,
         )
-        t = Trainer(model=model, args=targs, train_dataset=datasets.Dataset.from_dict({"input_ids": s["ids"]}),
-                    data_collator=DataCollatorForLanguageModeling(tokenizer=tok.backend, mlm=False),
-                    callbacks=[Clock()])
+        t = Trainer(
+            model=model,
+            args=targs,
+            train_dataset=datasets.Dataset.from_dict({"input_ids": s["ids"]}),
+            data_collator=DataCollatorForLanguageModeling(tokenizer=tok.backend, mlm=False),
+            callbacks=[Clock()],
+        )
         out = t.train()
         seconds = clock["end"] - clock["start"]
-        return {"raw": counts["raw"] / seconds, "useful": counts["useful"] / seconds, "seconds": seconds,
-                "padding": 1 - counts["useful"] / counts["raw"], "loss": out.training_loss}
+        return {
+            "raw": counts["raw"] / seconds,
+            "useful": counts["useful"] / seconds,
+            "seconds": seconds,
+            "padding": 1 - counts["useful"] / counts["raw"],
+            "loss": out.training_loss,
+        }
 
     report: dict[str, dict] = {}
     for name, s in sets.items():
         lengths = np.array([len(x) for x in s["ids"]])
         st = s["data"].stats
-        print(f"\n== {name}: {len(lengths):,} examples, tokens per example mean {lengths.mean():.0f}, median "
-              f"{np.median(lengths):.0f}, max {lengths.max()}; ours: {st['rows']['train']:,} rows, "
-              f"{st['padding_fraction']['train']:.1%} padding, attention {s['data'].attention}")
+        print(
+            f"\n== {name}: {len(lengths):,} examples, tokens per example mean {lengths.mean():.0f}, median "
+            f"{np.median(lengths):.0f}, max {lengths.max()}; ours: {st['rows']['train']:,} rows, "
+            f"{st['padding_fraction']['train']:.1%} padding, attention {s['data'].attention}"
+        )
         runs: dict[str, list[dict]] = {"ours": [], "trainer": []}
         for rep in range(args.repeats):
             for side, fn in (("ours", ours), ("trainer", trainer)):
                 r = fn(s, rep)
                 runs[side].append(r)
-                print(f"  run {rep + 1} {side:<8} {r['raw']:8,.0f} raw tok/s  {r['useful']:8,.0f} useful tok/s  "
-                      f"({r['seconds']:.1f} s, padding {r['padding']:.1%})")
+                print(
+                    f"  run {rep + 1} {side:<8} {r['raw']:8,.0f} raw tok/s  {r['useful']:8,.0f} useful tok/s  "
+                    f"({r['seconds']:.1f} s, padding {r['padding']:.1%})"
+                )
             pair = runs["ours"][-1]["useful"] / runs["trainer"][-1]["useful"]
             print(f"        pair ratio (useful) {pair:.2f}x")
-        med = {side: {k: statistics.median(r[k] for r in v) for k in ("raw", "useful", "padding")}
-               for side, v in runs.items()}
-        print(f"  {'median':<10}{'raw tok/s':>12}{'useful tok/s':>14}{'padding':>9}{'GFLOP/s (6N x raw)':>21}"
-              f"{'of matmul':>11}")
+        med = {
+            side: {k: statistics.median(r[k] for r in v) for k in ("raw", "useful", "padding")}
+            for side, v in runs.items()
+        }
+        print(
+            f"  {'median':<10}{'raw tok/s':>12}{'useful tok/s':>14}{'padding':>9}{'GFLOP/s (6N x raw)':>21}"
+            f"{'of matmul':>11}"
+        )
         for side, r in med.items():
             achieved = 6 * params * r["raw"]
-            print(f"  {side:<10}{r['raw']:12,.0f}{r['useful']:14,.0f}{r['padding']:9.1%}{achieved / 1e9:21.2f}"
-                  f"{achieved / flops:11.1%}")
+            print(
+                f"  {side:<10}{r['raw']:12,.0f}{r['useful']:14,.0f}{r['padding']:9.1%}{achieved / 1e9:21.2f}"
+                f"{achieved / flops:11.1%}"
+            )
         ratio_useful = med["ours"]["useful"] / med["trainer"]["useful"]
         ratio_raw = med["ours"]["raw"] / med["trainer"]["raw"]
-        print(f"  ratio ours / Trainer (medians): useful tokens/s {ratio_useful:.2f}x, raw tokens/s {ratio_raw:.2f}x "
-              f"(target: useful >= 1.3x)")
-        report[name] = {"ratio_useful": round(ratio_useful, 3), "ratio_raw": round(ratio_raw, 3), "median": med,
-                        "runs": runs}
+        print(
+            f"  ratio ours / Trainer (medians): useful tokens/s {ratio_useful:.2f}x, raw tokens/s {ratio_raw:.2f}x "
+            f"(target: useful >= 1.3x)"
+        )
+        report[name] = {
+            "ratio_useful": round(ratio_useful, 3),
+            "ratio_raw": round(ratio_raw, 3),
+            "median": med,
+            "runs": runs,
+        }
     print("\n" + json.dumps({"matmul_flops": flops, "parameters": params, **report}, default=float))
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)

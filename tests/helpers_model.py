@@ -102,8 +102,13 @@ def obo_text() -> str:
 def dat_text() -> str:
     out = []
     for acc, seq, go in PROTEINS:
-        out += [f"ID   {acc}_TEST              Reviewed;          {len(seq)} AA.", f"AC   {acc};",
-                f"DE   RecName: Full=Test protein {acc};", "OS   Homo sapiens (Human).", "OX   NCBI_TaxID=9606;"]
+        out += [
+            f"ID   {acc}_TEST              Reviewed;          {len(seq)} AA.",
+            f"AC   {acc};",
+            f"DE   RecName: Full=Test protein {acc};",
+            "OS   Homo sapiens (Human).",
+            "OX   NCBI_TaxID=9606;",
+        ]
         for g in go:
             out.append(f"DR   GO; {g}; {ASPECT[g]}:{NAMES[g]}; IDA:UniProtKB.")
         seq_lines = [seq[i : i + 60] for i in range(0, len(seq), 60)]
@@ -142,11 +147,22 @@ def tokenizer_texts() -> list[str]:
     with KnowledgeGraph(kg_path()) as kg:
         texts = list(go_documents(kg))
     slots = {
-        "functions": "binds zinc ion and has protein kinase activity", "terms": "zinc ion binding, DNA binding",
-        "locations": "nucleus", "aspect_name": "molecular function", "term_lines": "GO:0008270 zinc ion binding",
-        "n": "2", "kind": "a zinc ion-binding protein", "term": "metal ion binding", "answer": "yes",
-        "options": "A. nucleus\nB. cytoplasm", "letter": "A", "option": "nucleus", "description": "binds zinc ion",
-        "properties": "zinc ion binding; nucleus", "length": "200", "protein": "",
+        "functions": "binds zinc ion and has protein kinase activity",
+        "terms": "zinc ion binding, DNA binding",
+        "locations": "nucleus",
+        "aspect_name": "molecular function",
+        "term_lines": "GO:0008270 zinc ion binding",
+        "n": "2",
+        "kind": "a zinc ion-binding protein",
+        "term": "metal ion binding",
+        "answer": "yes",
+        "options": "A. nucleus\nB. cytoplasm",
+        "letter": "A",
+        "option": "nucleus",
+        "description": "binds zinc ion",
+        "properties": "zinc ion binding; nucleus",
+        "length": "200",
+        "protein": "",
     }
     for task in TASKS.values():
         for p in task.phrasings:
@@ -165,7 +181,10 @@ class _Slots(dict):
 
 
 MODEL_OVERRIDES = {
-    "model.hidden_size": 48, "model.num_layers": 2, "model.num_heads": 2, "model.ffn_dim": 96,
+    "model.hidden_size": 48,
+    "model.num_layers": 2,
+    "model.num_heads": 2,
+    "model.ffn_dim": 96,
     "model.context_length": 512,
     "model.prompt_residues": None,  # reads whole proteins: the tests of long-protein fitting need it
 }

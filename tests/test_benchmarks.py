@@ -29,6 +29,7 @@ BENCH = Path(str(resources.files("instructprotein") / "data" / "benchmarks"))
 def bench(name: str) -> Path:
     return BENCH / f"{name}.gz"
 
+
 LOCATIONS = {
     0: "plasma membrane",
     1: "cytoplasm",
@@ -117,7 +118,9 @@ def test_go_file_is_not_a_classification_set() -> None:
 def test_benchmark_sequences_of_the_directory() -> None:
     records = list(benchmark_sequences([BENCH]))
     files = benchmark_files([BENCH])
-    assert [f.name for f in files] == sorted(f.name for f in BENCH.iterdir() if f.name.endswith((".jsonl.gz", ".tsv.gz")))
+    assert [f.name for f in files] == sorted(
+        f.name for f in BENCH.iterdir() if f.name.endswith((".jsonl.gz", ".tsv.gz"))
+    )
     assert len(records) == 2773 + 2811 + 1749 + 1729 + 5184 + 1332 + 5995 + 3415
     ids = [r.id for r in records]
     assert len(set(ids)) == len(ids)

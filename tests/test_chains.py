@@ -42,7 +42,11 @@ def graph(request, tiny_path):
 
 def test_zinc_chain_goes_up_to_metal_and_stops_before_the_root(graph):
     chain = go_chain(graph, "GO:0008270", max_steps=3)
-    assert [s.term_name for s in chain.steps] == ["zinc ion binding", "transition metal ion binding", "metal ion binding"]
+    assert [s.term_name for s in chain.steps] == [
+        "zinc ion binding",
+        "transition metal ion binding",
+        "metal ion binding",
+    ]
     assert [s.relation for s in chain.steps] == ["is_a", "is_a", ""]
     assert chain_text(chain) == (
         "zinc ion binding is a kind of transition metal ion binding, which is a kind of metal ion binding"
@@ -117,7 +121,10 @@ def test_wording_variants_are_seeded():
     for text in texts:
         assert "Kinase_dom" in text and "protein phosphorylation" in text and text.endswith("cytoplasm.")
     # partial chains still read as sentences
-    assert chain_text(Chain(steps[1:3], "cross_aspect")) == "It has protein kinase activity, which takes part in protein phosphorylation."
+    assert (
+        chain_text(Chain(steps[1:3], "cross_aspect"))
+        == "It has protein kinase activity, which takes part in protein phosphorylation."
+    )
     assert chain_text(Chain(steps[2:], "cross_aspect")) == "It takes part in protein phosphorylation, in the cytoplasm."
     assert chain_text(Chain(steps[:1], "cross_aspect")) == ""
 

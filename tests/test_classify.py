@@ -102,10 +102,25 @@ def test_per_prompt_options_and_questions(mt, queries):
     model, tok = mt
     terms = ["zinc ion binding", "nucleus", "DNA repair"]
     items = queries[:3]
-    fast = classify(model, tok, items, [YES_NO_QUESTION.format(term=t) for t in terms], YES_NO_OPTIONS,
-                    prefix=YES_NO_PREFIX, rule="first_token")
-    slow = classify(model, tok, items, [YES_NO_QUESTION.format(term=t) for t in terms], YES_NO_OPTIONS,
-                    prefix=YES_NO_PREFIX, rule="first_token", naive=True)
+    fast = classify(
+        model,
+        tok,
+        items,
+        [YES_NO_QUESTION.format(term=t) for t in terms],
+        YES_NO_OPTIONS,
+        prefix=YES_NO_PREFIX,
+        rule="first_token",
+    )
+    slow = classify(
+        model,
+        tok,
+        items,
+        [YES_NO_QUESTION.format(term=t) for t in terms],
+        YES_NO_OPTIONS,
+        prefix=YES_NO_PREFIX,
+        rule="first_token",
+        naive=True,
+    )
     assert [c.answer for c in fast] == [c.answer for c in slow]
     assert all(c.answer in YES_NO_OPTIONS for c in fast)
     assert all(close(a.probabilities, b.probabilities) for a, b in zip(fast, slow))
@@ -132,8 +147,12 @@ def test_first_token_rule_ties_on_a_shared_first_token(mt, queries):
     # in the test tokenizer "plasma membrane" and "peroxisome" both start with the token " p"
     a, b = (tok.encode(option_text(w), add_bos=False)[0] for w in ("plasma membrane", "peroxisome"))
     assert a == b
-    [s] = score_options(model, tok, [build_prompt(queries[0].sequence, LOCATION_QUESTION, LOCATION_PREFIX)],
-                        ["plasma membrane", "peroxisome"])
+    [s] = score_options(
+        model,
+        tok,
+        [build_prompt(queries[0].sequence, LOCATION_QUESTION, LOCATION_PREFIX)],
+        ["plasma membrane", "peroxisome"],
+    )
     assert s.first_token[0] == s.first_token[1]
     assert decide(s, "first_token").tied
     assert s.total[0] != s.total[1]
@@ -149,14 +168,22 @@ def test_a_model_tuned_on_short_prompts_is_asked_in_short_prompts(mt):
     head, tail = prompt.split("<protein>")[1].split("</protein>")[0].split("X")
     assert read == 32 and long.startswith(head) and long.endswith(tail) and len(head) + len(tail) == 31
     short = h.random_protein(20, seed=8)
-    assert f"<protein>{short}</protein>" in fitted_prompt(tok, short, LOCATION_QUESTION, context_len=512,
-                                                          max_residues=32)[0]
+    assert (
+        f"<protein>{short}</protein>"
+        in fitted_prompt(tok, short, LOCATION_QUESTION, context_len=512, max_residues=32)[0]
+    )
     assert prompt_residues(model) is None
     model.config.prompt_residues = 32  # what tuning with the tiny preset writes into config.json
     try:
         asked = classify(model, tok, [Query("P1", long)], LOCATION_QUESTION, LOCATION_LABELS, prefix=LOCATION_PREFIX)
-        cut = classify(model, tok, [Query("P1", fit_residues(long, 32))], LOCATION_QUESTION, LOCATION_LABELS,
-                       prefix=LOCATION_PREFIX)
+        cut = classify(
+            model,
+            tok,
+            [Query("P1", fit_residues(long, 32))],
+            LOCATION_QUESTION,
+            LOCATION_LABELS,
+            prefix=LOCATION_PREFIX,
+        )
         assert close(asked[0].scores.total, cut[0].scores.total)
     finally:
         model.config.prompt_residues = None

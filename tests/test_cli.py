@@ -11,14 +11,23 @@ DATA = Path(__file__).parent / "data"
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "instructprotein.cli", *args], capture_output=True, text=True, cwd=cwd
-    )
+    return subprocess.run([sys.executable, "-m", "instructprotein.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def build_tiny(out: Path, dat: Path = DATA / "tiny.dat", *extra: str) -> subprocess.CompletedProcess[str]:
-    return cli("kg", "build", "--source", "uniprot", "--uniprot", str(dat), "--obo", str(DATA / "tiny.obo"),
-               "--out", str(out), *extra)
+    return cli(
+        "kg",
+        "build",
+        "--source",
+        "uniprot",
+        "--uniprot",
+        str(dat),
+        "--obo",
+        str(DATA / "tiny.obo"),
+        "--out",
+        str(out),
+        *extra,
+    )
 
 
 def test_build_stats_show_term(tmp_path):
@@ -94,7 +103,11 @@ def test_not_a_graph_file(tmp_path):
 def test_bad_task_options_name_the_option_and_write_nothing(tmp_path):
     kg, out = tmp_path / "kg.sqlite", tmp_path / "instructions"
     build_tiny(kg)
-    for flag, pair in (("--paper-phrasing", "yes_no=2"), ("--paper-phrasing", "yesno=1"), ("--task-weight", "location=-1")):
+    for flag, pair in (
+        ("--paper-phrasing", "yes_no=2"),
+        ("--paper-phrasing", "yesno=1"),
+        ("--task-weight", "location=-1"),
+    ):
         result = cli("instructions", "build", "--kg", str(kg), "--out", str(out), "--no-decontamination", flag, pair)
         assert result.returncode != 0 and flag in result.stderr and pair in result.stderr, result.stderr
         assert "Traceback" not in result.stderr and not out.exists()
@@ -104,7 +117,9 @@ def test_paper_phrasing_option_is_recorded_only_when_given():
     from instructprotein.cli.instructions import _generate_overrides
 
     assert _generate_overrides([]) == {}
-    assert _generate_overrides(["yes_no=1", "location=0.5"]) == {"task_paper_phrasing": {"yes_no": 1.0, "location": 0.5}}
+    assert _generate_overrides(["yes_no=1", "location=0.5"]) == {
+        "task_paper_phrasing": {"yes_no": 1.0, "location": 0.5}
+    }
 
 
 def test_model_commands_find_the_main_jobs_model_and_graph_in_the_workdir(tmp_path):
@@ -120,8 +135,20 @@ def test_model_commands_find_the_main_jobs_model_and_graph_in_the_workdir(tmp_pa
     assert described.returncode == 0, described.stderr
     homologs = [x["accession"] for x in json.loads(described.stdout)["homologs"]]
     assert "P20007" in homologs
-    chose = cli("classify", sequence, "--workdir", str(work), "--question", "Zinc?", "--option", "no",
-                "--option", "yes", "--max-identity", "0.99")
+    chose = cli(
+        "classify",
+        sequence,
+        "--workdir",
+        str(work),
+        "--question",
+        "Zinc?",
+        "--option",
+        "no",
+        "--option",
+        "yes",
+        "--max-identity",
+        "0.99",
+    )
     assert chose.returncode == 0, chose.stderr
     assert chose.stdout.startswith("seq1\t")
 
@@ -132,6 +159,7 @@ def test_model_commands_find_the_main_jobs_model_and_graph_in_the_workdir(tmp_pa
 
     empty = cli("describe", sequence, "--workdir", str(tmp_path / "empty"))
     assert empty.returncode == 1 and "no tuned model at" in empty.stderr and "Traceback" not in empty.stderr
-    bad_identity = cli("classify", sequence, "--workdir", str(work), "--question", "Zinc?", "--option", "no",
-                       "--max-identity", "70")
+    bad_identity = cli(
+        "classify", sequence, "--workdir", str(work), "--question", "Zinc?", "--option", "no", "--max-identity", "70"
+    )
     assert bad_identity.returncode == 1 and "--max-identity must be in (0, 1]" in bad_identity.stderr

@@ -38,7 +38,10 @@ def test_preset_refuses_booleans_for_numbers_and_numbers_for_booleans():
         load_preset("tiny", {"model.num_layers": True})
     with pytest.raises(InputError, match="'model.tie_word_embeddings' must be true or false"):
         load_preset("tiny", {"model.tie_word_embeddings": 1})
-    assert load_preset("tiny", {"model.init_from": "null", "pretrain.betas": "[0.9, 0.95]"}).pretrain.betas == (0.9, 0.95)
+    assert load_preset("tiny", {"model.init_from": "null", "pretrain.betas": "[0.9, 0.95]"}).pretrain.betas == (
+        0.9,
+        0.95,
+    )
 
 
 def test_preset_section_lacking_keys(tmp_path):
@@ -56,7 +59,8 @@ def test_preset_section_lacking_keys(tmp_path):
 def test_task_include_merges_mappings_and_replaces_the_rest(tmp_path):
     (tmp_path / "base.yaml").write_text(yaml.safe_dump({**TASK, "version": 3, "metrics": ["accuracy"]}))
     (tmp_path / "variant.yaml").write_text(
-        "include: base.yaml\nname: variant\nprompt: {prefix: \"Based on the record, the answer is\"}\n")
+        'include: base.yaml\nname: variant\nprompt: {prefix: "Based on the record, the answer is"}\n'
+    )
     spec = load_task(tmp_path / "variant.yaml")
     assert spec.name == "variant" and spec.version == 3
     assert spec.question == TASK["prompt"]["question"]  # kept from the base: mappings merge key by key

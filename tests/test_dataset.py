@@ -76,7 +76,9 @@ def test_outputs_exist_and_load(built):
     dd = load_instructions(out)
     assert set(dd) == {"train", "valid", "test"}
     assert dd["train"].num_rows == result.summary["instructions"]["train"]["total"] > 300
-    assert {"text", "answer_start", "answer_end", "task", "accession", "triples", "chain"} <= set(dd["train"].column_names)
+    assert {"text", "answer_start", "answer_end", "task", "accession", "triples", "chain"} <= set(
+        dd["train"].column_names
+    )
     assert dd["train"].num_rows + dd["valid"].num_rows + dd["test"].num_rows == len(records(out))
 
 

@@ -124,8 +124,10 @@ def test_batched_generation_equals_one_at_a_time(mt):
     from instructprotein.infer.prompts import FUNCTION_QUESTION, LOCATION_QUESTION, build_prompt
 
     model, tok = mt
-    prompts = [build_prompt(h.SEQUENCES["P20001"][:40], FUNCTION_QUESTION),
-               build_prompt(h.SEQUENCES["P20002"], LOCATION_QUESTION)]
+    prompts = [
+        build_prompt(h.SEQUENCES["P20001"][:40], FUNCTION_QUESTION),
+        build_prompt(h.SEQUENCES["P20002"], LOCATION_QUESTION),
+    ]
     batched = generate_answers(model, tok, prompts, max_new_tokens=12)
     assert batched == [generate_answers(model, tok, [p], max_new_tokens=12)[0] for p in prompts]
     assert not any("Ƥ" in a or "</protein>" in a for a in batched)  # no residue tokens in text answers
@@ -134,8 +136,11 @@ def test_batched_generation_equals_one_at_a_time(mt):
     ctx = model.config.max_position_embeddings
     room = 12
     long_protein = h.random_protein(ctx, seed=9)
-    long_prompt = next(build_prompt(long_protein[:n], FUNCTION_QUESTION) for n in range(ctx, 0, -1)
-                       if len(tok.encode(build_prompt(long_protein[:n], FUNCTION_QUESTION))) <= ctx - room)
+    long_prompt = next(
+        build_prompt(long_protein[:n], FUNCTION_QUESTION)
+        for n in range(ctx, 0, -1)
+        if len(tok.encode(build_prompt(long_protein[:n], FUNCTION_QUESTION))) <= ctx - room
+    )
     mixed = generate_answers(model, tok, [prompts[0], long_prompt], max_new_tokens=40)
     assert mixed[0] == generate_answers(model, tok, [prompts[0]], max_new_tokens=40)[0]
     assert mixed[1] == generate_answers(model, tok, [long_prompt], max_new_tokens=40)[0]
@@ -154,8 +159,16 @@ def test_too_long_for_the_model_is_fitted_and_said(mt):
 def test_sequence_cleaning():
     assert clean_sequence("mkt ay\nia*") == "MKTAYIA"
     assert clean_sequence("MKUOBZJ") == "MKCKXXX"  # tokenizer's mapping of non-standard residues
-    for bad, match in (("", "empty"), ("  \n ", "empty"), ("*", "empty"), ("MK1TA", "'1' at position 3 is a digit"),
-                       ("MK-TA", "gap"), ("MK@A", "'@' at position 3"), ("MK*TA", "stop"), ("MKÅA", "position 3")):
+    for bad, match in (
+        ("", "empty"),
+        ("  \n ", "empty"),
+        ("*", "empty"),
+        ("MK1TA", "'1' at position 3 is a digit"),
+        ("MK-TA", "gap"),
+        ("MK@A", "'@' at position 3"),
+        ("MK*TA", "stop"),
+        ("MKÅA", "position 3"),
+    ):
         with pytest.raises(InputError, match=match):
             clean_sequence(bad)
 
@@ -167,7 +180,13 @@ def test_reading_queries(tmp_path):
     jsonl.write_text('{"id": "c", "sequence": "mkl"}\n\n{"sequence": "MKW"}\n')
     got = read_queries([str(fasta), jsonl, "mkq", ">d\nMKE\n>a\nMKD"])
     assert [(q.id, q.sequence) for q in got] == [
-        ("a", "MKTAYIAK"), ("b", "MKV"), ("c", "MKL"), ("line3", "MKW"), ("seq1", "MKQ"), ("d", "MKE"), ("a#2", "MKD"),
+        ("a", "MKTAYIAK"),
+        ("b", "MKV"),
+        ("c", "MKL"),
+        ("line3", "MKW"),
+        ("seq1", "MKQ"),
+        ("d", "MKE"),
+        ("a#2", "MKD"),
     ]
     bad = tmp_path / "bad.fasta"
     bad.write_text(">x\nMKT\nMK3A\n")
@@ -210,16 +229,32 @@ def test_commands_write_files(tmp_path, capsys):
     header, row = tsv.read_text().splitlines()
     assert header.split("\t")[0] == "id" and row.split("\t")[0] == "seq1"
 
-    choices = classify_command(model, [str(seqs)], "Does the protein associate with zinc ion binding?", ["no", "yes"],
-                               prefix="Based on the record, the answer is", rule="first_token", fmt="tsv",
-                               out=tmp_path / "c.tsv")
+    choices = classify_command(
+        model,
+        [str(seqs)],
+        "Does the protein associate with zinc ion binding?",
+        ["no", "yes"],
+        prefix="Based on the record, the answer is",
+        rule="first_token",
+        fmt="tsv",
+        out=tmp_path / "c.tsv",
+    )
     lines = (tmp_path / "c.tsv").read_text().splitlines()
     assert lines[0] == "id\tanswer\tprobability\tno\tyes" and len(lines) == 3
     assert lines[1].split("\t")[1] == choices[0].answer
 
     shown: list[str] = []
-    run = design_command(model, "binds zinc ion", n=2, out=tmp_path / "d.fasta", checks_out=tmp_path / "d.tsv",
-                         min_len=10, max_len=30, seed=2, echo=shown.append)
+    run = design_command(
+        model,
+        "binds zinc ion",
+        n=2,
+        out=tmp_path / "d.fasta",
+        checks_out=tmp_path / "d.tsv",
+        min_len=10,
+        max_len=30,
+        seed=2,
+        echo=shown.append,
+    )
     fasta = (tmp_path / "d.fasta").read_text()
     assert fasta.count(">design") == 2 and run.designs[0].sequence in fasta.replace("\n", "")
     assert (tmp_path / "d.tsv").read_text().startswith("id\tlength\tended_by")

@@ -127,8 +127,12 @@ def test_design_request_checks(mt):
     )
     assert design_question("Design a small nuclear protein") == "Design a small nuclear protein."
     assert "about 120 residues" in design_question("binds DNA", length=120)
-    for bad, match in (("", "empty"), ("   \n", "empty"), ("x" * 2001, "2001 characters"),
-                       ("a <protein>MK</protein>", "tags")):
+    for bad, match in (
+        ("", "empty"),
+        ("   \n", "empty"),
+        ("x" * 2001, "2001 characters"),
+        ("a <protein>MK</protein>", "tags"),
+    ):
         with pytest.raises(InputError, match=match):
             design(model, tok, bad, n=1, check=False)
     with pytest.raises(InputError, match="lower max_len"):
@@ -209,8 +213,9 @@ def test_closest_protein_and_requested_terms(kg):
     requested = terms.find("binds zinc ion and is located in mitochondrion")
     assert [m.term.id for m in requested.direct] == ["GO:0008270", "GO:0005739"]
     known = h.SEQUENCES["P20002"]  # copper ion binding, mitochondrion
-    checks = check_designs([h.SEQUENCES["P20001"], known, h.random_protein(150, seed=99)],
-                           index=index, requested=requested, terms=terms)
+    checks = check_designs(
+        [h.SEQUENCES["P20001"], known, h.random_protein(150, seed=99)], index=index, requested=requested, terms=terms
+    )
     first, second, unrelated = checks
     assert first.closest.accession == "P20001" and first.closest.identity == pytest.approx(1.0)
     assert {r["id"]: r["carried"] for r in first.requested} == {"GO:0008270": True, "GO:0005739": False}

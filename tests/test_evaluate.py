@@ -110,7 +110,9 @@ def test_grouped_scoring_agrees_with_classify_naive():
     prompts, groups = [], []
     for s in seqs:
         for t in terms:
-            prompts.append(build_prompt(s, f"Does the protein associate with {t}?", "Based on the record, the answer is"))
+            prompts.append(
+                build_prompt(s, f"Does the protein associate with {t}?", "Based on the record, the answer is")
+            )
             groups.append(s)
     cands = [" no", " yes", " nucleus", " endoplasmic reticulum"]
     # max_rows=5 forces several chunks on one cached prefix
@@ -132,8 +134,18 @@ def test_grouped_scoring_agrees_with_classify_naive():
 
 def test_builtin_tasks_load():
     names = [n for n, _ in list_tasks()]
-    for want in ("deeploc10", "deeploc_binary", "deeploc_binary_direct", "metal_ion_binding", "go_mf",
-                 "heldout_location", "heldout_metal", "heldout_go_mf", "heldout_go_bp", "heldout_go_cc"):  # fmt: skip
+    for want in (
+        "deeploc10",
+        "deeploc_binary",
+        "deeploc_binary_direct",
+        "metal_ion_binding",
+        "go_mf",
+        "heldout_location",
+        "heldout_metal",
+        "heldout_go_mf",
+        "heldout_go_bp",
+        "heldout_go_cc",
+    ):
         assert want in names
     loc = load_task("deeploc10")
     assert loc.question == "What cellular components is the protein located in?"
@@ -155,10 +167,12 @@ def test_builtin_tasks_load():
 BASE_TASK = {
     "name": "toy",
     "data": {"test": "toy.jsonl"},
-    "prompt": {"question": "Does the protein associate with metal ion binding?",
-               "prefix": "Based on the record, the answer is"},
+    "prompt": {
+        "question": "Does the protein associate with metal ion binding?",
+        "prefix": "Based on the record, the answer is",
+    },
     "candidates": [" no", " yes"],
-}  # fmt: skip
+}
 
 
 def _task(**changes):
@@ -236,24 +250,52 @@ def test_homology_labels_on_tiny_graph(tiny_kg):
     # item 0: best hit Q00003 has no MF term (no label) -> Q00002 (metal) decides; item 1: no hit -> fallback
     side.hits = {"AAAA": [hom("Q00003", 0.6), hom("Q00002", 0.5), hom("Q00001", 0.4)], "CCCC": []}
     items = [Item("a", "AAAA", "yes"), Item("b", "CCCC", "no")]
-    metal = parse_task(_task(labels={"0": "no", "1": "yes"},
-                             baselines={"homology": {"rule": "carries_term", "term": "GO:0046872"}}))  # fmt: skip
+    metal = parse_task(
+        _task(labels={"0": "no", "1": "yes"}, baselines={"homology": {"rule": "carries_term", "term": "GO:0046872"}})
+    )
     h_ = _homology_baseline(metal, items, side, fallback="no")
     assert h_["best"] == ["yes", "no"] and h_["vote"] == ["yes", "no"]
     assert h_["covered"] == [True, False] and h_["identity"][0] == 0.5
     # location: Q00001's nuclear lumen is part of the nucleus
-    loc = parse_task({**_task(), "candidates": [" nucleus", " cytoplasm"], "baselines": {"homology": {"rule": "location",
-                      "class_of": {c: ("nucleus" if c == "nucleus" else "cytoplasm") for c in
-                      ["plasma membrane", "cytoplasm", "endoplasmic reticulum", "golgi", "vacuole", "mitochondrion",
-                       "nucleus", "peroxisome", "chloroplast", "extracellular"]}}}})  # fmt: skip
+    loc = parse_task(
+        {
+            **_task(),
+            "candidates": [" nucleus", " cytoplasm"],
+            "baselines": {
+                "homology": {
+                    "rule": "location",
+                    "class_of": {
+                        c: ("nucleus" if c == "nucleus" else "cytoplasm")
+                        for c in [
+                            "plasma membrane",
+                            "cytoplasm",
+                            "endoplasmic reticulum",
+                            "golgi",
+                            "vacuole",
+                            "mitochondrion",
+                            "nucleus",
+                            "peroxisome",
+                            "chloroplast",
+                            "extracellular",
+                        ]
+                    },
+                }
+            },
+        }
+    )
     h_ = _homology_baseline(loc, items, side, fallback="cytoplasm")
     assert h_["best"] == ["nucleus", "cytoplasm"] and h_["covered"] == [True, False]
     # item_term: yes when the hit carries the asked term by propagation
     go_items = [Item("c", "AAAA", "yes", term="GO:0043167"), Item("d", "AAAA", "no", term="GO:0046914")]
     side.hits["AAAA"] = [hom("Q00001", 0.6)]
-    go = parse_task({**_task(), "data": {"test": "x.jsonl", "format": "go_pairs"},
-                     "prompt": {"question": "Does the protein associate with {term}?"},
-                     "baselines": {"homology": {"rule": "item_term"}}})  # fmt: skip
+    go = parse_task(
+        {
+            **_task(),
+            "data": {"test": "x.jsonl", "format": "go_pairs"},
+            "prompt": {"question": "Does the protein associate with {term}?"},
+            "baselines": {"homology": {"rule": "item_term"}},
+        }
+    )
     h_ = _homology_baseline(go, go_items, side, fallback="no")
     assert h_["best"] == ["yes", "yes"]
     from instructprotein.evaluate.data import go_sqlite_aspect
@@ -264,8 +306,13 @@ def test_homology_labels_on_tiny_graph(tiny_kg):
 
 
 def test_identity_weighted_vote():
-    hits = [[Homolog("q", "A", 0.6, 0, 0, 0, 0, 0), Homolog("q", "B", 0.5, 0, 0, 0, 0, 0),
-             Homolog("q", "C", 0.45, 0, 0, 0, 0, 0)]]  # fmt: skip
+    hits = [
+        [
+            Homolog("q", "A", 0.6, 0, 0, 0, 0, 0),
+            Homolog("q", "B", 0.5, 0, 0, 0, 0, 0),
+            Homolog("q", "C", 0.45, 0, 0, 0, 0, 0),
+        ]
+    ]
     labels = {"A": "x", "B": "y", "C": "y"}
     r = homology_predictions(hits, lambda i, acc: labels[acc], k=3, fallback="z")
     assert r["best"] == ["x"] and r["vote"] == ["y"]
@@ -298,7 +345,9 @@ def test_location_mapper():
 @pytest.fixture(scope="module")
 def instructions_dir(tmp_path_factory):
     """A hand-made instruction folder over the helpers' graph: 5 train, 3 test proteins."""
-    return h.instructions_folder(tmp_path_factory.mktemp("instr"), {"P20001": "test", "P20002": "test", "P20006": "test"})
+    return h.instructions_folder(
+        tmp_path_factory.mktemp("instr"), {"P20001": "test", "P20002": "test", "P20006": "test"}
+    )
 
 
 def test_heldout_items(instructions_dir, tmp_path):
@@ -307,8 +356,11 @@ def test_heldout_items(instructions_dir, tmp_path):
 
     ho = HeldOut(instructions_dir, out_dir=tmp_path)
     loc = ho.items(Source(heldout="location"))
-    assert {(i.accession, i.label) for i in loc} == {("P20001", "nucleus"), ("P20002", "mitochondrion"),
-                                                     ("P20006", "nucleus")}  # fmt: skip
+    assert {(i.accession, i.label) for i in loc} == {
+        ("P20001", "nucleus"),
+        ("P20002", "mitochondrion"),
+        ("P20006", "nucleus"),
+    }
     metal = ho.items(Source(heldout="metal"))
     assert {(i.accession, i.label) for i in metal} == {("P20001", "yes"), ("P20002", "yes"), ("P20006", "no")}
     go = ho.items(Source(heldout="go", aspect="F"), seed=3)
@@ -425,10 +477,13 @@ def test_model_without_protein_tokens(tmp_path):
         (folder / f).unlink(missing_ok=True)
     raw = Tokenizer(models.BPE(unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.ByteLevel()
-    raw.train_from_iterator(["Does the protein bind metal?"] * 5, trainers.BpeTrainer(vocab_size=300,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>"]))  # fmt: skip
-    PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                            unk_token="<unk>").save_pretrained(folder)  # fmt: skip
+    raw.train_from_iterator(
+        ["Does the protein bind metal?"] * 5,
+        trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>"]),
+    )
+    PreTrainedTokenizerFast(
+        tokenizer_object=raw, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    ).save_pretrained(folder)
     task = _toy_task_files(tmp_path)
     with pytest.raises(InputError, match="protein tokens"):
         evaluate(folder, [task], out_dir=tmp_path / "o", kg=h.kg_path(), homology=False)
@@ -437,8 +492,13 @@ def test_model_without_protein_tokens(tmp_path):
 def test_heldout_task_through_the_runner(instructions_dir, tmp_path):
     from instructprotein.evaluate.runner import evaluate
 
-    r = evaluate(h.model_path(), ["heldout_metal", "heldout_go_mf"], out_dir=tmp_path,
-                 instructions_dir=instructions_dir, plots=False)  # fmt: skip
+    r = evaluate(
+        h.model_path(),
+        ["heldout_metal", "heldout_go_mf"],
+        out_dir=tmp_path,
+        instructions_dir=instructions_dir,
+        plots=False,
+    )
     metal = r["tasks"]["heldout_metal"]
     assert metal["n"] == 3 and metal["data"]["train"]["n"] == 5
     assert metal["baselines"]["majority"]["source"] == "train"
@@ -460,8 +520,18 @@ def test_evaluate_command_prints_table(tmp_path):
 
     console = Console(record=True, width=200)
     task = _toy_task_files(tmp_path)
-    evaluate_command(h.model_path(), [str(task)], None, h.kg_path(), None, tmp_path / "o", homology=False,
-                     plots=False, console=console, show_progress=False)  # fmt: skip
+    evaluate_command(
+        h.model_path(),
+        [str(task)],
+        None,
+        h.kg_path(),
+        None,
+        tmp_path / "o",
+        homology=False,
+        plots=False,
+        console=console,
+        show_progress=False,
+    )
     text = console.export_text()
     assert "toy_metal" in text and "first token (paper)" in text and "full option" in text and "report:" in text
     rows = list_tasks_command(console)
@@ -476,12 +546,27 @@ def test_evaluate_cli(tmp_path):
     def cli(*args):
         import os
 
-        return subprocess.run([sys.executable, "-m", "instructprotein.cli", "evaluate", *args], capture_output=True,
-                              text=True, cwd=tmp_path, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "instructprotein.cli", "evaluate", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "COLUMNS": "200"},
+        )
 
     task = _toy_task_files(tmp_path)
-    r = cli("--model", str(h.model_path()), "--task", str(task), "--kg", str(h.kg_path()), "--out", str(tmp_path / "o"),
-            "--no-homology", "--no-plots")  # fmt: skip
+    r = cli(
+        "--model",
+        str(h.model_path()),
+        "--task",
+        str(task),
+        "--kg",
+        str(h.kg_path()),
+        "--out",
+        str(tmp_path / "o"),
+        "--no-homology",
+        "--no-plots",
+    )
     assert r.returncode == 0, r.stderr
     assert "toy_metal" in r.stdout and "report:" in r.stdout
     saved = json.loads((tmp_path / "o" / "results.json").read_text())
@@ -502,7 +587,9 @@ def test_bleu_and_rouge():
     assert g.bleu(["zinc"], ["the protein binds zinc ion"], smooth=False) == 0.0
     # hand: hyp "the protein binds zinc" vs ref "the protein binds zinc ion" (smoothing off):
     # precisions 4/4, 3/3, 2/2, 1/1; brevity penalty exp(1 - 5/4)
-    assert g.bleu(["the protein binds zinc"], ["the protein binds zinc ion"], smooth=False) == pytest.approx(math.exp(-0.25))
+    assert g.bleu(["the protein binds zinc"], ["the protein binds zinc ion"], smooth=False) == pytest.approx(
+        math.exp(-0.25)
+    )
     assert 0 < g.sentence_bleu("a protein that binds zinc", ref) < 1
     # ROUGE-L: LCS("a b c d", "a c d e") = 3 -> P = R = 3/4
     assert g.rouge_l_pair("a b c d", "a c d e")["f1"] == pytest.approx(0.75)
@@ -542,19 +629,26 @@ def test_describe_task_from_a_user_file(tmp_path):
     from instructprotein.evaluate.runner import evaluate
 
     rows = [
-        {"sequence": h.mutant(h.SEQUENCES["P20001"], 0.9, seed=8), "reference": "It binds zinc ion.",
-         "go": ["GO:0008270", "GO:0046914", "GO:0046872"]},
-        {"sequence": h.mutant(h.SEQUENCES["P20006"], 0.9, seed=9), "reference": "It has protein kinase activity.",
-         "go": ["GO:0004672", "GO:0016301", "GO:0003824"]},
-    ]  # fmt: skip
+        {
+            "sequence": h.mutant(h.SEQUENCES["P20001"], 0.9, seed=8),
+            "reference": "It binds zinc ion.",
+            "go": ["GO:0008270", "GO:0046914", "GO:0046872"],
+        },
+        {
+            "sequence": h.mutant(h.SEQUENCES["P20006"], 0.9, seed=9),
+            "reference": "It has protein kinase activity.",
+            "go": ["GO:0004672", "GO:0016301", "GO:0003824"],
+        },
+    ]
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     (tmp_path / "d.yaml").write_text(
         "name: my_describe\nkind: describe\ndata: {test: d.jsonl, terms_field: go}\n"
         "prompt: {question: 'What is the function of this protein?'}\nmax_new_tokens: 6\n"
         "baselines: {homology: {rule: go_terms, k: 3}}\n"
     )
-    r = evaluate(h.model_path(), [tmp_path / "d.yaml"], out_dir=tmp_path / "o", kg=h.kg_path(), max_identity=0.95,
-                 plots=False)  # fmt: skip
+    r = evaluate(
+        h.model_path(), [tmp_path / "d.yaml"], out_dir=tmp_path / "o", kg=h.kg_path(), max_identity=0.95, plots=False
+    )
     t = r["tasks"]["my_describe"]
     assert t["n"] == 2 and 0 <= t["generated"]["bleu"] <= 1 and 0 <= t["generated"]["rouge_l"] <= 1
     assert "precision" in t["generated"]["go"]
@@ -563,8 +657,15 @@ def test_describe_task_from_a_user_file(tmp_path):
     assert "naive" in t["baselines"]
     assert "my_describe" in (tmp_path / "o" / "report.md").read_text()
     with pytest.raises(InputError, match="candidates"):
-        parse_task({"name": "x", "kind": "describe", "data": {"test": "d.jsonl"}, "prompt": {"question": "Q?"},
-                    "candidates": [" a", " b"]})  # fmt: skip
+        parse_task(
+            {
+                "name": "x",
+                "kind": "describe",
+                "data": {"test": "d.jsonl"},
+                "prompt": {"question": "Q?"},
+                "candidates": [" a", " b"],
+            }
+        )
 
 
 def test_go_pairs_names_from_graph_then_go_sqlite(tmp_path):
@@ -573,8 +674,13 @@ def test_go_pairs_names_from_graph_then_go_sqlite(tmp_path):
 
     rows = [{"sequence": h.SEQUENCES["P20001"][:50], "label": ["GO:0008270"], "negative_labels": ["GO:0140096"]}]
     (tmp_path / "go.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    spec = parse_task({**_task(), "data": {"test": str(tmp_path / "go.jsonl"), "format": "go_pairs"},
-                       "prompt": {"question": "Does the protein associate with {term}?"}})  # fmt: skip
+    spec = parse_task(
+        {
+            **_task(),
+            "data": {"test": str(tmp_path / "go.jsonl"), "format": "go_pairs"},
+            "prompt": {"question": "Does the protein associate with {term}?"},
+        }
+    )
     with KnowledgeGraph(h.kg_path()) as kg:
         td = load_task_data(spec, kg=kg)
     names = {i.term: i.term_name for i in td.items}
@@ -584,8 +690,13 @@ def test_go_pairs_names_from_graph_then_go_sqlite(tmp_path):
         assert names["GO:0140096"] == "catalytic activity, acting on a protein"
     else:
         assert "GO:0140096" not in names
-    kg_only = parse_task({**_task(), "data": {"test": str(tmp_path / "go.jsonl"), "format": "go_pairs", "term_names": "kg"},
-                          "prompt": {"question": "Does the protein associate with {term}?"}})  # fmt: skip
+    kg_only = parse_task(
+        {
+            **_task(),
+            "data": {"test": str(tmp_path / "go.jsonl"), "format": "go_pairs", "term_names": "kg"},
+            "prompt": {"question": "Does the protein associate with {term}?"},
+        }
+    )
     with KnowledgeGraph(h.kg_path()) as kg:
         assert [i.term for i in load_task_data(kg_only, kg=kg).items] == ["GO:0008270"]
 
@@ -622,7 +733,8 @@ def test_design_task_from_a_user_file(tmp_path):
     assert len(lines) == 6 and json.loads(lines[0])["request"] == "Design a protein that binds zinc ion."
     same = evaluate(h.model_path(), [tmp_path / "d.yaml"], out_dir=tmp_path / "o2", kg=h.kg_path(), plots=False)
     assert [json.loads(x)["sequence"] for x in lines] == [
-        json.loads(x)["sequence"] for x in (tmp_path / "o2" / "predictions" / "my_design.jsonl").read_text().splitlines()
+        json.loads(x)["sequence"]
+        for x in (tmp_path / "o2" / "predictions" / "my_design.jsonl").read_text().splitlines()
     ]  # seeded
     assert same["tasks"]["my_design"]["design"]["natural"]["consistency"] == nat["consistency"]
     assert "my_design (shuffled)" in (tmp_path / "o" / "report.md").read_text()
@@ -640,7 +752,9 @@ def test_design_task_bad_input(tmp_path):
         parse_task({**base, "sampling": {"temprature": 0.5}})
     with pytest.raises(InputError, match="min_len <= max_len"):
         parse_task({**base, "sampling": {"min_len": 50, "max_len": 40}})
-    (tmp_path / "d.jsonl").write_text('{"request": "binds zinc ion", "terms": ["GO:0008270"]}\n{"request": "  ", "terms": ["GO:1"]}\n')
+    (tmp_path / "d.jsonl").write_text(
+        '{"request": "binds zinc ion", "terms": ["GO:0008270"]}\n{"request": "  ", "terms": ["GO:1"]}\n'
+    )
     with pytest.raises(InputError, match=r"d.jsonl:2: 'request' must be a non-empty request text"):
         load_task_data(parse_task(base))
     (tmp_path / "d.jsonl").write_text('{"request": "binds zinc ion", "terms": []}\n')
@@ -656,18 +770,36 @@ def test_heldout_design_items(instructions_dir, tmp_path):
     shutil.copytree(instructions_dir, d)
     (d / "jsonl").mkdir()
     recs = [
-        {"split": "test", "task": "function", "accession": "P20001", "prompt": "Instruction: What?\n\nOutput: ",
-         "answer": "It binds zinc ion.", "triples": [["P20001", "enables", "GO:0008270"]]},
-        {"split": "test", "task": "design", "accession": "P20001",
-         "prompt": "Instruction: Design a protein that binds zinc ion.\n\nOutput: ", "answer": "<protein>M</protein>",
-         "triples": [["P20001", "enables", "GO:0008270"], ["P20001", "located_in", "GO:0005634"]]},
-        {"split": "test", "task": "design", "accession": "P20001", "prompt": "Instruction: Another.\n\nOutput: ",
-         "answer": "<protein>M</protein>", "triples": [["P20001", "enables", "GO:0003824"]]},
-    ]  # fmt: skip
+        {
+            "split": "test",
+            "task": "function",
+            "accession": "P20001",
+            "prompt": "Instruction: What?\n\nOutput: ",
+            "answer": "It binds zinc ion.",
+            "triples": [["P20001", "enables", "GO:0008270"]],
+        },
+        {
+            "split": "test",
+            "task": "design",
+            "accession": "P20001",
+            "prompt": "Instruction: Design a protein that binds zinc ion.\n\nOutput: ",
+            "answer": "<protein>M</protein>",
+            "triples": [["P20001", "enables", "GO:0008270"], ["P20001", "located_in", "GO:0005634"]],
+        },
+        {
+            "split": "test",
+            "task": "design",
+            "accession": "P20001",
+            "prompt": "Instruction: Another.\n\nOutput: ",
+            "answer": "<protein>M</protein>",
+            "triples": [["P20001", "enables", "GO:0003824"]],
+        },
+    ]
     (d / "jsonl" / "test-00000.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     items = HeldOut(d).items(Source(heldout="design"))
     assert [(i.accession, i.label, i.terms) for i in items] == [
-        ("P20001", "Design a protein that binds zinc ion.", ("GO:0008270", "GO:0005634"))]  # the first per protein
+        ("P20001", "Design a protein that binds zinc ion.", ("GO:0008270", "GO:0005634"))
+    ]  # the first per protein
     assert items[0].sequence == h.SEQUENCES["P20001"]
     assert load_task("heldout_design").kind == "design"
 

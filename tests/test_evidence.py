@@ -27,17 +27,25 @@ def test_fit_residues_keeps_both_ends():
 
 
 def test_block_formats():
-    facts = [HomologFacts(0.629, terms=("zinc ion binding",), location="nucleus (nucleolus)", carries=True),
-             HomologFacts(0.41, carries=None)]  # fmt: skip
+    facts = [
+        HomologFacts(0.629, terms=("zinc ion binding",), location="nucleus (nucleolus)", carries=True),
+        HomologFacts(0.41, carries=None),
+    ]
     assert evidence_block("general", facts) == (
         "Homologs: 62% identical: zinc ion binding. 41% identical: no GO annotation."
     )
-    assert evidence_block("location", facts) == "Homologs: 62% identical: nucleus (nucleolus). 41% identical: location unknown."
+    assert (
+        evidence_block("location", facts)
+        == "Homologs: 62% identical: nucleus (nucleolus). 41% identical: location unknown."
+    )
     assert evidence_block("term", facts, "metal ion binding") == (
         "Homologs with metal ion binding? 62% identical: yes. 41% identical: unknown."
     )
     assert evidence_block("location", []) == "Homologs: none found."
-    assert with_evidence("Q?", "Homologs: none found.") == "Homologs: none found.\nQ?" and with_evidence("Q?", None) == "Q?"
+    assert (
+        with_evidence("Q?", "Homologs: none found.") == "Homologs: none found.\nQ?"
+        and with_evidence("Q?", None) == "Q?"
+    )
     with pytest.raises(ValueError):
         evidence_block("term", facts)
     with pytest.raises(ValueError):
@@ -45,8 +53,13 @@ def test_block_formats():
 
 
 def test_compartments_most_specific_and_ignored():
-    ancestors = {"mito_inner": {"mito_inner", "mito", "cyto"}, "mito": {"mito", "cyto"}, "cyto": {"cyto"},
-                 "exosome": {"exosome", "extra"}, "nuc": {"nuc"}}  # fmt: skip
+    ancestors = {
+        "mito_inner": {"mito_inner", "mito", "cyto"},
+        "mito": {"mito", "cyto"},
+        "cyto": {"cyto"},
+        "exosome": {"exosome", "extra"},
+        "nuc": {"nuc"},
+    }
     anchors = {"mitochondrion": "mito", "cytoplasm": "cyto", "extracellular": "extra", "nucleus": "nuc"}
     c = Compartments.build(ancestors, ancestors.__getitem__, anchors, ["exosome"])
     assert c.of_terms(["mito_inner", "cyto"]) == ["mitochondrion"]  # cytoplasm is more general
@@ -69,8 +82,11 @@ def test_view_and_graph_facts_agree():
         vpairs = [(view.pid_of[a], 0.5) for a in accs]
         for kind, term in (("general", None), ("location", None), ("term", "GO:0046872"), ("term", "GO:0006281")):
             want = evidence_block(kind, gf.facts(pairs, kind, term), term and kg.entity(term).name)
-            got = evidence_block(kind, vf.facts(vpairs, kind, view.eid_of[term] if term else None),
-                                 term and view.names[view.eid_of[term]])  # fmt: skip
+            got = evidence_block(
+                kind,
+                vf.facts(vpairs, kind, view.eid_of[term] if term else None),
+                term and view.names[view.eid_of[term]],
+            )
             assert got == want, kind
     assert view_compartments(view) is view_compartments(view)  # built once per view
 
@@ -90,7 +106,9 @@ def test_generator_writes_evidence_and_compartment_answers():
         assert "Homologs with " in by_task["yes_no"].prompt
     assert "Homologs: 62% identical: " in by_task["function"].prompt
     assert "Homologs" not in by_task["design"].prompt  # text -> protein: no retrieval
-    none = instructions_for_protein(view, "P20001", random.Random(0), sampler, GenerateOptions(evidence_fraction=0.0), ev)
+    none = instructions_for_protein(
+        view, "P20001", random.Random(0), sampler, GenerateOptions(evidence_fraction=0.0), ev
+    )
     assert not any("Homologs" in i.prompt for i in none)
     unsearched = instructions_for_protein(view, "P20002", random.Random(0), sampler, opts, ev)
     assert not any("Homologs" in i.prompt for i in unsearched)

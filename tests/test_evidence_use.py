@@ -11,8 +11,18 @@ from pathlib import Path
 from helpers_model import model_path, random_protein
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "evidence_use.py"
-CLASSES = ["plasma membrane", "cytoplasm", "endoplasmic reticulum", "golgi", "vacuole", "mitochondrion",
-           "nucleus", "peroxisome", "chloroplast", "extracellular"]
+CLASSES = [
+    "plasma membrane",
+    "cytoplasm",
+    "endoplasmic reticulum",
+    "golgi",
+    "vacuole",
+    "mitochondrion",
+    "nucleus",
+    "peroxisome",
+    "chloroplast",
+    "extracellular",
+]
 
 
 def _script():
@@ -24,8 +34,10 @@ def _script():
 
 def test_majority_class_reads_each_homologs_leading_class() -> None:
     majority_class = _script().majority_class
-    block = ("Homologs: 62% identical: nucleus (nucleolus, cytoplasmic stress granule). "
-             "41% identical: cytoplasm. 40% identical: cytoplasm and nucleus (cytosol).")
+    block = (
+        "Homologs: 62% identical: nucleus (nucleolus, cytoplasmic stress granule). "
+        "41% identical: cytoplasm. 40% identical: cytoplasm and nucleus (cytosol)."
+    )
     # cytoplasm leads two homologs; the bracketed names never count
     assert majority_class(block, CLASSES) == "cytoplasm"
     # a tie goes to the class the best homolog names
@@ -50,7 +62,16 @@ def test_both_probes_run_on_an_instruction_set(tmp_path: Path) -> None:
     ]
     (tmp_path / "jsonl").mkdir()
     (tmp_path / "jsonl" / "valid-00000.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    base = [sys.executable, str(SCRIPT), "--model", str(model_path()), "--instructions", str(tmp_path), "--threads", "1"]
+    base = [
+        sys.executable,
+        str(SCRIPT),
+        "--model",
+        str(model_path()),
+        "--instructions",
+        str(tmp_path),
+        "--threads",
+        "1",
+    ]
 
     loc = subprocess.run([*base, "--kind", "location"], capture_output=True, text=True, check=True).stdout
     assert "2 location questions with location evidence" in loc
@@ -65,8 +86,23 @@ def test_both_probes_run_on_an_instruction_set(tmp_path: Path) -> None:
 def test_no_questions_of_the_kind_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "jsonl").mkdir()
     (tmp_path / "jsonl" / "valid-00000.jsonl").write_text(
-        json.dumps(_record("yes_no", "Homologs with zinc ion binding? 62% identical: yes.", "Zinc?", 1)) + "\n")
-    run = subprocess.run([sys.executable, str(SCRIPT), "--model", str(model_path()), "--instructions", str(tmp_path),
-                          "--kind", "location", "--threads", "1"], capture_output=True, text=True)
+        json.dumps(_record("yes_no", "Homologs with zinc ion binding? 62% identical: yes.", "Zinc?", 1)) + "\n"
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--model",
+            str(model_path()),
+            "--instructions",
+            str(tmp_path),
+            "--kind",
+            "location",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode != 0
     assert "no location questions with location evidence in valid" in run.stderr

@@ -105,8 +105,9 @@ def test_exemplar_design_reports_closest_carried_and_verification(mt, kg):
         assert row["exemplar_identity"] < 0.75 and isinstance(row["verification"], float)
         assert row["closest"] is not None and row["closest_identity"] is not None
         assert row["carries_request"] is (row["closest"] in zinc)
-    plain = design(model, tok, "binds zinc ion", n=2, seed=1, min_len=30, max_len=60, terms=terms, index=index,
-                   strategy="sample")  # fmt: skip
+    plain = design(
+        model, tok, "binds zinc ion", n=2, seed=1, min_len=30, max_len=60, terms=terms, index=index, strategy="sample"
+    )
     assert plain.settings["strategy"] == "sample" and all(d.exemplar is None for d in plain.designs)
     assert all(d.verification is not None for d in plain.designs)
     with pytest.raises(InputError, match="exemplar design needs a knowledge graph"):
@@ -121,8 +122,17 @@ def test_design_command_shows_closest_carried_and_verification(tmp_path):
     from instructprotein.infer.commands import CHECK_COLUMNS, design_command
 
     shown: list[str] = []
-    run = design_command(h.model_path(), "binds zinc ion", n=2, kg_path=h.kg_path(), out=tmp_path / "d.fasta",
-                         checks_out=tmp_path / "d.tsv", min_len=30, seed=2, echo=shown.append)  # fmt: skip
+    run = design_command(
+        h.model_path(),
+        "binds zinc ion",
+        n=2,
+        kg_path=h.kg_path(),
+        out=tmp_path / "d.fasta",
+        checks_out=tmp_path / "d.tsv",
+        min_len=30,
+        seed=2,
+        echo=shown.append,
+    )
     heads = [x for x in (tmp_path / "d.fasta").read_text().splitlines() if x.startswith(">")]
     assert len(heads) == 2 and all("verification=" in x and "exemplar=" in x and "closest=" in x for x in heads)
     rows = [x.split("\t") for x in (tmp_path / "d.tsv").read_text().splitlines()]
@@ -145,8 +155,13 @@ def test_design_task_with_exemplars_carries_the_request(tmp_path):
             f"name: d_{strategy}\nkind: design\ndata: {{test: d.jsonl}}\nmetrics: [validity, novelty, consistency]\n"
             f"sampling: {{per_request: 2, candidates: 2, min_len: 30, seed: 1, strategy: {strategy}}}\n"
         )
-    r = evaluate(h.model_path(), [tmp_path / "exemplar.yaml", tmp_path / "sample.yaml"], out_dir=tmp_path / "o",
-                 kg=h.kg_path(), plots=False)  # fmt: skip
+    r = evaluate(
+        h.model_path(),
+        [tmp_path / "exemplar.yaml", tmp_path / "sample.yaml"],
+        out_dir=tmp_path / "o",
+        kg=h.kg_path(),
+        plots=False,
+    )
     ex, plain = r["tasks"]["d_exemplar"]["design"], r["tasks"]["d_sample"]["design"]
     st = ex["model"]["strategy"]
     assert st["from_exemplar"] == 2 and st["mean_identity_to_exemplar"] < 0.75

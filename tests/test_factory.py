@@ -73,8 +73,16 @@ def random_opt(vocab_size: int, folder: Path, positions: int = 64, seed: int = 0
     from transformers import OPTConfig, OPTForCausalLM
 
     config = OPTConfig(
-        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, ffn_dim=64, num_attention_heads=2,
-        max_position_embeddings=positions, word_embed_proj_dim=32, pad_token_id=1, bos_token_id=2, eos_token_id=2,
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        ffn_dim=64,
+        num_attention_heads=2,
+        max_position_embeddings=positions,
+        word_embed_proj_dim=32,
+        pad_token_id=1,
+        bos_token_id=2,
+        eos_token_id=2,
     )
     torch.manual_seed(seed)
     OPTForCausalLM(config).save_pretrained(str(folder))
@@ -101,10 +109,19 @@ def micro():
     """The tiny preset shrunk further, so model tests take milliseconds."""
     return load_preset(
         "tiny",
-        {"model.hidden_size": 32, "model.num_layers": 2, "model.num_heads": 2, "model.ffn_dim": 64,
-         "model.context_length": 64, "pretrain.micro_batch_tokens": 64, "pretrain.batch_tokens": 128,
-         "pretrain.eval_tokens": 64, "finetune.micro_batch_tokens": 64, "finetune.batch_tokens": 128,
-         "finetune.eval_tokens": 64},
+        {
+            "model.hidden_size": 32,
+            "model.num_layers": 2,
+            "model.num_heads": 2,
+            "model.ffn_dim": 64,
+            "model.context_length": 64,
+            "pretrain.micro_batch_tokens": 64,
+            "pretrain.batch_tokens": 128,
+            "pretrain.eval_tokens": 64,
+            "finetune.micro_batch_tokens": 64,
+            "finetune.batch_tokens": 128,
+            "finetune.eval_tokens": 64,
+        },
     )
 
 

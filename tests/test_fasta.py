@@ -32,8 +32,14 @@ def write(path: Path, text: str) -> Path:
 def test_real_globins(emboss_data):
     records = list(read_fasta(emboss_data / "globins.fasta"))
     assert [r.id for r in records] == [
-        "HBB_HUMAN", "HBB_HORSE", "HBA_HUMAN", "HBA_HORSE", "MYG_PHYCA", "GLB5_PETMA", "LGB2_LUPLU",
-    ]  # fmt: skip
+        "HBB_HUMAN",
+        "HBB_HORSE",
+        "HBA_HUMAN",
+        "HBA_HORSE",
+        "MYG_PHYCA",
+        "GLB5_PETMA",
+        "LGB2_LUPLU",
+    ]
     hbb = records[0]
     assert hbb.description == "Sw:Hbb_Human => HBB_HUMAN"
     assert hbb.line == 1

@@ -67,8 +67,13 @@ NAMES = {t[0]: t[1] for t in TERMS}
 ASPECT = {t[0]: {"molecular_function": "F", "biological_process": "P", "cellular_component": "C"}[t[2]] for t in TERMS}
 
 PROTEINS = [  # accession, sequence, GO ids, InterPro, FUNCTION
-    ("P10001", "MKCPECGKSFHR", ["GO:0008270", "GO:0003677", "GO:0031981", "GO:0006281"], [("IPR013087", "Znf_C2H2_type")],
-     "Binds zinc and DNA; repairs DNA."),
+    (
+        "P10001",
+        "MKCPECGKSFHR",
+        ["GO:0008270", "GO:0003677", "GO:0031981", "GO:0006281"],
+        [("IPR013087", "Znf_C2H2_type")],
+        "Binds zinc and DNA; repairs DNA.",
+    ),
     ("P10002", "MKTAYIAKQR" * 4, ["GO:0005507", "GO:0005739"], [], None),
     ("P10003", "MSHHWGYGKH" * 3, ["GO:0005506", "GO:0005737", "GO:0006260"], [], None),
     ("P10004", "MLKKLLPTAA" * 5, ["GO:0030955", "GO:0006811"], [], None),
@@ -94,8 +99,13 @@ def obo_text() -> str:
 def dat_text() -> str:
     out = []
     for acc, seq, go, interpro, function in PROTEINS:
-        out += [f"ID   {acc}_TEST              Reviewed;          {len(seq)} AA.", f"AC   {acc};",
-                f"DE   RecName: Full=Test protein {acc};", "OS   Homo sapiens (Human).", "OX   NCBI_TaxID=9606;"]
+        out += [
+            f"ID   {acc}_TEST              Reviewed;          {len(seq)} AA.",
+            f"AC   {acc};",
+            f"DE   RecName: Full=Test protein {acc};",
+            "OS   Homo sapiens (Human).",
+            "OX   NCBI_TaxID=9606;",
+        ]
         if function:
             out.append(f"CC   -!- FUNCTION: {function}")
         for g in go:
@@ -160,7 +170,11 @@ def test_view_terms_match_the_store(view, kg):
         assert {view.ids[e] for e in terms.direct_go} == {a.entity.id for a in kg.direct_annotations(acc, kind="go")}
     assert view.frequency[view.eid("GO:0046872")] == 7  # P10001-5, P10007, P10009
     prop = kg.frequencies("go", propagated=True)
-    assert {view.ids[e]: int(view.frequency[e]) for e in range(1, view.n_entities + 1) if view.frequency[e] and view.kinds[e] == "go"} == prop
+    assert {
+        view.ids[e]: int(view.frequency[e])
+        for e in range(1, view.n_entities + 1)
+        if view.frequency[e] and view.kinds[e] == "go"
+    } == prop
     assert int(view.depth[view.eid("GO:0008270")]) == 5 and int(view.depth[view.eid("GO:0003674")]) == 0
 
 
@@ -219,8 +233,9 @@ def test_benchmark_phrasing_answers_start_like_the_benchmark(view, sampler, kg):
     for i in insts:
         term = kg.entity((i.triples or [("", "", i.negatives[0])])[0][2]).name
         assert i.prompt.endswith(f"</protein>Instruction: Does the protein associate with {term}?\n\nOutput: ")
-        assert i.answer.startswith(("Based on the record, the answer is yes.", "Based on the record, the answer is no."))
-
+        assert i.answer.startswith(
+            ("Based on the record, the answer is yes.", "Based on the record, the answer is no.")
+        )
 
 
 def test_task_paper_phrasing_fixes_one_task_and_leaves_the_others_varied(view, sampler):
@@ -234,6 +249,7 @@ def test_task_paper_phrasing_fixes_one_task_and_leaves_the_others_varied(view, s
     # the global 0 still reaches the other tasks: phrasing 0 is one draw among ten, not forced
     plain = generate_many(view, sampler, range(30), GenerateOptions(paper_phrasing=0.0))
     assert len({i.phrasing for i in plain if i.task == "yes_no"}) > 3
+
 
 # -- negatives ---------------------------------------------------------------------------------------
 
@@ -253,8 +269,16 @@ def test_negatives_are_never_carried_and_never_below_a_direct_term(view, sampler
             assert kg.entity(neg).aspect == i.aspect
     assert seen > 100
     # P10007 says only "metal ion binding": zinc, copper, sodium, ... could all be true
-    below_metal = {"GO:0046914", "GO:0008270", "GO:0005507", "GO:0005506", "GO:0031420", "GO:0030955",
-                   "GO:0031402", "GO:0005509"}
+    below_metal = {
+        "GO:0046914",
+        "GO:0008270",
+        "GO:0005507",
+        "GO:0005506",
+        "GO:0031420",
+        "GO:0030955",
+        "GO:0031402",
+        "GO:0005509",
+    }
     assert not any(set(i.negatives) & below_metal for i in insts if i.accession == "P10007")
 
 
@@ -309,8 +333,9 @@ def test_multiple_choice_has_one_right_option(view, sampler, kg):
         assert [ln[0] for ln in lines] == ["A", "B", "C", "D"]
         right = kg.entity(i.triples[0][2]).name
         letter = next(ln[0] for ln in lines if ln[3:] == right)
-        _, expected = render("multiple_choice", i.phrasing, {"options": "", "letter": letter, "option": right,
-                                                             "aspect_name": ""})
+        _, expected = render(
+            "multiple_choice", i.phrasing, {"options": "", "letter": letter, "option": right, "aspect_name": ""}
+        )
         assert i.answer.startswith(expected)  # the chain, if any, follows
         assert len(i.negatives) == 3
 
@@ -374,8 +399,7 @@ def test_counts_and_unknown_tasks(view, sampler):
 def test_chains_attach_to_answers(view, sampler):
     opts = GenerateOptions(tasks=("yes_no",), yes_fraction=1.0, direct_positive=0.0, chain_in_answer=1.0)
     insts = [
-        i for seed in range(40)
-        for i in instructions_for_protein(view, "P10001", random.Random(seed), sampler, opts)
+        i for seed in range(40) for i in instructions_for_protein(view, "P10001", random.Random(seed), sampler, opts)
     ]
     metal_q = [i for i in insts if "metal ion binding?" in i.prompt and "transition" not in i.prompt]
     assert metal_q

@@ -30,8 +30,16 @@ SEQ = h.SEQUENCES["P20001"][:60]
 
 def cli(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "instructprotein.cli", *args], capture_output=True, text=True, check=False,
-                          input=stdin, cwd=cwd, env=env, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "instructprotein.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        input=stdin,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
 
 
 def refused(r: subprocess.CompletedProcess[str], words: str, code: int = 1) -> None:
@@ -76,8 +84,20 @@ def test_edited_config_refused_by_describe(tmp_path):
 @pytest.mark.parametrize("sample", ["0", "-1", "1.5", "nan"])
 def test_kg_build_refuses_a_sample_outside_0_1(tmp_path, sample):
     out = tmp_path / "kg.sqlite"
-    r = cli("kg", "build", "--source", "uniprot", "--uniprot", str(DATA / "tiny.dat"), "--obo", str(DATA / "tiny.obo"),
-            "--out", str(out), "--sample", sample)  # fmt: skip
+    r = cli(
+        "kg",
+        "build",
+        "--source",
+        "uniprot",
+        "--uniprot",
+        str(DATA / "tiny.dat"),
+        "--obo",
+        str(DATA / "tiny.obo"),
+        "--out",
+        str(out),
+        "--sample",
+        sample,
+    )
     refused(r, "--sample must be a fraction of the proteins in (0, 1]")
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
@@ -111,14 +131,19 @@ def no_model(tmp_path: Path) -> Path:
         (["describe", SEQ, "--max-identity", "nan"], "--max-identity must be in (0, 1]"),
         (["design", "binds zinc", "--temperature", "inf"], "--temperature must be in (0, 100], got inf"),
         (["design", "binds zinc", "--temperature", "nan"], "--temperature must be in (0, 100]"),
-        (["design", "binds zinc", "--seed", "99999999999999999999"], "--seed must be an integer from 0 to 9223372036854775807"),
+        (
+            ["design", "binds zinc", "--seed", "99999999999999999999"],
+            "--seed must be an integer from 0 to 9223372036854775807",
+        ),
         (["design", "binds zinc", "--seed", "-1"], "--seed must be an integer from 0"),
         (["design", "binds zinc", "--length", "-5"], "--length must be an integer from 1"),
         (["design", "binds zinc", "--n", "0"], "--n must be an integer from 1 to 1000"),
         (["design", "binds zinc", "--min-len", "50", "--max-len", "20"], "--min-len 50 is above --max-len 20"),
         (["classify", SEQ, "--question", "q?", "--option", "a", "--option", "b", "--top-k", "-1"], "--top-k must be"),
-        (["classify", SEQ, "--question", "q?", "--option", "a", "--option", "x" * 5000],
-         "option 2: 5,000 characters, at most 1,000"),
+        (
+            ["classify", SEQ, "--question", "q?", "--option", "a", "--option", "x" * 5000],
+            "option 2: 5,000 characters, at most 1,000",
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) else " ".join(a[:20] for a in v[:4]),
 )
@@ -130,15 +155,40 @@ def test_bad_parameters_are_one_line_errors_before_the_model_loads(tmp_path, no_
 
 def test_evaluate_task_file_whose_data_is_missing(tmp_path, no_model):
     task = tmp_path / "T.yaml"
-    task.write_text("name: mine\ndata:\n  test: {path: missing.tsv}\nprompt:\n  question: Q?\n"
-                    "candidates: [' yes', ' no']\nmetrics: [accuracy]\n")  # fmt: skip
-    r = cli("evaluate", "--task", str(task), "--model", str(no_model), "--workdir", str(tmp_path / "w"),
-            "--no-homology", "--no-plots", "--no-retrieval")  # fmt: skip
+    task.write_text(
+        "name: mine\ndata:\n  test: {path: missing.tsv}\nprompt:\n  question: Q?\n"
+        "candidates: [' yes', ' no']\nmetrics: [accuracy]\n"
+    )
+    r = cli(
+        "evaluate",
+        "--task",
+        str(task),
+        "--model",
+        str(no_model),
+        "--workdir",
+        str(tmp_path / "w"),
+        "--no-homology",
+        "--no-plots",
+        "--no-retrieval",
+    )
     refused(r, "data file not found")
     assert "missing.tsv" in r.stderr
     (tmp_path / "missing.tsv").mkdir()
-    refused(cli("evaluate", "--task", str(task), "--model", str(no_model), "--workdir", str(tmp_path / "w"),
-                "--no-homology", "--no-plots", "--no-retrieval"), "is a directory")  # fmt: skip
+    refused(
+        cli(
+            "evaluate",
+            "--task",
+            str(task),
+            "--model",
+            str(no_model),
+            "--workdir",
+            str(tmp_path / "w"),
+            "--no-homology",
+            "--no-plots",
+            "--no-retrieval",
+        ),
+        "is a directory",
+    )
 
 
 # -- 5. one set of rules -------------------------------------------------------------------------------------
@@ -163,10 +213,21 @@ def test_api_schema_has_the_cli_bounds():
 
 @pytest.mark.parametrize(
     ("name", "value", "ok"),
-    [("n", True, False), ("n", 1.0, False), ("n", 1, True), ("seed", -1, False), ("seed", 2**63, False),
-     ("seed", 2**63 - 1, True), ("length", -5, False), ("temperature", float("inf"), False),
-     ("temperature", 1, True), ("top_p", 0, False), ("top_p", 1, True), ("max_identity", 70.0, False)],
-)  # fmt: skip
+    [
+        ("n", True, False),
+        ("n", 1.0, False),
+        ("n", 1, True),
+        ("seed", -1, False),
+        ("seed", 2**63, False),
+        ("seed", 2**63 - 1, True),
+        ("length", -5, False),
+        ("temperature", float("inf"), False),
+        ("temperature", 1, True),
+        ("top_p", 0, False),
+        ("top_p", 1, True),
+        ("max_identity", 70.0, False),
+    ],
+)
 def test_the_rules_themselves(name, value, ok):
     from instructprotein.infer.params import check
 
@@ -182,11 +243,15 @@ def test_the_rules_themselves(name, value, ok):
 
 def test_a_killed_writers_temporaries_are_removed_by_the_next_write(tmp_path):
     target = tmp_path / "kg.sqlite"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     pid = int(dead.stdout)  # a process that has exited
-    stale = [tmp_path / f".kg.sqlite.{pid}.k2j3h4.sqlite.tmp", tmp_path / f".kg.sqlite.{pid}.k2j3h4.sqlite.tmp-journal",
-             tmp_path / ".kg.sqlite.abc123.sqlite.tmp"]  # fmt: skip # the last: named before process ids
+    stale = [
+        tmp_path / f".kg.sqlite.{pid}.k2j3h4.sqlite.tmp",
+        tmp_path / f".kg.sqlite.{pid}.k2j3h4.sqlite.tmp-journal",
+        tmp_path / ".kg.sqlite.abc123.sqlite.tmp",
+    ]  # the last: named before process ids
     for p in stale:
         p.write_text("half a graph")
     alive = tmp_path / f".kg.sqlite.{os.getppid()}.zz.sqlite.tmp"  # a writer still running
@@ -204,8 +269,18 @@ def test_a_killed_writers_temporaries_are_removed_by_the_next_write(tmp_path):
 def test_kg_build_after_a_kill_leaves_no_temporaries(tmp_path):
     out = tmp_path / "kg.sqlite"
     (tmp_path / ".kg.sqlite.1a2b3c.sqlite.tmp").write_bytes(b"SQLite format 3\0")
-    r = cli("kg", "build", "--source", "uniprot", "--uniprot", str(DATA / "tiny.dat"), "--obo", str(DATA / "tiny.obo"),
-            "--out", str(out))  # fmt: skip
+    r = cli(
+        "kg",
+        "build",
+        "--source",
+        "uniprot",
+        "--uniprot",
+        str(DATA / "tiny.dat"),
+        "--obo",
+        str(DATA / "tiny.obo"),
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kg.sqlite"]
 
@@ -259,8 +334,19 @@ def test_dash_reads_standard_input(tmp_path, monkeypatch):
 
 
 def test_describe_dash_through_the_cli(tmp_path):
-    r = cli("describe", "-", "--model", str(h.model_path()), "--workdir", str(tmp_path), "--format", "jsonl",
-            "--max-new-tokens", "4", stdin=f">from_pipe\n{SEQ}\n")  # fmt: skip
+    r = cli(
+        "describe",
+        "-",
+        "--model",
+        str(h.model_path()),
+        "--workdir",
+        str(tmp_path),
+        "--format",
+        "jsonl",
+        "--max-new-tokens",
+        "4",
+        stdin=f">from_pipe\n{SEQ}\n",
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["id"] == "from_pipe"
 
@@ -313,8 +399,22 @@ def test_serve_on_a_taken_port_fails_before_printing_addresses(tmp_path):
         r = cli("serve", "--model", str(h.model_path()), "--port", str(port), "--workdir", str(tmp_path))
         refused(r, "the port is in use")
         assert "http://" not in r.stderr + r.stdout
-        r = subprocess.run([sys.executable, "-m", "instructprotein.serve", "--model", str(h.model_path()),
-                            "--port", str(port), "--device", "cpu"], capture_output=True, text=True, timeout=120,
-                           check=False)  # fmt: skip
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "instructprotein.serve",
+                "--model",
+                str(h.model_path()),
+                "--port",
+                str(port),
+                "--device",
+                "cpu",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     refused(r, "the port is in use", code=2)
     assert "http://" not in r.stderr + r.stdout

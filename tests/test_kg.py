@@ -59,7 +59,11 @@ def test_evidence_and_relations_are_kept(tiny):
 def test_propagation_follows_is_a_and_part_of_but_not_regulates(tiny):
     prop = tiny.propagated_annotations("Q00001")
     assert ids(a for a in prop if a.entity.aspect == "F") == {
-        "GO:0008270", "GO:0046914", "GO:0046872", "GO:0043167", "GO:0005488"
+        "GO:0008270",
+        "GO:0046914",
+        "GO:0046872",
+        "GO:0043167",
+        "GO:0005488",
     }
     assert ids(a for a in prop if a.entity.aspect == "C") == {"GO:0031981", "GO:0005634", "GO:0043226"}
     # regulation of transcription does not imply transcription
@@ -95,8 +99,12 @@ def test_secondary_accession_finds_the_protein(tiny):
 def test_ancestor_chain_reads_specific_to_general(tiny):
     chain = [e.name for e, _rel in tiny.ancestor_chain("GO:0008270")]
     assert chain == [
-        "zinc ion binding", "transition metal ion binding", "metal ion binding",
-        "ion binding", "binding", "molecular_function",
+        "zinc ion binding",
+        "transition metal ion binding",
+        "metal ion binding",
+        "ion binding",
+        "binding",
+        "molecular_function",
     ]
     assert [rel for _e, rel in tiny.ancestor_chain("GO:0031981")][0] == "part_of"
     assert tiny.entity("GO:0008270").definition == "Binding to a zinc ion (Zn)."
@@ -172,6 +180,11 @@ def test_term_graph_closure_distances():
     zinc = graph.index["GO:0008270"]
     names = {graph.ids[a]: d for a, d in closure[zinc].items()}
     assert names == {
-        "GO:0008270": 0, "GO:0046914": 1, "GO:0046872": 2, "GO:0043167": 3, "GO:0005488": 4, "GO:0003674": 5
+        "GO:0008270": 0,
+        "GO:0046914": 1,
+        "GO:0046872": 2,
+        "GO:0043167": 3,
+        "GO:0005488": 4,
+        "GO:0003674": 5,
     }
     assert "GO:0000001" not in graph.index  # obsolete terms are not nodes

@@ -92,7 +92,8 @@ def test_metastudent_sample_through_the_cli(resource, tmp_path):
     out = tmp_path / "kg.sqlite"
     result = subprocess.run(
         [sys.executable, "-m", "instructprotein.cli", "kg", "build", "--sample", "0.003", "--out", str(out)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     with KnowledgeGraph(out) as kg:
@@ -112,7 +113,8 @@ def test_metastudent_sample_through_the_cli(resource, tmp_path):
         assert re.match(r"[0-9a-f]{64}$", kg.meta["content_hash"])
     stats = subprocess.run(
         [sys.executable, "-m", "instructprotein.cli", "kg", "stats", "--kg", str(out), "--json"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     data = json.loads(stats.stdout)
     assert data["proteins"] == len(accessions)

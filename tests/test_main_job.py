@@ -25,22 +25,50 @@ try:
 except SourceError:
     HAVE_DATA = False
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not HAVE_DATA, reason="needs `instructprotein data fetch --group data --group tools`")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not HAVE_DATA, reason="needs `instructprotein data fetch --group data --group tools`"),
+]
 
 QUICK = [
-    "--sample", "0.005", "--n", "600", "--eval-limit", "12",
-    "--set", "pretrain.max_steps=6", "--set", "pretrain.warmup_steps=2", "--set", "finetune.warmup_steps=2",
-    "--set", "pretrain.eval_interval=3", "--set", "pretrain.checkpoint_interval=3",
-    "--set", "finetune.max_steps=6", "--set", "finetune.eval_interval=3", "--set", "finetune.checkpoint_interval=3",
-    "--set", "pretrain.eval_tokens=4096", "--set", "finetune.eval_tokens=4096",
-]  # fmt: skip
+    "--sample",
+    "0.005",
+    "--n",
+    "600",
+    "--eval-limit",
+    "12",
+    "--set",
+    "pretrain.max_steps=6",
+    "--set",
+    "pretrain.warmup_steps=2",
+    "--set",
+    "finetune.warmup_steps=2",
+    "--set",
+    "pretrain.eval_interval=3",
+    "--set",
+    "pretrain.checkpoint_interval=3",
+    "--set",
+    "finetune.max_steps=6",
+    "--set",
+    "finetune.eval_interval=3",
+    "--set",
+    "finetune.checkpoint_interval=3",
+    "--set",
+    "pretrain.eval_tokens=4096",
+    "--set",
+    "finetune.eval_tokens=4096",
+]
 
 
 def run_job(work: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200", "INSTRUCTPROTEIN_WORKDIR": str(work)}
-    return subprocess.run([sys.executable, "-m", "instructprotein.cli", "run", *QUICK], capture_output=True, text=True,
-                          env=env, timeout=1500)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "instructprotein.cli", "run", *QUICK],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +86,14 @@ def test_every_stage_ran_and_its_artefact_loads(job):
     from instructprotein.model.factory import load_model_and_tokenizer
 
     work, first = job
-    for stage in ("knowledge graph", "knowledge instructions", "pre-training corpus", "pre-training",
-                  "instruction tuning", "evaluation"):  # fmt: skip
+    for stage in (
+        "knowledge graph",
+        "knowledge instructions",
+        "pre-training corpus",
+        "pre-training",
+        "instruction tuning",
+        "evaluation",
+    ):
         assert stage in first.stderr
     with KnowledgeGraph(work / "kg.sqlite") as kg:
         proteins = kg.count("protein")
@@ -96,7 +130,11 @@ def test_every_stage_ran_and_its_artefact_loads(job):
         t = results["tasks"][task]
         assert t["n"] > 0 and "majority" in t["baselines"] and 0 <= t["model"]["sum"]["accuracy"] <= 1
     assert (work / "evaluation" / "report.md").is_file()
-    assert "main job done" in first.stdout and "headline results" in first.stdout and "instructprotein describe" in first.stdout
+    assert (
+        "main job done" in first.stdout
+        and "headline results" in first.stdout
+        and "instructprotein describe" in first.stdout
+    )
 
 
 def test_the_summarys_next_commands_work(job, tmp_path):
@@ -110,14 +148,21 @@ def test_the_summarys_next_commands_work(job, tmp_path):
     assert f"{accession}\t" in "\n".join(line for line in splits if line.endswith("\ttest"))
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "instructprotein.cli", *args], capture_output=True, text=True,
-                              env=env, cwd=tmp_path, timeout=600)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "instructprotein.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=600,
+        )
 
     fasta = cli("kg", "show", accession, "--fasta")
     assert fasta.returncode == 0 and fasta.stdout.split()[0] == f">{accession}", fasta.stderr
     (tmp_path / f"{accession}.fasta").write_text(fasta.stdout)
-    described = cli("describe", f"{accession}.fasta", "--max-identity", "0.7", "--format", "jsonl",
-                    "--max-new-tokens", "8")
+    described = cli(
+        "describe", f"{accession}.fasta", "--max-identity", "0.7", "--format", "jsonl", "--max-new-tokens", "8"
+    )
     assert described.returncode == 0, described.stderr[-2000:]
     answer = json.loads(described.stdout)
     assert answer["id"] == accession and "no knowledge graph" not in described.stderr
@@ -128,8 +173,14 @@ def test_rerun_skips_what_is_done(job):
     work, _ = job
     again = run_job(work)
     assert again.returncode == 0, again.stderr[-4000:]
-    for stage in ("knowledge graph", "knowledge instructions", "pre-training corpus", "pre-training",
-                  "instruction tuning", "evaluation"):  # fmt: skip
+    for stage in (
+        "knowledge graph",
+        "knowledge instructions",
+        "pre-training corpus",
+        "pre-training",
+        "instruction tuning",
+        "evaluation",
+    ):
         assert f"{stage}" in again.stderr
     assert again.stderr.count("skipped:") >= 6
     assert "training the tokenizer" not in again.stderr

@@ -163,7 +163,9 @@ def test_a_binary_that_cannot_start_is_a_source_error(tmp_path):
 
 def test_failure_carries_mmseqs_own_message(tool, tmp_path):
     with pytest.raises(MMseqsError, match="easy-search exited with status") as info:
-        tool.run(["easy-search", tmp_path / "missing.fasta", tmp_path / "missing.fasta", tmp_path / "o", tmp_path / "t"])
+        tool.run(
+            ["easy-search", tmp_path / "missing.fasta", tmp_path / "missing.fasta", tmp_path / "o", tmp_path / "t"]
+        )
     assert "missing.fasta" in str(info.value)
 
 

@@ -65,8 +65,9 @@ def test_auto_tokenizer_gives_our_ids_bos_included(layouts, tmp_path, layout):
     # the paper's users' own notation, no helper involved
     seq = "MKTAYIAKQRQISFVKSHFSRQ"
     prompt = "<protein>Ƥ" + "Ƥ".join(seq) + "</protein>Instruction: What is the function of this protein?\n\nOutput:"
-    assert plain(prompt)["input_ids"] == tok.encode(f"{protein_text(seq)}Instruction: What is the function of "
-                                                    "this protein?\n\nOutput:")  # fmt: skip
+    assert plain(prompt)["input_ids"] == tok.encode(
+        f"{protein_text(seq)}Instruction: What is the function of this protein?\n\nOutput:"
+    )
     assert plain("")["input_ids"] == [tok.bos_token_id]
 
 
@@ -80,7 +81,10 @@ def test_generation_config_is_describes_decoding():
     _, tok = h.model_and_tokenizer()
     saved = json.loads((folder / "generation_config.json").read_text())
     assert (saved["bos_token_id"], saved["eos_token_id"], saved["pad_token_id"]) == (
-        tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)  # fmt: skip
+        tok.bos_token_id,
+        tok.eos_token_id,
+        tok.pad_token_id,
+    )
     assert saved["do_sample"] is False and saved.get("num_beams", 1) == 1
     for fn in (describe, generate_answers):
         assert inspect.signature(fn).parameters["max_new_tokens"].default == DESCRIBE_DECODING["max_new_tokens"]
@@ -102,16 +106,33 @@ def test_pipeline_decodes_as_our_greedy_generation():
     got = list(out[0]["generated_token_ids"])
     ids = torch.tensor([tok.encode(prompt)])
     with torch.no_grad():
-        want = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, num_beams=1,
-                              max_new_tokens=128, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)[0]  # fmt: skip
+        want = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=128,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )[0]
     assert got == want.tolist()  # the prompt with bos, then the same greedy answer, same length
     assert len(want) - ids.shape[1] > 20  # longer than transformers' default max_length: the config's budget applies
 
 
 # -- the paper's scoring, independently -----------------------------------------------------------------------
 
-LOCATIONS = ["plasma membrane", "cytoplasm", "endoplasmic reticulum", "golgi", "vacuole", "mitochondrion", "nucleus",
-             "peroxisome", "chloroplast", "extracellular"]  # fmt: skip
+LOCATIONS = [
+    "plasma membrane",
+    "cytoplasm",
+    "endoplasmic reticulum",
+    "golgi",
+    "vacuole",
+    "mitochondrion",
+    "nucleus",
+    "peroxisome",
+    "chloroplast",
+    "extracellular",
+]
 
 
 def _deeploc_items(n: int) -> list[dict]:
@@ -147,7 +168,9 @@ def test_paper_first_token_scoring_through_plain_transformers_matches_evaluate(t
     task.pop("evidence", None)
     (tmp_path / "task.yaml").write_text(yaml.safe_dump(task))
     evaluate(h.model_path(), [tmp_path / "task.yaml"], out_dir=tmp_path / "eval", homology=False, plots=False)
-    rows = [json.loads(x) for x in (tmp_path / "eval" / "predictions" / "deeploc_subset.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(x) for x in (tmp_path / "eval" / "predictions" / "deeploc_subset.jsonl").read_text().splitlines()
+    ]
     assert [r["residues_read"] for r in rows] == [len(i["sequence"]) for i in items]  # nothing cut
 
     folder = str(h.model_path())
@@ -156,8 +179,10 @@ def test_paper_first_token_scoring_through_plain_transformers_matches_evaluate(t
     firsts = [tok(" " + c, add_special_tokens=False)["input_ids"][0] for c in LOCATIONS]
     for item, row in zip(items, rows):
         seq = item["sequence"]
-        prompt = ("<protein>Ƥ" + "Ƥ".join(seq) + "</protein>" + "Instruction: What cellular components is the "
-                  "protein located in?\n\nOutput: The protein is located in")  # fmt: skip
+        prompt = (
+            "<protein>Ƥ" + "Ƥ".join(seq) + "</protein>" + "Instruction: What cellular components is the "
+            "protein located in?\n\nOutput: The protein is located in"
+        )
         ids = tok(prompt, return_tensors="pt")["input_ids"]
         with torch.no_grad():
             logp = torch.log_softmax(model(ids).logits[0, -1].double(), dim=-1)
@@ -184,19 +209,38 @@ def test_saved_folder_has_a_card_with_its_training_facts(tmp_path):
 
     model, tok = h.model_and_tokenizer()
     preset = load_preset("tiny", h.MODEL_OVERRIDES)
-    metrics = {"stage": "finetune", "step": 1234, "tokens": 99, "val_loss": 1.5,
-               "data": {"instructions": {"path": "/w/instructions", "sha256": "ab" * 32, "train": 20000,
-                                         "evidence_fraction": 1.0},
-                        "graph": {"source": "metastudent-data:x", "ontology_version": "2014-01", "content_hash": "cd" * 32},
-                        "init": "/w/runs/pretrain/model", "init_name_or_path": "/w/runs/pretrain/model"}}  # fmt: skip
-    folder = save_model(model, tok, tmp_path / "m", extra_files={"preset.yaml": preset.to_yaml(),
-                                                                   "metrics.json": json.dumps(metrics)})  # fmt: skip
+    metrics = {
+        "stage": "finetune",
+        "step": 1234,
+        "tokens": 99,
+        "val_loss": 1.5,
+        "data": {
+            "instructions": {"path": "/w/instructions", "sha256": "ab" * 32, "train": 20000, "evidence_fraction": 1.0},
+            "graph": {"source": "metastudent-data:x", "ontology_version": "2014-01", "content_hash": "cd" * 32},
+            "init": "/w/runs/pretrain/model",
+            "init_name_or_path": "/w/runs/pretrain/model",
+        },
+    }
+    folder = save_model(
+        model, tok, tmp_path / "m", extra_files={"preset.yaml": preset.to_yaml(), "metrics.json": json.dumps(metrics)}
+    )
     card = (folder / "README.md").read_text()
     header = _card_header(card)
     assert header["license"] and "protein" in header["tags"] and header["datasets"]
     assert "base_model" not in header  # a local folder is no hub id
-    for fact in ("tiny", "1234", "ab" * 32, "cd" * 32, "2014-01", f"| seed | {preset.seed} |", "Not evaluated yet",
-                 "AutoTokenizer", "Model.load", "## Limits", "Ƥ"):  # fmt: skip
+    for fact in (
+        "tiny",
+        "1234",
+        "ab" * 32,
+        "cd" * 32,
+        "2014-01",
+        f"| seed | {preset.seed} |",
+        "Not evaluated yet",
+        "AutoTokenizer",
+        "Model.load",
+        "## Limits",
+        "Ƥ",
+    ):
         assert fact in card, fact
     load_model_and_tokenizer(folder)  # the card does not disturb loading
 
@@ -237,9 +281,12 @@ def test_run_rewrites_the_card_with_the_evaluations_numbers(tmp_path):
 def _as_saved_before(folder: Path) -> None:
     """The tokenizer files exactly as the previous version wrote them: a bos-less template, no add_bos_token."""
     tj = json.loads((folder / "tokenizer.json").read_text())
-    tj["post_processor"] = {"type": "TemplateProcessing", "single": [{"Sequence": {"id": "A", "type_id": 0}}],
-                            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
-                            "special_tokens": {}}  # fmt: skip
+    tj["post_processor"] = {
+        "type": "TemplateProcessing",
+        "single": [{"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {},
+    }
     (folder / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False))
     config = json.loads((folder / "tokenizer_config.json").read_text())
     config.pop("add_bos_token"), config.pop("add_eos_token")
@@ -274,7 +321,9 @@ def test_folder_saved_before_loads_as_before_said_once_and_upgrades(tmp_path, ca
     plain = AutoTokenizer.from_pretrained(str(folder))
     for text in MIXED:
         assert plain(current.backend_text(text))["input_ids"] == current.encode(text)
-    assert (folder / "README.md").exists() and json.loads((folder / "generation_config.json").read_text())["max_new_tokens"]
+    assert (folder / "README.md").exists() and json.loads((folder / "generation_config.json").read_text())[
+        "max_new_tokens"
+    ]
     assert not list(folder.glob(".upgrade-*"))
     capsys.readouterr()
     load_tokenizer(folder)

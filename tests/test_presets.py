@@ -35,8 +35,13 @@ def test_parameter_count_matches_transformers_opt(name):
     p = load_preset(name)
     m = p.model
     config = OPTConfig(
-        vocab_size=p.vocab_size, hidden_size=m.hidden_size, num_hidden_layers=m.num_layers, ffn_dim=m.ffn_dim,
-        num_attention_heads=m.num_heads, max_position_embeddings=m.context_length, word_embed_proj_dim=m.hidden_size,
+        vocab_size=p.vocab_size,
+        hidden_size=m.hidden_size,
+        num_hidden_layers=m.num_layers,
+        ffn_dim=m.ffn_dim,
+        num_attention_heads=m.num_heads,
+        max_position_embeddings=m.context_length,
+        word_embed_proj_dim=m.hidden_size,
         tie_word_embeddings=m.tie_word_embeddings,
     )
     with torch.device("meta"):

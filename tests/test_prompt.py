@@ -40,8 +40,14 @@ def _training_record(task: str):
     """An instruction the generator writes for P20001 with its three homologs' evidence."""
     view = KGView(h.kg_path())
     homologs = {view.pid_of["P20001"]: [(view.pid_of[a], i) for a, i in HOMOLOGS]}
-    insts = instructions_for_protein(view, "P20001", random.Random(0), NegativeSampler(view),
-                                     GenerateOptions(evidence_fraction=1.0), Evidence(ViewFacts(view), homologs))  # fmt: skip
+    insts = instructions_for_protein(
+        view,
+        "P20001",
+        random.Random(0),
+        NegativeSampler(view),
+        GenerateOptions(evidence_fraction=1.0),
+        Evidence(ViewFacts(view), homologs),
+    )
     return next(i for i in insts if i.task == task)
 
 
@@ -125,12 +131,27 @@ def test_classify_with_long_evidence_answers_instead_of_refusing():
     assert len(tok.encode(block)) > 512  # longer than the model's whole context
     model.config.prompt_residues = 32
     try:
-        [got] = classify(model, tok, [Query("P1", long)], LOCATION_QUESTION, LOCATION_LABELS, prefix=LOCATION_PREFIX,
-                         contexts=[block])  # fmt: skip
+        [got] = classify(
+            model,
+            tok,
+            [Query("P1", long)],
+            LOCATION_QUESTION,
+            LOCATION_LABELS,
+            prefix=LOCATION_PREFIX,
+            contexts=[block],
+        )
         assert got.answer in LOCATION_LABELS
         # the same prompt as fit gives, with as much evidence as fits
-        fitted = fit_prompt(tok, long, LOCATION_QUESTION, LOCATION_PREFIX, context=block, context_len=512,
-                            answer_tokens=4, max_residues=32)  # fmt: skip
+        fitted = fit_prompt(
+            tok,
+            long,
+            LOCATION_QUESTION,
+            LOCATION_PREFIX,
+            context=block,
+            context_len=512,
+            answer_tokens=4,
+            max_residues=32,
+        )
         assert fitted.fits and fitted.evidence_cut and fitted.residues == 32 and fitted.prompt.evidence
         assert fitted.prompt.evidence.startswith("Homologs: 90% identical: ")
         # a question too long for any protein is still refused, naming the item

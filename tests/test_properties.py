@@ -31,7 +31,9 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 MODEL_RESIDUES = set("ACDEFGHIKLMNPQRSTVWYX")
 
 # text that looks like what users paste: FASTA-ish lines, residues, junk, look-alikes, control characters
-residue_text = st.text(alphabet="ACDEFGHIKLMNPQRSTVWYXUBZOJacdefkmwy*-. \t0123456789\u212a\u017f\u0131\u00a0é", max_size=80)
+residue_text = st.text(
+    alphabet="ACDEFGHIKLMNPQRSTVWYXUBZOJacdefkmwy*-. \t0123456789\u212a\u017f\u0131\u00a0é", max_size=80
+)
 fasta_line = st.one_of(
     residue_text,
     st.builds(lambda i, d: f">{i} {d}", st.text(max_size=12), st.text(max_size=12)),
@@ -81,11 +83,15 @@ json_value = st.recursive(
     max_leaves=8,
 )
 jsonl_record = st.one_of(
-    st.fixed_dictionaries({"sequence": st.one_of(residue_text, json_value)},
-                          optional={"id": json_value, "label": json_value, "accession": json_value}),
+    st.fixed_dictionaries(
+        {"sequence": st.one_of(residue_text, json_value)},
+        optional={"id": json_value, "label": json_value, "accession": json_value},
+    ),
     json_value,
-)  # fmt: skip
-jsonl_text = st.lists(st.one_of(jsonl_record.map(lambda o: json.dumps(o)), st.text(max_size=30)), max_size=6).map("\n".join)
+)
+jsonl_text = st.lists(st.one_of(jsonl_record.map(lambda o: json.dumps(o)), st.text(max_size=30)), max_size=6).map(
+    "\n".join
+)
 
 
 @SETTINGS
@@ -140,9 +146,34 @@ def test_benchmark_file_reader(text, name):
         assert r.sequence
 
 
-task_keys = st.sampled_from(["name", "kind", "description", "data", "prompt", "candidates", "labels", "metrics",
-                             "cut", "baselines", "paper", "evidence", "format", "test", "train", "question",
-                             "prefix", "path", "packaged", "heldout", "aspect", "above", "keep", "bogus"])  # fmt: skip
+task_keys = st.sampled_from(
+    [
+        "name",
+        "kind",
+        "description",
+        "data",
+        "prompt",
+        "candidates",
+        "labels",
+        "metrics",
+        "cut",
+        "baselines",
+        "paper",
+        "evidence",
+        "format",
+        "test",
+        "train",
+        "question",
+        "prefix",
+        "path",
+        "packaged",
+        "heldout",
+        "aspect",
+        "above",
+        "keep",
+        "bogus",
+    ]
+)
 task_dict = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 3000) | st.floats(allow_nan=True) | st.text(max_size=12) | task_keys,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(task_keys, inner, max_size=6),
@@ -163,8 +194,10 @@ def test_task_mapping_parser(d):
 
 
 @SETTINGS
-@given(st.one_of(st.text(max_size=200), st.dictionaries(task_keys, task_dict, max_size=8).map(json.dumps)),
-       st.sampled_from(["t.yaml", "t.json"]))  # fmt: skip
+@given(
+    st.one_of(st.text(max_size=200), st.dictionaries(task_keys, task_dict, max_size=8).map(json.dumps)),
+    st.sampled_from(["t.yaml", "t.json"]),
+)
 def test_task_file_reader(text, name):
     from instructprotein.evaluate.tasks import TaskSpec, load_task
 
@@ -177,8 +210,14 @@ def test_task_file_reader(text, name):
     assert isinstance(spec, TaskSpec)
 
 
-any_number = st.one_of(st.integers(), st.floats(), st.booleans(), st.none(), st.text(max_size=5),
-                       st.integers(min_value=2**62, max_value=2**70))  # fmt: skip
+any_number = st.one_of(
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=5),
+    st.integers(min_value=2**62, max_value=2**70),
+)
 
 
 @SETTINGS
@@ -198,7 +237,11 @@ def test_parameter_rules(name, value):
 
 
 @SETTINGS
-@given(st.fixed_dictionaries({k: any_number for k in ("n", "temperature", "top_p", "seed", "min_len", "max_len", "length")}))
+@given(
+    st.fixed_dictionaries(
+        {k: any_number for k in ("n", "temperature", "top_p", "seed", "min_len", "max_len", "length")}
+    )
+)
 def test_design_rules(values):
     try:
         check_design(**values)
@@ -208,8 +251,11 @@ def test_design_rules(values):
 
 
 @SETTINGS
-@given(st.one_of(st.text(max_size=50), json_value), st.one_of(st.lists(st.text(max_size=20), max_size=4), json_value),
-       st.one_of(st.text(max_size=20), json_value))  # fmt: skip
+@given(
+    st.one_of(st.text(max_size=50), json_value),
+    st.one_of(st.lists(st.text(max_size=20), max_size=4), json_value),
+    st.one_of(st.text(max_size=20), json_value),
+)
 def test_classify_rules(question, options, prefix):
     try:
         check_classify(question, options, prefix)
@@ -229,11 +275,30 @@ def test_description_rule(text):
 
 
 request_body = st.dictionaries(
-    st.sampled_from(["description", "n", "temperature", "top_p", "seed", "min_len", "max_len", "length", "sequence",
-                     "fasta", "question", "options", "prefix", "rule", "retrieval", "max_new_tokens", "extra"]),
+    st.sampled_from(
+        [
+            "description",
+            "n",
+            "temperature",
+            "top_p",
+            "seed",
+            "min_len",
+            "max_len",
+            "length",
+            "sequence",
+            "fasta",
+            "question",
+            "options",
+            "prefix",
+            "rule",
+            "retrieval",
+            "max_new_tokens",
+            "extra",
+        ]
+    ),
     st.one_of(any_number, residue_text, fasta_text, st.lists(st.text(max_size=10), max_size=3)),
     max_size=6,
-)  # fmt: skip
+)
 
 
 @SETTINGS
@@ -250,8 +315,15 @@ def test_api_request_bodies(body):
     except ValidationError:
         pass
     else:
-        check_design(n=req.n, temperature=req.temperature, top_p=req.top_p, seed=req.seed, min_len=req.min_len,
-                     max_len=None, length=req.length)  # the schema's bounds are the rules': nothing left to refuse
+        check_design(
+            n=req.n,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            seed=req.seed,
+            min_len=req.min_len,
+            max_len=None,
+            length=req.length,
+        )  # the schema's bounds are the rules': nothing left to refuse
     try:
         dreq = DescribeRequest.model_validate(body)
     except ValidationError:

@@ -47,7 +47,9 @@ def test_packaged_scope_sets_and_builtin_tasks():
     from instructprotein.sources.packaged import packaged_benchmark, packaged_benchmarks, packaged_rank_sets
 
     names = [p.name for p in packaged_rank_sets()]
-    assert names == [f"scope_fold_rank_{s}.lm.json.gz" for s in ("test_family", "test_fold", "test_superfamily", "valid")]
+    assert names == [
+        f"scope_fold_rank_{s}.lm.json.gz" for s in ("test_family", "test_fold", "test_superfamily", "valid")
+    ]
     assert not any("scope" in p.name for p in packaged_benchmarks())  # not decontaminated against
     assert packaged_benchmark("scope_fold_rank_test_fold").name == "scope_fold_rank_test_fold.lm.json.gz"
     for name, paper in (("scope_family_rank", 79.24), ("scope_superfamily_rank", 65.07), ("scope_fold_rank", None)):
@@ -119,7 +121,9 @@ def test_scope_task_end_to_end(tmp_path):
     assert t["baselines"]["chance"]["accuracy"] == pytest.approx(0.1)
     assert set(t["ranking"]) == {"mean", "sum"} and t["ranking"]["mean"]["n"] == 2
     assert t["accuracy"] == t["ranking"]["mean"]["accuracy"] and len(t["ci95"]) == 2
-    rows = [json.loads(x) for x in (tmp_path / "all" / "predictions" / "scope_family_rank.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(x) for x in (tmp_path / "all" / "predictions" / "scope_family_rank.jsonl").read_text().splitlines()
+    ]
     assert [row["id"].split("|")[1] for row in rows] == ["d1ecda_", "d1gcva_"]
     first = rows[0]
     assert first["candidates"][0] == "a.1" and first["requests"][0] == "I would like a protein that is in globin-like"
@@ -154,7 +158,10 @@ def test_rank_task_files_and_candidate_data(tmp_path):
     for change, message in [
         ({"data": {"test": "c.jsonl", "format": "nope"}}, "data.format must be one of"),
         ({"data": {"test": "c.jsonl", "format": "scope"}}, "needs data.descriptions"),
-        ({"data": {"test": "c.jsonl", "format": "scope", "descriptions": "d.txt"}, "request": "no slot"}, "{description}"),
+        (
+            {"data": {"test": "c.jsonl", "format": "scope", "descriptions": "d.txt"}, "request": "no slot"},
+            "{description}",
+        ),
         ({"baselines": {"homology": True}}, "homology baseline needs GO candidates"),
         ({"candidates": [" a"]}, "unknown key"),
         ({"data": {"test": {"heldout": "design"}}}, "held-out source is {heldout: design_rank}"),
@@ -164,9 +171,19 @@ def test_rank_task_files_and_candidate_data(tmp_path):
             parse_task({**base, **change}, tmp_path / "t.yaml")
     seq = h.SEQUENCES["P20001"][:60]
     (tmp_path / "c.jsonl").write_text(
-        json.dumps({"sequence": seq, "requests": ["Design a protein that binds zinc ion.", "Design a protein that "
-                    "binds DNA.", "Design a protein that is located in the nucleus."], "answer": 1}) + "\n"
-    )  # fmt: skip
+        json.dumps(
+            {
+                "sequence": seq,
+                "requests": [
+                    "Design a protein that binds zinc ion.",
+                    "Design a protein that binds DNA.",
+                    "Design a protein that is located in the nucleus.",
+                ],
+                "answer": 1,
+            }
+        )
+        + "\n"
+    )
     (tmp_path / "t.yaml").write_text(json.dumps(base))
     r = evaluate(h.model_path(), [tmp_path / "t.yaml"], out_dir=tmp_path / "o", plots=False, homology=False)
     row = json.loads((tmp_path / "o" / "predictions" / "mine_rank.jsonl").read_text())
@@ -202,8 +219,9 @@ def test_heldout_design_rank_items(instructions_dir, tmp_path):
 def test_heldout_design_rank_through_the_runner(instructions_dir, tmp_path):
     from instructprotein.evaluate.runner import evaluate
 
-    spec = parse_task({"name": "small_design_rank", "kind": "rank",
-                       "data": {"test": {"heldout": "design_rank", "candidates": 3}}})  # fmt: skip
+    spec = parse_task(
+        {"name": "small_design_rank", "kind": "rank", "data": {"test": {"heldout": "design_rank", "candidates": 3}}}
+    )
     r = evaluate(h.model_path(), [spec], out_dir=tmp_path, instructions_dir=instructions_dir, plots=False)
     t = r["tasks"]["small_design_rank"]
     assert t["n"] >= 1 and set(t["baselines"]) == {"chance", "homology"}
@@ -222,12 +240,17 @@ def test_homology_ranking_rule():
 
     carries = {"Q1": frozenset({"GO:1", "GO:9"}), "Q2": frozenset({"GO:2", "GO:3"})}
     side = SimpleNamespace(
-        hits={"AAA": [SimpleNamespace(accession="Q1", identity=0.5)], "CCC": [SimpleNamespace(accession="Q2", identity=0.4)]},
+        hits={
+            "AAA": [SimpleNamespace(accession="Q1", identity=0.5)],
+            "CCC": [SimpleNamespace(accession="Q2", identity=0.4)],
+        },
         propagated=lambda acc: carries[acc],
     )
-    items = [Item("a", "AAA", "GO:1", terms=("GO:1", "GO:2", "GO:3")),  # only the true one carried: rank 1
-             Item("b", "CCC", "GO:1", terms=("GO:1", "GO:2", "GO:4")),  # a negative carried: behind it
-             Item("c", "DDD", "GO:1", terms=("GO:1", "GO:2", "GO:3"))]  # no hit: a draw
+    items = [
+        Item("a", "AAA", "GO:1", terms=("GO:1", "GO:2", "GO:3")),  # only the true one carried: rank 1
+        Item("b", "CCC", "GO:1", terms=("GO:1", "GO:2", "GO:4")),  # a negative carried: behind it
+        Item("c", "DDD", "GO:1", terms=("GO:1", "GO:2", "GO:3")),
+    ]  # no hit: a draw
     correct, ranks, rows = homology_ranks(items, side, seed=0)
     assert correct[:2] == [True, False] and ranks[0] == 1.0 and ranks[1] in (2.0, 3.0)
     assert rows[0] == {"closest": "Q1", "identity": 0.5, "carries": ["GO:1"]} and rows[2]["closest"] is None

@@ -84,7 +84,10 @@ def test_prompt_block(index):
         "DNA binding, nuclear lumen."
     )
     # location questions: the location answer's words (class, then the specific terms)
-    assert homolog_block(index, hits, "location") == f"Homologs: 90% identical: nucleus. {pct}% identical: nucleus (nuclear lumen)."
+    assert (
+        homolog_block(index, hits, "location")
+        == f"Homologs: 90% identical: nucleus. {pct}% identical: nucleus (nuclear lumen)."
+    )
     # yes/no questions: carried by propagation (zinc ion binding is a metal ion binding)
     assert homolog_block(index, hits, "term", "GO:0046872") == (
         f"Homologs with metal ion binding? 90% identical: yes. {pct}% identical: yes."
@@ -107,8 +110,11 @@ def test_homology_transfer(kg, index):
     # a class label per protein: the best hit's label wins a tie-free vote
     labels = {"P20001": "nucleus", "P20007": "cytoplasm"}
     assert transfer(hits, labels).label == "nucleus" and transfer(hits, labels).best_labels == ["nucleus"]
-    fake = [Homolog("x", "A", 0.3, 1e-5, 50, 100, 1, 1), Homolog("x", "B", 0.9, 1e-40, 300, 100, 1, 1),
-            Homolog("x", "C", 0.8, 1e-30, 250, 100, 1, 1)]
+    fake = [
+        Homolog("x", "A", 0.3, 1e-5, 50, 100, 1, 1),
+        Homolog("x", "B", 0.9, 1e-40, 300, 100, 1, 1),
+        Homolog("x", "C", 0.8, 1e-30, 250, 100, 1, 1),
+    ]
     vote = transfer(fake, {"A": "yes", "B": "no", "C": "no"}, k=3)
     assert vote.best_labels == ["yes"] and vote.label == "no" and vote.votes["no"] == pytest.approx(1.7 / 2.0)
     empty = transfer([], labels)
@@ -146,8 +152,13 @@ def test_model_api(index):
     assert d.id == "q" and [x.accession for x in d.homologs] == ["P20001", "P20007"]
     assert [x.accession for x in m.homologs(QUERY)] == ["P20001", "P20007"]
     assert m.homology_transfer(QUERY, aspect="C").best_labels[0] in ("GO:0005634", "GO:0043226")
-    c = m.classify(QUERY, "Does the protein associate with zinc ion binding?", ["no", "yes"],
-                   prefix="Based on the record, the answer is", retrieval=False)
+    c = m.classify(
+        QUERY,
+        "Does the protein associate with zinc ion binding?",
+        ["no", "yes"],
+        prefix="Based on the record, the answer is",
+        retrieval=False,
+    )
     assert c.answer in ("no", "yes")
     run = m.design("binds zinc ion", n=1, min_len=5, max_len=20, check=False)
     assert run.requested_terms.direct[0].term.id == "GO:0008270"

@@ -31,8 +31,14 @@ from instructprotein.serve import Limits, create_app, running_server  # noqa: E4
 from instructprotein.serve.run import free_port  # noqa: E402
 
 AMINO = set("ACDEFGHIKLMNPQRSTVWY")
-LIMITS = Limits(max_body_bytes=16 * 1024, max_sequence_length=2000, max_designs=4, max_design_length=300,
-                max_description_chars=300, max_options=8)  # fmt: skip
+LIMITS = Limits(
+    max_body_bytes=16 * 1024,
+    max_sequence_length=2000,
+    max_designs=4,
+    max_design_length=300,
+    max_description_chars=300,
+    max_options=8,
+)
 SEQ = h.SEQUENCES["P20001"][:80]
 
 
@@ -127,8 +133,12 @@ def test_design_two_constrained_and_reproducible(base):
 
 def test_classify(base):
     opts = ["nucleus", "cytoplasm", "mitochondrion"]
-    body = {"sequence": SEQ, "question": "What cellular components is the protein located in?", "options": opts,
-            "prefix": "The protein is located in"}  # fmt: skip
+    body = {
+        "sequence": SEQ,
+        "question": "What cellular components is the protein located in?",
+        "options": opts,
+        "prefix": "The protein is located in",
+    }
     status, c = post(base, "/classify", body)
     assert status == 200, c
     assert c["answer"] in opts and c["rule"] == "sum"
@@ -232,8 +242,13 @@ def test_oversized_body_is_413(base):
 
 
 def test_concurrent_requests_all_succeed_and_match_sequential(base):
-    classify_body = lambda i: {"sequence": h.SEQUENCES[f"P2000{1 + i % 8}"][:60], "question": "Where is it?",  # noqa: E731
-                               "options": ["nucleus", "cytoplasm", "membrane"]}  # fmt: skip
+    def classify_body(i: int) -> dict:
+        return {
+            "sequence": h.SEQUENCES[f"P2000{1 + i % 8}"][:60],
+            "question": "Where is it?",
+            "options": ["nucleus", "cytoplasm", "membrane"],
+        }
+
     design_body = {"description": "binds copper ion", "n": 2, "seed": 11, "min_len": 10, "max_len": 30}
     jobs = [("/classify", classify_body(i)) for i in range(5)]
     jobs += [("/design", design_body), ("/describe", {"sequence": SEQ, "max_new_tokens": 6}), ("/design", design_body)]
@@ -248,7 +263,9 @@ def test_concurrent_requests_all_succeed_and_match_sequential(base):
     for (path, _), (_, want), (_, have) in zip(jobs, expected, got):
         if path == "/classify":
             assert have["answer"] == want["answer"]
-            assert [o["probability"] for o in have["options"]] == pytest.approx([o["probability"] for o in want["options"]], abs=1e-5)
+            assert [o["probability"] for o in have["options"]] == pytest.approx(
+                [o["probability"] for o in want["options"]], abs=1e-5
+            )
         elif path == "/design":
             assert [d["sequence"] for d in have["designs"]] == [d["sequence"] for d in want["designs"]]
         else:
@@ -291,8 +308,12 @@ def test_with_knowledge_graph_go_terms_are_mapped(model):
 def test_missing_model_folder(tmp_path):
     with pytest.raises(InputError, match="model folder not found"):
         create_app(tmp_path / "no-model")
-    r = subprocess.run([sys.executable, "-m", "instructprotein.serve", "--model", str(tmp_path / "no-model")],
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "instructprotein.serve", "--model", str(tmp_path / "no-model")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     assert "error:" in r.stderr and "model folder not found" in r.stderr and "Traceback" not in r.stderr
 
@@ -301,10 +322,22 @@ def test_one_command_starts_and_stops(tmp_path):
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "instructprotein.serve", "--model", str(h.model_path()), "--port", str(port),
-         "--device", "cpu"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "instructprotein.serve",
+            "--model",
+            str(h.model_path()),
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90

@@ -94,8 +94,10 @@ def test_slow_clients_are_closed_and_others_still_served(model):
                 s.sendall(b"POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\n")
                 trickle.append(s)
                 s = socket.create_connection(("127.0.0.1", port))
-                s.sendall(b"POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                          b"Content-Length: 1000\r\n\r\n{\"sequ")  # fmt: skip
+                s.sendall(
+                    b"POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    b'Content-Length: 1000\r\n\r\n{"sequ'
+                )
                 short_body.append(s)
             start = time.monotonic()
             while time.monotonic() - start < READ_TIMEOUT * 1.5:  # a byte now and then: never a whole head
@@ -125,15 +127,24 @@ def test_a_slow_answer_is_not_cut_by_the_read_deadline(model):
     """The deadline covers receiving the request only: a design that takes longer is answered."""
     app = create_app(model)
     with running_server(app, read_timeout=0.2) as url:
-        status, _, text = request(port_of(url), "POST", "/design", {"description": "binds zinc ion", "n": 2, "max_len": 60})
+        status, _, text = request(
+            port_of(url), "POST", "/design", {"description": "binds zinc ion", "n": 2, "max_len": 60}
+        )
         assert status == 200, text
 
 
 @pytest.mark.parametrize(
     ("host", "status"),
-    [("127.0.0.1", 200), ("localhost", 200), ("LOCALHOST", 200), ("[::1]", 200), ("evil.example", 400),
-     ("127.0.0.1.evil.example", 400), ("", 400)],
-)  # fmt: skip
+    [
+        ("127.0.0.1", 200),
+        ("localhost", 200),
+        ("LOCALHOST", 200),
+        ("[::1]", 200),
+        ("evil.example", 400),
+        ("127.0.0.1.evil.example", 400),
+        ("", 400),
+    ],
+)
 def test_only_loopback_host_names_are_answered(model, host, status):
     with running_server(create_app(model)) as url:
         port = port_of(url)
@@ -173,9 +184,25 @@ def test_loopback_and_default_hosts():
 def test_serve_prints_the_token_and_requires_it(tmp_path):
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "INSTRUCTPROTEIN_TOKEN": "tok-123"}
-    proc = subprocess.Popen([sys.executable, "-m", "instructprotein.serve", "--model", str(h.model_path()),
-                             "--port", str(port), "--device", "cpu", "--read-timeout", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "instructprotein.serve",
+            "--model",
+            str(h.model_path()),
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+            "--read-timeout",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -202,9 +229,15 @@ def test_classify_under_load_with_cached_retrieval_has_no_errors(model):
     """A bounded load (120 requests, 6 connections) of valid /classify calls with retrieval on."""
     kg_model = Model(model.model, model.tokenizer, kg=h.kg_path(), path=model.path)
     seqs = [h.SEQUENCES[a][:n] for a in sorted(h.SEQUENCES)[:6] for n in (60, 120)]
-    bodies = [{"sequence": seqs[i % len(seqs)], "question": "What cellular components is the protein located in?",
-               "options": [" nucleus", " cytoplasm", " mitochondrion"], "prefix": "The protein is located in"}
-              for i in range(120)]  # fmt: skip
+    bodies = [
+        {
+            "sequence": seqs[i % len(seqs)],
+            "question": "What cellular components is the protein located in?",
+            "options": [" nucleus", " cytoplasm", " mitochondrion"],
+            "prefix": "The protein is located in",
+        }
+        for i in range(120)
+    ]
     try:
         with running_server(create_app(kg_model)) as url:
             port = port_of(url)

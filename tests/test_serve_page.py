@@ -39,11 +39,21 @@ pytestmark = [
 ]
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-default-browser-check", "--disable-dev-shm-usage", "--mute-audio", "--hide-scrollbars",
-    "--disable-extensions", "--remote-debugging-pipe",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-default-browser-check",
+    "--disable-dev-shm-usage",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--disable-extensions",
+    "--remote-debugging-pipe",
+]
 AMINO = set("ACDEFGHIKLMNPQRSTVWY")
 # put the pipe ends given as argv[1], argv[2] on fds 3 and 4, then become argv[3:] (sh's `3<&10` needs bash)
 _ON_FDS_3_AND_4 = (
@@ -67,8 +77,11 @@ class Browser:
         cmd = [exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"]
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _ON_FDS_3_AND_4, str(r), str(w), *cmd],
-            pass_fds=(r, w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            pass_fds=(r, w),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(r)
         os.close(w)
         self._buf = b""
@@ -76,10 +89,15 @@ class Browser:
         self.events: list[dict[str, Any]] = []
         self.session: str | None = None
         target = self.send("Target.createTarget", {"url": "about:blank"}, browser=True)["targetId"]
-        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True}, browser=True)["sessionId"]
+        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True}, browser=True)[
+            "sessionId"
+        ]
         for domain in ("Page", "Runtime", "Network"):
             self.send(f"{domain}.enable")
-        self.send("Emulation.setDeviceMetricsOverride", {"width": 1100, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1100, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+        )
 
     # -- the protocol ---------------------------------------------------------------------------------
     def send(self, method: str, params: dict[str, Any] | None = None, *, browser: bool = False) -> dict[str, Any]:
@@ -134,8 +152,13 @@ class Browser:
     def type_into(self, element_id: str, text: str) -> None:
         """Focus the field, clear it, and type as a keyboard would (input events fire)."""
         self.js(f"(() => {{ const e = document.getElementById({element_id!r}); e.focus(); e.select(); }})()")
-        self.send("Input.dispatchKeyEvent", {"type": "keyDown", "key": "Delete", "code": "Delete", "windowsVirtualKeyCode": 46})
-        self.send("Input.dispatchKeyEvent", {"type": "keyUp", "key": "Delete", "code": "Delete", "windowsVirtualKeyCode": 46})
+        self.send(
+            "Input.dispatchKeyEvent",
+            {"type": "keyDown", "key": "Delete", "code": "Delete", "windowsVirtualKeyCode": 46},
+        )
+        self.send(
+            "Input.dispatchKeyEvent", {"type": "keyUp", "key": "Delete", "code": "Delete", "windowsVirtualKeyCode": 46}
+        )
         self.send("Input.insertText", {"text": text})
 
     def click(self, element_id: str) -> None:
@@ -207,7 +230,9 @@ def _keep(path: Path) -> None:
 def test_describe_design_and_an_error_in_the_page(base, browser, tmp_path):
     b = browser
     b.open(base + "/")
-    status = b.wait("(() => { const t = document.getElementById('status').textContent; return t.startsWith('Model') && t; })()")
+    status = b.wait(
+        "(() => { const t = document.getElementById('status').textContent; return t.startsWith('Model') && t; })()"
+    )
     assert str(h.model_path()) in status and "knowledge graph: none" in status
 
     # describe: paste a sequence, click, read the answer
@@ -245,8 +270,7 @@ def test_describe_design_and_an_error_in_the_page(base, browser, tmp_path):
     b.click("design-button")
     assert b.wait("document.getElementById('design-output').dataset.state === 'done'")
     rows = b.js(
-        "[...document.querySelectorAll('#design-output table tbody tr')]"
-        ".map(r => [...r.cells].map(c => c.textContent))"
+        "[...document.querySelectorAll('#design-output table tbody tr')].map(r => [...r.cells].map(c => c.textContent))"
     )
     headers = b.js("[...document.querySelectorAll('#design-output table th')].map(c => c.textContent)")
     assert len(rows) == 2 and headers[:4] == ["design", "length", "ended by", "alphabet ok"]
@@ -260,8 +284,13 @@ def test_describe_design_and_an_error_in_the_page(base, browser, tmp_path):
     assert b.problems() == []
     urls = b.requested_urls()
     assert urls and all(u.startswith(base) for u in urls), urls
-    assert {base + "/static/app.js", base + "/static/style.css", base + "/health", base + "/describe",
-            base + "/design"} <= set(urls)  # fmt: skip
+    assert {
+        base + "/static/app.js",
+        base + "/static/style.css",
+        base + "/health",
+        base + "/describe",
+        base + "/design",
+    } <= set(urls)
 
 
 def test_api_docs_render_offline(base, browser, tmp_path):

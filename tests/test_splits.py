@@ -98,9 +98,7 @@ def test_same_inputs_are_reused_and_clusters_serve_another_seed(default_splits, 
     again = make_splits(kg, out, fractions=(0.5, 0.25, 0.25), exclude=EXCLUDE, linclust=True, mmseqs=NO_MMSEQS)
     assert again.reused and again.split == splits.split
     # a new seed re-draws the splits from the saved 30 % clusters, without MMseqs2
-    other = make_splits(
-        kg, out, fractions=(0.5, 0.25, 0.25), seed=1, exclude=EXCLUDE, linclust=True, mmseqs=NO_MMSEQS
-    )
+    other = make_splits(kg, out, fractions=(0.5, 0.25, 0.25), seed=1, exclude=EXCLUDE, linclust=True, mmseqs=NO_MMSEQS)
     assert other.representative == splits.representative
     assert other.split != splits.split
     with pytest.raises(SourceError):  # the other workflow is another clustering

@@ -41,8 +41,15 @@ def test_model_alone_and_too_small_a_validation_split(instructions_dir, tmp_path
     from instructprotein.evaluate.runner import evaluate
 
     model = shutil.copytree(h.model_path(), tmp_path / "model")
-    r = evaluate(model, ["heldout_metal"], out_dir=tmp_path / "e", instructions_dir=instructions_dir,
-                 retrieval=True, max_identity=0.95, plots=False)  # fmt: skip
+    r = evaluate(
+        model,
+        ["heldout_metal"],
+        out_dir=tmp_path / "e",
+        instructions_dir=instructions_dir,
+        retrieval=True,
+        max_identity=0.95,
+        plots=False,
+    )
     task = r["tasks"]["heldout_metal"]
     assert task["model_alone"]["n"] == task["n"] == 3
     assert "system" not in task  # two validation proteins: no fit worth storing
@@ -57,8 +64,15 @@ def test_stored_weights_give_the_system_answer(instructions_dir, tmp_path):
     sha = hashlib.sha256((model / "model.safetensors").read_bytes()).hexdigest()
     want = sysm.fingerprint({"weights": {"sha256": sha}}, instructions_dir)
     comb.Combination({"metal": _metal_weights()}, {"fingerprint": want}).save(model)
-    r = evaluate(model, ["heldout_metal"], out_dir=tmp_path / "e", instructions_dir=instructions_dir,
-                 retrieval=True, max_identity=0.95, plots=False)  # fmt: skip
+    r = evaluate(
+        model,
+        ["heldout_metal"],
+        out_dir=tmp_path / "e",
+        instructions_dir=instructions_dir,
+        retrieval=True,
+        max_identity=0.95,
+        plots=False,
+    )
     assert r["combination"]["source"].startswith("stored")
     task = r["tasks"]["heldout_metal"]
     system = task["system"]
@@ -69,9 +83,18 @@ def test_stored_weights_give_the_system_answer(instructions_dir, tmp_path):
     vote = task["baselines"]["homology_vote"]
     assert system["accuracy"] >= vote["accuracy"] - 1e-9 or vote["coverage"] < 1
     # another model's weights are not used: a refit is tried (and here refused: too few items)
-    comb.Combination({"metal": _metal_weights()}, {"fingerprint": {**want, "model_weights_sha256": "0" * 64}}).save(model)
-    r2 = evaluate(model, ["heldout_metal"], out_dir=tmp_path / "e2", instructions_dir=instructions_dir,
-                  retrieval=True, max_identity=0.95, plots=False)  # fmt: skip
+    comb.Combination({"metal": _metal_weights()}, {"fingerprint": {**want, "model_weights_sha256": "0" * 64}}).save(
+        model
+    )
+    r2 = evaluate(
+        model,
+        ["heldout_metal"],
+        out_dir=tmp_path / "e2",
+        instructions_dir=instructions_dir,
+        retrieval=True,
+        max_identity=0.95,
+        plots=False,
+    )
     assert "system" not in r2["tasks"]["heldout_metal"] and "metal" in r2["combination"]["skipped"]
 
 
@@ -114,6 +137,7 @@ def test_describe_gives_the_system_answers(tmp_path):
     assert body["system_location"][0]["location"] == "nucleus" and body["go_verified"]["F"]
     # the same folder without weights: the model's own answers, as before
     (model / comb.FILE).unlink()
-    plain = Model.load(model, h.kg_path(), device="cpu").describe(h.SEQUENCES["P20001"], id="q", max_identity=0.95,
-                                                                    max_new_tokens=8)  # fmt: skip
+    plain = Model.load(model, h.kg_path(), device="cpu").describe(
+        h.SEQUENCES["P20001"], id="q", max_identity=0.95, max_new_tokens=8
+    )
     assert plain.system_location is None and plain.verified_terms is None

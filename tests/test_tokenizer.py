@@ -307,8 +307,12 @@ def test_paper_layout_saved_by_transformers(texts, tmp_path):
 
     legacy = gpt2_style_folder(texts[:300], tmp_path / "legacy", added=())
     gpt2 = GPT2Tokenizer(
-        vocab=str(legacy / "vocab.json"), merges=str(legacy / "merges.txt"),
-        bos_token="</s>", eos_token="</s>", unk_token="</s>", pad_token="<pad>",
+        vocab=str(legacy / "vocab.json"),
+        merges=str(legacy / "merges.txt"),
+        bos_token="</s>",
+        eos_token="</s>",
+        unk_token="</s>",
+        pad_token="<pad>",
     )
     gpt2.add_tokens(list(PAPER_PROTEIN_TOKENS))
     gpt2.save_pretrained(str(tmp_path / "modern"))

@@ -36,20 +36,50 @@ from instructprotein.train.instruction_data import encode_examples, prepare_inst
 from instructprotein.train.loop import finetune, pretrain, read_log, token_loss_sum
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
-WORDS = ["binding", "activity", "transport", "membrane", "nucleus", "kinase", "zinc", "ion", "protein",
-         "complex", "regulation", "cell", "catalysis", "transfer", "receptor"]
+WORDS = [
+    "binding",
+    "activity",
+    "transport",
+    "membrane",
+    "nucleus",
+    "kinase",
+    "zinc",
+    "ion",
+    "protein",
+    "complex",
+    "regulation",
+    "cell",
+    "catalysis",
+    "transfer",
+    "receptor",
+]
 
 
 def micro(**stage: object) -> dict[str, object]:
     """Overrides that shrink the tiny preset to a 30k-parameter model; ``stage`` keys apply to both stages."""
     out: dict[str, object] = {
-        "model.hidden_size": 32, "model.num_layers": 2, "model.num_heads": 2, "model.ffn_dim": 64,
-        "model.context_length": 64, "tokenizer.bpe_vocab_size": 320, "tokenizer.max_documents": None,
+        "model.hidden_size": 32,
+        "model.num_layers": 2,
+        "model.num_heads": 2,
+        "model.ffn_dim": 64,
+        "model.context_length": 64,
+        "tokenizer.bpe_vocab_size": 320,
+        "tokenizer.max_documents": None,
         "model.prompt_residues": None,  # proteins as long as the context holds; the cut has its own test
     }
-    base = {"batch_tokens": 256, "micro_batch_tokens": 128, "max_steps": 30, "warmup_steps": 3, "lr": 3e-3,
-            "eval_interval": 10, "eval_tokens": 256, "checkpoint_interval": 10, "max_minutes": None,
-            "precision": "fp32", "patience": 5}
+    base = {
+        "batch_tokens": 256,
+        "micro_batch_tokens": 128,
+        "max_steps": 30,
+        "warmup_steps": 3,
+        "lr": 3e-3,
+        "eval_interval": 10,
+        "eval_tokens": 256,
+        "checkpoint_interval": 10,
+        "max_minutes": None,
+        "precision": "fp32",
+        "patience": 5,
+    }
     base.update(stage)
     for name in ("pretrain", "finetune"):
         out.update({f"{name}.{k}": v for k, v in base.items()})
@@ -80,15 +110,23 @@ def example(rng: random.Random, i: int, residues: tuple[int, int] = (3, 10)) -> 
     seq = "M" + "".join(rng.choice(AA) for _ in range(rng.randint(*residues)))
     prompt = f"<protein>{seq}</protein>What does it do? "
     answer = f"It has {rng.choice(WORDS)} activity."
-    return {"text": prompt + answer, "answer_start": len(prompt), "answer_end": len(prompt) + len(answer),
-            "task": "function", "accession": f"P{i:05d}", "residues": len(seq) }
+    return {
+        "text": prompt + answer,
+        "answer_start": len(prompt),
+        "answer_end": len(prompt) + len(answer),
+        "task": "function",
+        "accession": f"P{i:05d}",
+        "residues": len(seq),
+    }
 
 
 def write_instructions(folder: Path, train: list[dict], valid: list[dict]) -> Path:
     import datasets
 
     def ds(rows: list[dict]) -> datasets.Dataset:
-        return datasets.Dataset.from_list(rows) if rows else datasets.Dataset.from_dict({"text": [], "answer_start": []})
+        return (
+            datasets.Dataset.from_list(rows) if rows else datasets.Dataset.from_dict({"text": [], "answer_start": []})
+        )
 
     datasets.DatasetDict({"train": ds(train), "valid": ds(valid), "test": ds(valid)}).save_to_disk(str(folder / "hf"))
     return folder
@@ -109,8 +147,11 @@ def tokenizer_dir(corpus, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def instructions(tmp_path_factory) -> Path:
     rng = random.Random(1)
-    return write_instructions(tmp_path_factory.mktemp("instr") / "instructions",
-                              [example(rng, i) for i in range(200)], [example(rng, 1000 + i) for i in range(20)])
+    return write_instructions(
+        tmp_path_factory.mktemp("instr") / "instructions",
+        [example(rng, i) for i in range(200)],
+        [example(rng, 1000 + i) for i in range(20)],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +163,11 @@ def pretrained(corpus, tokenizer_dir, tmp_path_factory):
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -199,10 +243,30 @@ def test_answer_only_labels_sit_exactly_on_the_answer(tokenizer_dir, tmp_path):
     assert first >= 11
 
     # and the same positions after packing: labels == ids on the answer, -100 elsewhere
-    write_instructions(tmp_path / "ds", [{"text": text, "answer_start": len(prompt), "answer_end": len(text),
-                                          "task": "function", "accession": "P1", "residues": 8}] * 3,
-                       [{"text": text, "answer_start": len(prompt), "answer_end": len(text),
-                         "task": "function", "accession": "P1", "residues": 8}])
+    write_instructions(
+        tmp_path / "ds",
+        [
+            {
+                "text": text,
+                "answer_start": len(prompt),
+                "answer_end": len(text),
+                "task": "function",
+                "accession": "P1",
+                "residues": 8,
+            }
+        ]
+        * 3,
+        [
+            {
+                "text": text,
+                "answer_start": len(prompt),
+                "answer_end": len(text),
+                "task": "function",
+                "accession": "P1",
+                "residues": 8,
+            }
+        ],
+    )
     data = prepare_instruction_data(tmp_path / "ds", tok, 64, tmp_path / "cache", loss_on="answer", pack=False)
     batch = data.train.batch(np.array([0]))
     ids, labels = batch["input_ids"][0], batch["labels"][0]
@@ -230,8 +294,17 @@ def test_packed_examples_do_not_attend_to_each_other(tokenizer_dir, tmp_path):
     from instructprotein.model.factory import create_model
 
     rng = random.Random(3)
-    short = [{"text": f"<protein>M{''.join(rng.choice(AA) for _ in range(rng.randint(1, 6)))}</protein>yes",
-              "answer_start": 0, "answer_end": 0, "task": "t", "accession": f"P{i}", "residues": 1} for i in range(40)]
+    short = [
+        {
+            "text": f"<protein>M{''.join(rng.choice(AA) for _ in range(rng.randint(1, 6)))}</protein>yes",
+            "answer_start": 0,
+            "answer_end": 0,
+            "task": "t",
+            "accession": f"P{i}",
+            "residues": 1,
+        }
+        for i in range(40)
+    ]
     for r in short:
         r["answer_start"], r["answer_end"] = len(r["text"]) - 3, len(r["text"])
     write_instructions(tmp_path / "ds", short, short[:4])
@@ -262,8 +335,16 @@ def test_example_weighting_gives_every_example_the_same_weight(tokenizer_dir, tm
         answer = "M" + "".join(rng.choice(AA) for _ in range(rng.randint(0, 9)))
         prompt = f"{rng.choice(WORDS)}: "
         text = f"{prompt}<protein>{answer}</protein>"
-        records.append({"text": text, "answer_start": len(prompt), "answer_end": len(text), "task": "design",
-                        "accession": f"P{i}", "residues": len(answer)})
+        records.append(
+            {
+                "text": text,
+                "answer_start": len(prompt),
+                "answer_end": len(text),
+                "task": "design",
+                "accession": f"P{i}",
+                "residues": len(answer),
+            }
+        )
     write_instructions(tmp_path / "ds", records, records[:4])
     tok = load_tokenizer(tokenizer_dir)
     packed = prepare_instruction_data(tmp_path / "ds", tok, 64, tmp_path / "packed", loss_on="answer", pack=True)
@@ -280,7 +361,9 @@ def test_example_weighting_gives_every_example_the_same_weight(tokenizer_dir, tm
             one = single.train.batch(np.array([r]))
             per_example.append(float(token_loss_sum(model, one, "cpu")) / single.train.label_count(np.array([r])))
         by_example = float(token_loss_sum(model, packed.train.batch(rows, "example"), "cpu")) / 24
-        by_token = float(token_loss_sum(model, packed.train.batch(rows, "token"), "cpu")) / packed.train.label_count(rows)
+        by_token = float(token_loss_sum(model, packed.train.batch(rows, "token"), "cpu")) / packed.train.label_count(
+            rows
+        )
     assert by_example == pytest.approx(float(np.mean(per_example)), rel=1e-5)
     lengths = [single.train.label_count(np.array([r])) for r in range(single.train.rows)]
     assert by_token == pytest.approx(float(np.average(per_example, weights=lengths)), rel=1e-5)
@@ -336,8 +419,14 @@ def run_script(tmp_path: Path, args: list, launcher: list[str] | None = None, **
     script = tmp_path / "train_script.py"
     script.write_text(SCRIPT)
     env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
-    return subprocess.Popen([*(launcher or [sys.executable]), str(script), json.dumps(args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.Popen(
+        [*(launcher or [sys.executable]), str(script), json.dumps(args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
 
 
 @pytest.mark.integration
@@ -351,8 +440,13 @@ def test_two_processes_give_the_loss_of_one(corpus, tokenizer_dir, tmp_path):
     two = json.loads(line.split(" ", 1)[1])
     assert two["processes"] == 2 and two["accumulation"] == 2
     one = []
-    result = pretrain(load_preset("tiny", overrides), corpus, tmp_path / "one", tokenizer=tokenizer_dir,
-                      on_step=lambda m: one.append(m["loss"]))
+    result = pretrain(
+        load_preset("tiny", overrides),
+        corpus,
+        tmp_path / "one",
+        tokenizer=tokenizer_dir,
+        on_step=lambda m: one.append(m["loss"]),
+    )
     assert result.processes == 1 and result.accumulation_steps == 4
     assert len(one) == len(two["losses"]) == 4
     assert one[-1] < one[0]
@@ -379,10 +473,12 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_loss(corpus, tokenizer_di
 
     with pytest.raises(InputError, match="interrupted run"):  # no silent restart over it
         pretrain(load_preset("tiny", overrides), corpus, run, tokenizer=tokenizer_dir)
-    resumed = pretrain(load_preset("tiny", overrides), corpus, run, tokenizer=tokenizer_dir, resume=True,
-                       deterministic=True)
-    straight = pretrain(load_preset("tiny", overrides), corpus, tmp_path / "straight", tokenizer=tokenizer_dir,
-                        deterministic=True)
+    resumed = pretrain(
+        load_preset("tiny", overrides), corpus, run, tokenizer=tokenizer_dir, resume=True, deterministic=True
+    )
+    straight = pretrain(
+        load_preset("tiny", overrides), corpus, tmp_path / "straight", tokenizer=tokenizer_dir, deterministic=True
+    )
     assert resumed.steps == straight.steps == 20
     a, b = read_log(run), read_log(tmp_path / "straight")
     assert [r["step"] for r in a] == list(range(21))  # the rows the killed run wrote after its checkpoint are gone
@@ -437,8 +533,9 @@ def test_prompt_residues_cut_prompts_in_tuning_and_travel_with_the_model(tmp_pat
     train = [example(rng, i, (40, 60)) for i in range(20)]
     write_instructions(tmp_path / "instr", train, [example(rng, 500, (40, 60))])
     tok = load_tokenizer(run / "model")
-    data = prepare_instruction_data(tmp_path / "instr", tok, 128, tmp_path / "cache", loss_on="answer", pack=False,
-                                    max_residues=16)
+    data = prepare_instruction_data(
+        tmp_path / "instr", tok, 128, tmp_path / "cache", loss_on="answer", pack=False, max_residues=16
+    )
     for row in range(3):
         batch = data.train.batch(np.array([row]))
         ids, labels = batch["input_ids"][0], batch["labels"][0]
@@ -476,11 +573,18 @@ def test_bad_model_tokenizer_and_config(tmp_path, pretrained, instructions, corp
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.train_from_iterator(["some text about proteins"] * 10, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
-    plain = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", pad_token="<pad>", eos_token="</s>",
-                                    unk_token="<unk>")
+    bpe.train_from_iterator(
+        ["some text about proteins"] * 10,
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
+    plain = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
     foreign = tmp_path / "foreign"
     shutil.copytree(run / "model", foreign)
     for name in ("tokenizer.json", "tokenizer_config.json", "protein_tokenizer.json"):
@@ -499,9 +603,24 @@ def test_bad_model_tokenizer_and_config(tmp_path, pretrained, instructions, corp
 def test_cli_refuses_a_finished_run(pretrained):
     run, _ = pretrained
     before = digest(run)
-    result = subprocess.run([sys.executable, "-m", "instructprotein.cli", "train", "pretrain", "--out", str(run),
-                             "--corpus", str(run), "--set", "pretrain.max_steps=50"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "instructprotein.cli",
+            "train",
+            "pretrain",
+            "--out",
+            str(run),
+            "--corpus",
+            str(run),
+            "--set",
+            "pretrain.max_steps=50",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 1
     assert "--resume" in result.stderr and "Traceback" not in result.stderr
     assert digest(run) == before

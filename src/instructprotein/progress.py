@@ -101,7 +101,9 @@ class RichProgress(Progress):
             def close(self) -> None:
                 t = bar.tasks[task]
                 if t.total is None:  # finished: show a full bar and the final count, if any
-                    bar.update(task, total=max(t.completed, 1), completed=max(t.completed, 1), uncounted=t.completed == 0)
+                    bar.update(
+                        task, total=max(t.completed, 1), completed=max(t.completed, 1), uncounted=t.completed == 0
+                    )
                 else:
                     bar.update(task, completed=t.total)
 

@@ -26,7 +26,9 @@ from instructprotein.cli.serve import serve
 from instructprotein.cli.train import train_app
 from instructprotein.errors import InstructProteinError
 
-app = typer.Typer(help="Align human and protein language: data, knowledge graph, instructions, model.", no_args_is_help=True)
+app = typer.Typer(
+    help="Align human and protein language: data, knowledge graph, instructions, model.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 app.add_typer(kg_app, name="kg")
 app.add_typer(instr_app, name="instructions")

@@ -11,8 +11,16 @@ from rich.console import Console
 out = Console()
 err = Console(stderr=True)
 
-CacheOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Data cache (default: $INSTRUCTPROTEIN_CACHE or the user cache dir).")]
-WorkOpt = Annotated[Optional[Path], typer.Option("--workdir", help="Outputs of this run (default: $INSTRUCTPROTEIN_WORKDIR or ./instructprotein-work).")]
+CacheOpt = Annotated[
+    Optional[Path],
+    typer.Option("--cache-dir", help="Data cache (default: $INSTRUCTPROTEIN_CACHE or the user cache dir)."),
+]
+WorkOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--workdir", help="Outputs of this run (default: $INSTRUCTPROTEIN_WORKDIR or ./instructprotein-work)."
+    ),
+]
 KgOpt = Annotated[Optional[Path], typer.Option("--kg", help="Knowledge graph file (default: WORKDIR/kg.sqlite).")]
 
 
@@ -28,8 +36,10 @@ def tuned_model(model: Path | None, workdir: Path | None) -> Path:
         return model
     guess = work_dir(workdir) / "runs" / "finetune" / "model"
     if not (guess / "config.json").is_file():
-        raise InputError(f"no --model given and no tuned model at {guess}: run `instructprotein run` "
-                         "(or `train finetune`), or pass --model / --workdir")
+        raise InputError(
+            f"no --model given and no tuned model at {guess}: run `instructprotein run` "
+            "(or `train finetune`), or pass --model / --workdir"
+        )
     return guess
 
 
@@ -44,8 +54,10 @@ def graph_if_any(kg: Path | None, workdir: Path | None, *, warn: bool = True) ->
     if guess.is_file():
         return guess
     if warn:
-        err.print(f"[yellow]no knowledge graph (--kg, or {guess}): no homologs' evidence in the prompts, "
-                  "GO names not mapped to ids, designs not checked against known proteins[/]")
+        err.print(
+            f"[yellow]no knowledge graph (--kg, or {guess}): no homologs' evidence in the prompts, "
+            "GO names not mapped to ids, designs not checked against known proteins[/]"
+        )
     return None
 
 

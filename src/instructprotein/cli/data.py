@@ -13,12 +13,15 @@ from instructprotein.paths import cache_dir
 
 data_app = typer.Typer(help="Fetch and inspect the raw data releases.", no_args_is_help=True)
 
+
 @data_app.command("fetch")
 def data_fetch(
     cache: CacheOpt = None,
     group: Annotated[list[str], typer.Option(help="Package groups: data (default), test, tools.")] = ["data"],  # noqa: B006
     package: Annotated[list[str], typer.Option(help="Also fetch this package by name.")] = [],  # noqa: B006
-    deb_dir: Annotated[Optional[Path], typer.Option(help="Take NAME_*.deb files from this folder instead of apt-get.")] = None,
+    deb_dir: Annotated[
+        Optional[Path], typer.Option(help="Take NAME_*.deb files from this folder instead of apt-get.")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Fetch again even if the cache is intact.")] = False,
     keep_debs: Annotated[bool, typer.Option(help="Keep the downloaded .deb files.")] = False,
 ) -> None:
@@ -31,8 +34,15 @@ def data_fetch(
     for col in ("package", "version", ".deb MB", "sha256", "files", "MB", "status"):
         table.add_column(col, no_wrap=col in ("package", "status"))
     for rec, fetched in results:
-        table.add_row(rec.package, rec.version, f"{rec.deb_size / 1e6:.1f}", rec.deb_sha256[:10] + "…",
-                      str(rec.kept_files), f"{rec.kept_bytes / 1e6:.1f}", "fetched" if fetched else "cached")
+        table.add_row(
+            rec.package,
+            rec.version,
+            f"{rec.deb_size / 1e6:.1f}",
+            rec.deb_sha256[:10] + "…",
+            str(rec.kept_files),
+            f"{rec.kept_bytes / 1e6:.1f}",
+            "fetched" if fetched else "cached",
+        )
     out.print(table)
 
 

@@ -43,8 +43,9 @@ def _task_values(pairs: list[str], flag: str, *, at_most: float | None = None) -
             factor = -1.0
         if not sep or name not in TASK_NAMES or factor < 0 or (at_most is not None and factor > at_most):
             bound = f"between 0 and {at_most:g}" if at_most is not None else ">= 0"
-            raise typer.BadParameter(f"{flag} takes task=value with a task among {', '.join(TASK_NAMES)} "
-                                     f"and a value {bound}, got {pair!r}")  # fmt: skip
+            raise typer.BadParameter(
+                f"{flag} takes task=value with a task among {', '.join(TASK_NAMES)} and a value {bound}, got {pair!r}"
+            )
         out[name] = factor
     return out
 
@@ -56,7 +57,9 @@ def _task_weights(pairs: list[str]) -> dict[str, float]:
 def _generate_overrides(paper_phrasing: list[str]) -> dict:
     """GenerateOptions overrides from ``--paper-phrasing``: left out when not given, so a
     dataset built without the option records (and caches) exactly what it did before."""
-    return {"task_paper_phrasing": _task_values(paper_phrasing, "--paper-phrasing", at_most=1.0)} if paper_phrasing else {}
+    return (
+        {"task_paper_phrasing": _task_values(paper_phrasing, "--paper-phrasing", at_most=1.0)} if paper_phrasing else {}
+    )
 
 
 @instr_app.command("build")
@@ -64,22 +67,51 @@ def instructions_build(
     kg: KgOpt = None,
     workdir: WorkOpt = None,
     out_path: InstrOpt = None,
-    n: Annotated[int, typer.Option("--n", help="Training instructions to draw (valid/test get --eval-fraction of it each).")] = 100_000,
+    n: Annotated[
+        int, typer.Option("--n", help="Training instructions to draw (valid/test get --eval-fraction of it each).")
+    ] = 100_000,
     eval_fraction: Annotated[float, typer.Option(help="Size of valid and test relative to train.")] = 0.05,
     seed: Annotated[int, typer.Option(help="Seed of sampling and generation.")] = 0,
     max_residues: Annotated[int, typer.Option(help="Proteins longer than this make no instruction (counted).")] = 1000,
-    benchmark: Annotated[list[Path], typer.Option("--benchmark", help="Benchmark files/folders to decontaminate against (default: the packaged paper test sets).")] = [],  # noqa: B006
-    min_identity: Annotated[float, typer.Option(help="Remove proteins at or above this identity to any benchmark sequence (paper: 0.7; strict: 0.3).")] = 0.7,
+    benchmark: Annotated[
+        list[Path],
+        typer.Option(
+            "--benchmark",
+            help="Benchmark files/folders to decontaminate against (default: the packaged paper test sets).",
+        ),
+    ] = [],  # noqa: B006
+    min_identity: Annotated[
+        float,
+        typer.Option(
+            help="Remove proteins at or above this identity to any benchmark sequence (paper: 0.7; strict: 0.3)."
+        ),
+    ] = 0.7,
     sensitivity: Annotated[float, typer.Option(help="MMseqs2 -s of the decontamination search.")] = 4.0,
     no_decontamination: Annotated[bool, typer.Option(help="Skip decontamination (not for evaluation!).")] = False,
     split_identity: Annotated[float, typer.Option(help="Identity of the clusters that splits keep apart.")] = 0.3,
-    split_linclust: Annotated[bool, typer.Option(help="Cluster splits with linclust (fast, less sensitive at 30 %).")] = False,
+    split_linclust: Annotated[
+        bool, typer.Option(help="Cluster splits with linclust (fast, less sensitive at 30 %).")
+    ] = False,
     shards: Annotated[int, typer.Option(help="Shards of the training split.")] = 8,
     workers: Annotated[int, typer.Option(help="Processes generating shards.")] = 2,
-    evidence_fraction: Annotated[float, typer.Option(help="Share of protein -> text instructions with their homologs' evidence before the question (0: no homolog search).")] = 0.5,
+    evidence_fraction: Annotated[
+        float,
+        typer.Option(
+            help="Share of protein -> text instructions with their homologs' evidence before the question (0: no homolog search)."
+        ),
+    ] = 0.5,
     evidence_top_k: Annotated[int, typer.Option(help="Homologs in an evidence block.")] = 3,
-    task_weight: Annotated[list[str], typer.Option("--task-weight", help="task=factor: more (or fewer) of one task, e.g. location=3 (repeatable).")] = [],  # noqa: B006
-    paper_phrasing: Annotated[list[str], typer.Option("--paper-phrasing", help="task=p: share of that task's instructions in the paper's benchmark wording (others: 0.3), e.g. yes_no=1 for one yes/no answer form (repeatable).")] = [],  # noqa: B006
+    task_weight: Annotated[
+        list[str],
+        typer.Option("--task-weight", help="task=factor: more (or fewer) of one task, e.g. location=3 (repeatable)."),
+    ] = [],  # noqa: B006
+    paper_phrasing: Annotated[
+        list[str],
+        typer.Option(
+            "--paper-phrasing",
+            help="task=p: share of that task's instructions in the paper's benchmark wording (others: 0.3), e.g. yes_no=1 for one yes/no answer form (repeatable).",
+        ),
+    ] = [],  # noqa: B006
 ) -> None:
     """Decontaminate, split by homology, sample debiased triples and write the dataset."""
     from instructprotein.instruct.dataset import BuildConfig, build_instructions
@@ -87,11 +119,21 @@ def instructions_build(
     kg_path = kg or default_kg_path(workdir)
     target = out_path or work_dir(workdir) / "instructions"
     config = BuildConfig(
-        n_train=n, eval_fraction=eval_fraction, seed=seed, max_residues=max_residues, shards=shards, workers=workers,
-        min_identity=min_identity, sensitivity=sensitivity, split_identity=split_identity,
-        split_linclust=split_linclust, benchmarks=_benchmark_paths(benchmark, no_decontamination),
-        evidence_fraction=evidence_fraction, evidence_top_k=evidence_top_k,
-        task_multipliers=_task_weights(task_weight), generate=_generate_overrides(paper_phrasing),
+        n_train=n,
+        eval_fraction=eval_fraction,
+        seed=seed,
+        max_residues=max_residues,
+        shards=shards,
+        workers=workers,
+        min_identity=min_identity,
+        sensitivity=sensitivity,
+        split_identity=split_identity,
+        split_linclust=split_linclust,
+        benchmarks=_benchmark_paths(benchmark, no_decontamination),
+        evidence_fraction=evidence_fraction,
+        evidence_top_k=evidence_top_k,
+        task_multipliers=_task_weights(task_weight),
+        generate=_generate_overrides(paper_phrasing),
     )
     progress = progress_bar()
     start = time.perf_counter()
@@ -142,8 +184,18 @@ def instructions_stats(
     t = Table(title=f"term frequency over {stats['terms']:,} terms (train split)")
     for col in ("", "Gini", "entropy (bits)", "top-10 share"):
         t.add_column(col, justify="right" if col else "left")
-    t.add_row("triples in the graph", f"{stats['before']['gini']:.3f}", f"{stats['before']['entropy_bits']:.2f}", f"{stats['before']['top_share']:.1%}")
-    t.add_row("after debiased sampling (expected)", f"{stats['after']['gini']:.3f}", f"{stats['after']['entropy_bits']:.2f}", f"{stats['after']['top_share']:.1%}")
+    t.add_row(
+        "triples in the graph",
+        f"{stats['before']['gini']:.3f}",
+        f"{stats['before']['entropy_bits']:.2f}",
+        f"{stats['before']['top_share']:.1%}",
+    )
+    t.add_row(
+        "after debiased sampling (expected)",
+        f"{stats['after']['gini']:.3f}",
+        f"{stats['after']['entropy_bits']:.2f}",
+        f"{stats['after']['top_share']:.1%}",
+    )
     out.print(t)
     t = Table(title="most frequent terms before sampling, and after (expected, same total)")
     for col in ("term", "name", "triples", "after"):
@@ -210,7 +262,11 @@ def instructions_show(
         shown = [(i.task, i.text, i.answer_span[0]) for i in insts[:limit]]
     for task, text, start in shown:
         out.print(f"[bold cyan]{task}[/]")
-        out.print(_shorten_protein(text[:start]) + "[green]" + _shorten_protein(text[start:]) + "[/]", markup=True, highlight=False)
+        out.print(
+            _shorten_protein(text[:start]) + "[green]" + _shorten_protein(text[start:]) + "[/]",
+            markup=True,
+            highlight=False,
+        )
 
 
 def _shorten_protein(text: str, keep: int = 12) -> str:

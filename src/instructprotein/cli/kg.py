@@ -19,12 +19,20 @@ kg_app = typer.Typer(help="Build and query the protein knowledge graph.", no_arg
 
 @kg_app.command("build")
 def kg_build(
-    source: Annotated[str, typer.Option(help="debian: Swiss-Prot 2014 from metastudent-data; uniprot: your .dat files + --obo.")] = "debian",
-    uniprot: Annotated[list[Path], typer.Option(help="UniProt flat file(s), .dat or .dat.gz (with --source uniprot).")] = [],  # noqa: B006
+    source: Annotated[
+        str, typer.Option(help="debian: Swiss-Prot 2014 from metastudent-data; uniprot: your .dat files + --obo.")
+    ] = "debian",
+    uniprot: Annotated[
+        list[Path], typer.Option(help="UniProt flat file(s), .dat or .dat.gz (with --source uniprot).")
+    ] = [],  # noqa: B006
     obo: Annotated[Optional[Path], typer.Option(help="GO .obo file (required with --source uniprot).")] = None,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Output file (default: WORKDIR/kg.sqlite).")] = None,
-    sample: Annotated[Optional[float], typer.Option(help="Keep this fraction of proteins (deterministic by accession).")] = None,
-    skip_bad: Annotated[bool, typer.Option(help="Skip and count bad records instead of stopping at the first.")] = False,
+    sample: Annotated[
+        Optional[float], typer.Option(help="Keep this fraction of proteins (deterministic by accession).")
+    ] = None,
+    skip_bad: Annotated[
+        bool, typer.Option(help="Skip and count bad records instead of stopping at the first.")
+    ] = False,
     cache: CacheOpt = None,
     workdir: WorkOpt = None,
 ) -> None:
@@ -64,7 +72,9 @@ def kg_build(
 def kg_stats(
     kg: KgOpt = None,
     workdir: WorkOpt = None,
-    plot: Annotated[Optional[Path], typer.Option(help="Plot file (default: beside the graph, kg-frequencies.png).")] = None,
+    plot: Annotated[
+        Optional[Path], typer.Option(help="Plot file (default: beside the graph, kg-frequencies.png).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
 ) -> None:
     """Entity and relation counts, the annotation frequency distribution, and its plot."""
@@ -106,15 +116,26 @@ def print_stats(stats: dict) -> None:
             f"proteins with GO per aspect {b['by_aspect_proteins']}"
         )
     for mode in ("direct", "propagated"):
-        title = "proteins per GO term, " + ("direct annotations" if mode == "direct" else "propagated over is_a + part_of")
+        title = "proteins per GO term, " + (
+            "direct annotations" if mode == "direct" else "propagated over is_a + part_of"
+        )
         t = Table(title=title)
         for col in ("aspect", "terms", "median", "p90", "p99", "max", "<10", ">=1000", "Gini"):
             t.add_column(col, justify="left" if col == "aspect" else "right")
         for aspect, d in stats["frequency"].items():
             x = d[mode]
             if x.get("terms"):
-                t.add_row(aspect, f"{x['terms']:,}", f"{x['median']:g}", f"{x['p90']:g}", f"{x['p99']:,.0f}",
-                          f"{x['max']:,}", f"{x['terms_under_10']:,}", f"{x['terms_1000_or_more']:,}", f"{x['gini']:.3f}")
+                t.add_row(
+                    aspect,
+                    f"{x['terms']:,}",
+                    f"{x['median']:g}",
+                    f"{x['p90']:g}",
+                    f"{x['p99']:,.0f}",
+                    f"{x['max']:,}",
+                    f"{x['terms_under_10']:,}",
+                    f"{x['terms_1000_or_more']:,}",
+                    f"{x['gini']:.3f}",
+                )
         out.print(t)
     t = Table(title="most frequent terms (direct)")
     for col in ("aspect", "term", "name", "proteins"):
@@ -132,7 +153,9 @@ def kg_show(
     kg: KgOpt = None,
     workdir: WorkOpt = None,
     propagated: Annotated[bool, typer.Option(help="Also list the propagated GO terms.")] = False,
-    fasta: Annotated[bool, typer.Option("--fasta", help="Print the sequence as FASTA only (e.g. to describe it).")] = False,
+    fasta: Annotated[
+        bool, typer.Option("--fasta", help="Print the sequence as FASTA only (e.g. to describe it).")
+    ] = False,
 ) -> None:
     """A protein's direct (and optionally propagated) annotations, or its sequence (--fasta)."""
     from instructprotein.kg.store import KnowledgeGraph

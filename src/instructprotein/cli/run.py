@@ -31,10 +31,22 @@ def run(
     cache: CacheOpt = None,
     workdir: WorkOpt = None,
     preset: Annotated[str, typer.Option("--preset", help="tiny | small | paper, or a YAML file.")] = "tiny",
-    sample: Annotated[Optional[float], typer.Option(help="Build the graph from this fraction of proteins (a quick trial).")] = None,
-    n: Annotated[Optional[int], typer.Option("--n", help="Training instructions to draw (default: the recipe's, 20,000).")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="Override a preset key for both training stages, e.g. --set finetune.max_minutes=20 (repeatable).")] = [],  # noqa: B006
-    eval_limit: Annotated[Optional[int], typer.Option(help="At most this many items per evaluation task (default: all).")] = None,
+    sample: Annotated[
+        Optional[float], typer.Option(help="Build the graph from this fraction of proteins (a quick trial).")
+    ] = None,
+    n: Annotated[
+        Optional[int], typer.Option("--n", help="Training instructions to draw (default: the recipe's, 20,000).")
+    ] = None,
+    set_: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            help="Override a preset key for both training stages, e.g. --set finetune.max_minutes=20 (repeatable).",
+        ),
+    ] = [],  # noqa: B006
+    eval_limit: Annotated[
+        Optional[int], typer.Option(help="At most this many items per evaluation task (default: all).")
+    ] = None,
 ) -> None:
     """The main job on the embedded default, every stage in order; finished stages are skipped.
 
@@ -61,33 +73,89 @@ def run(
     results: dict[str, Any] = {}
 
     stages: list[tuple[str, Callable[[], str | None], Callable[[], None]]] = [
-        ("data fetch", lambda: None,
-         lambda: data_fetch(cache=cache, group=["data", "tools"], package=[], deb_dir=None, force=False, keep_debs=False)),
-        ("knowledge graph", lambda: _kg_done(kg_path),
-         lambda: kg_build(source="debian", uniprot=[], obo=None, out_path=kg_path, sample=sample, skip_bad=False,
-                          cache=cache, workdir=workdir)),
+        (
+            "data fetch",
+            lambda: None,
+            lambda: data_fetch(
+                cache=cache, group=["data", "tools"], package=[], deb_dir=None, force=False, keep_debs=False
+            ),
+        ),
+        (
+            "knowledge graph",
+            lambda: _kg_done(kg_path),
+            lambda: kg_build(
+                source="debian",
+                uniprot=[],
+                obo=None,
+                out_path=kg_path,
+                sample=sample,
+                skip_bad=False,
+                cache=cache,
+                workdir=workdir,
+            ),
+        ),
         ("graph statistics", lambda: None, lambda: kg_stats(kg=kg_path, workdir=workdir, plot=None, as_json=False)),
-        ("knowledge instructions", lambda: _instructions_done(instr_dir, kg_path, n, ins),
-         lambda: instructions_build(kg=kg_path, workdir=workdir, out_path=instr_dir, n=n, eval_fraction=ins.eval_fraction,
-                                    seed=ins.seed, max_residues=ins.max_residues, benchmark=[],
-                                    min_identity=ins.min_identity, sensitivity=ins.sensitivity,
-                                    no_decontamination=False, split_identity=ins.split_identity,
-                                    split_linclust=ins.split_linclust, shards=ins.shards, workers=ins.workers,
-                                    evidence_fraction=ins.evidence_fraction, evidence_top_k=ins.evidence_top_k,
-                                    task_weight=list(ins.task_weights))),
-        ("instruction statistics", lambda: None,
-         lambda: instructions_stats(workdir=workdir, out_path=instr_dir, plot=None, as_json=False)),
-        ("pre-training corpus", lambda: _corpus_done(corpus_dir, instr_dir),
-         lambda: corpus_build(kg=kg_path, workdir=workdir, out_path=corpus_dir, instructions_dir=instr_dir, text=[],
-                              chebi=corpus.chebi, max_residues=corpus.max_residues,
-                              max_proteins=corpus.proteins.get(preset), shards=corpus.shards, seed=corpus.seed,
-                              cache=cache)),
-        ("pre-training", lambda: _training_done(pre_dir, after=(corpus_dir / "corpus.json",)),
-         lambda: _train("pretrain", preset, overrides, corpus_dir, pre_dir)),
-        ("instruction tuning", lambda: _training_done(fine_dir, after=(pre_dir / "training.json", instr_dir / "instructions.json")),
-         lambda: _train("finetune", preset, overrides, instr_dir, fine_dir, init=pre_dir / "model")),
-        ("evaluation", lambda: _evaluation_done(eval_dir, fine_dir / "model", eval_limit),
-         lambda: results.update(_evaluate(fine_dir / "model", kg_path, instr_dir, eval_dir, eval_limit))),
+        (
+            "knowledge instructions",
+            lambda: _instructions_done(instr_dir, kg_path, n, ins),
+            lambda: instructions_build(
+                kg=kg_path,
+                workdir=workdir,
+                out_path=instr_dir,
+                n=n,
+                eval_fraction=ins.eval_fraction,
+                seed=ins.seed,
+                max_residues=ins.max_residues,
+                benchmark=[],
+                min_identity=ins.min_identity,
+                sensitivity=ins.sensitivity,
+                no_decontamination=False,
+                split_identity=ins.split_identity,
+                split_linclust=ins.split_linclust,
+                shards=ins.shards,
+                workers=ins.workers,
+                evidence_fraction=ins.evidence_fraction,
+                evidence_top_k=ins.evidence_top_k,
+                task_weight=list(ins.task_weights),
+            ),
+        ),
+        (
+            "instruction statistics",
+            lambda: None,
+            lambda: instructions_stats(workdir=workdir, out_path=instr_dir, plot=None, as_json=False),
+        ),
+        (
+            "pre-training corpus",
+            lambda: _corpus_done(corpus_dir, instr_dir),
+            lambda: corpus_build(
+                kg=kg_path,
+                workdir=workdir,
+                out_path=corpus_dir,
+                instructions_dir=instr_dir,
+                text=[],
+                chebi=corpus.chebi,
+                max_residues=corpus.max_residues,
+                max_proteins=corpus.proteins.get(preset),
+                shards=corpus.shards,
+                seed=corpus.seed,
+                cache=cache,
+            ),
+        ),
+        (
+            "pre-training",
+            lambda: _training_done(pre_dir, after=(corpus_dir / "corpus.json",)),
+            lambda: _train("pretrain", preset, overrides, corpus_dir, pre_dir),
+        ),
+        (
+            "instruction tuning",
+            lambda: _training_done(fine_dir, after=(pre_dir / "training.json", instr_dir / "instructions.json")),
+            lambda: _train("finetune", preset, overrides, instr_dir, fine_dir, init=pre_dir / "model"),
+        ),
+        (
+            "evaluation",
+            lambda: _evaluation_done(eval_dir, fine_dir / "model", eval_limit),
+            lambda: results.update(_evaluate(fine_dir / "model", kg_path, instr_dir, eval_dir, eval_limit)),
+        ),
     ]
     timings = []
     for i, (name, done, action) in enumerate(stages, 1):
@@ -99,7 +167,9 @@ def run(
             err.print(f"skipped: {reason} (delete it to redo this stage)")
         else:
             said = action()
-        timings.append((name, time.perf_counter() - t, "skipped" if reason else (said if isinstance(said, str) else "ran")))
+        timings.append(
+            (name, time.perf_counter() - t, "skipped" if reason else (said if isinstance(said, str) else "ran"))
+        )
     _write_card(fine_dir / "model", eval_dir)
     _summary(timings, time.perf_counter() - start, work, kg_path, instr_dir, fine_dir, eval_dir, results)
 
@@ -160,7 +230,9 @@ def _training_done(run_dir: Path, *, after: tuple[Path, ...]) -> str | None:
     return f"{run_dir} holds a finished run"
 
 
-def _train(stage: str, preset: str, overrides: dict[str, str], data_dir: Path, run_dir: Path, init: Path | None = None) -> str:
+def _train(
+    stage: str, preset: str, overrides: dict[str, str], data_dir: Path, run_dir: Path, init: Path | None = None
+) -> str:
     """Run one training stage; returns how it stopped (the budget is a step count: a run the
     minute cap cut is said loudly, since another machine would stop it elsewhere)."""
     from instructprotein.cli.train import _print_training
@@ -179,8 +251,10 @@ def _train(stage: str, preset: str, overrides: dict[str, str], data_dir: Path, r
         result = finetune(spec, data_dir, run_dir, init=init, resume=resume, force=force, progress=True)
     _print_training(result)
     if "max_minutes" in result.stop_reason:
-        err.print(f"[yellow]{stage}: the minute cap (a safety net) cut this run at step {result.steps:,}: "
-                  "another machine would stop it elsewhere; raise it with --set {stage}.max_minutes=N[/]")
+        err.print(
+            f"[yellow]{stage}: the minute cap (a safety net) cut this run at step {result.steps:,}: "
+            "another machine would stop it elsewhere; raise it with --set {stage}.max_minutes=N[/]"
+        )
     return f"ran ({result.steps:,} steps: {result.stop_reason})"
 
 
@@ -201,7 +275,9 @@ def _evaluation_done(eval_dir: Path, model_dir: Path, limit: int | None) -> str 
 def _evaluate(model_dir: Path, kg_path: Path, instr_dir: Path, eval_dir: Path, limit: int | None) -> dict[str, Any]:
     from instructprotein.evaluate.commands import evaluate_command
 
-    return evaluate_command(model_dir, ["all"], limit, kg_path, instr_dir, eval_dir, retrieval=True, threads=None, console=out)
+    return evaluate_command(
+        model_dir, ["all"], limit, kg_path, instr_dir, eval_dir, retrieval=True, threads=None, console=out
+    )
 
 
 def _write_card(model_dir: Path, eval_dir: Path) -> None:
@@ -216,12 +292,29 @@ def _write_card(model_dir: Path, eval_dir: Path) -> None:
 
 # -- the end -------------------------------------------------------------------------------------------------
 
-HEADLINE = ("deeploc10", "deeploc_binary", "metal_ion_binding", "go_mf", "heldout_location", "heldout_metal",
-            "heldout_go_mf", "heldout_go_bp", "heldout_go_cc")
+HEADLINE = (
+    "deeploc10",
+    "deeploc_binary",
+    "metal_ion_binding",
+    "go_mf",
+    "heldout_location",
+    "heldout_metal",
+    "heldout_go_mf",
+    "heldout_go_bp",
+    "heldout_go_cc",
+)
 
 
-def _summary(timings: list[tuple[str, float, str]], total: float, work: Path, kg_path: Path, instr_dir: Path,
-             fine_dir: Path, eval_dir: Path, results: dict[str, Any]) -> None:  # fmt: skip
+def _summary(
+    timings: list[tuple[str, float, str]],
+    total: float,
+    work: Path,
+    kg_path: Path,
+    instr_dir: Path,
+    fine_dir: Path,
+    eval_dir: Path,
+    results: dict[str, Any],
+) -> None:
     table = Table(title=f"main job done in {total / 60:.1f} min")
     for col in ("stage", "seconds", ""):
         table.add_column(col, justify="right" if col == "seconds" else "left")
@@ -275,8 +368,17 @@ def _headline(results: dict[str, Any]) -> Table:
         return f"{r['accuracy'] * 100:.1f}{ci}"
 
     t = Table(title="headline results (accuracy %, 95 % interval; system = model + homologs, fit on validation)")
-    for col in ("task", "n", "system", "model + evidence", "model alone", "majority", "homology best hit",
-                "homology vote", "paper"):  # fmt: skip
+    for col in (
+        "task",
+        "n",
+        "system",
+        "model + evidence",
+        "model alone",
+        "majority",
+        "homology best hit",
+        "homology vote",
+        "paper",
+    ):
         t.add_column(col, justify="left" if col == "task" else "right")
     for name in HEADLINE:
         r = results["tasks"].get(name)
@@ -284,7 +386,15 @@ def _headline(results: dict[str, Any]) -> Table:
             continue
         b = r.get("baselines", {})
         paper = r.get("paper") or {}
-        t.add_row(name, f"{r['n']:,}", pct(r.get("system")), pct(r["model"].get("sum")), pct(r.get("model_alone")),
-                  pct(b.get("majority")), pct(b.get("homology_best")), pct(b.get("homology_vote")),
-                  ", ".join(f"{k} {v}" for k, v in paper.items()) or "-")  # fmt: skip
+        t.add_row(
+            name,
+            f"{r['n']:,}",
+            pct(r.get("system")),
+            pct(r["model"].get("sum")),
+            pct(r.get("model_alone")),
+            pct(b.get("majority")),
+            pct(b.get("homology_best")),
+            pct(b.get("homology_vote")),
+            ", ".join(f"{k} {v}" for k, v in paper.items()) or "-",
+        )
     return t

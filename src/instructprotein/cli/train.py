@@ -18,9 +18,13 @@ train_app = typer.Typer(
 )
 
 PresetOpt = Annotated[str, typer.Option("--preset", help="tiny | small | paper, or a YAML file.")]
-SetOpt = Annotated[list[str], typer.Option("--set", help="Override a preset key, e.g. --set pretrain.max_steps=50 (repeatable).")]
+SetOpt = Annotated[
+    list[str], typer.Option("--set", help="Override a preset key, e.g. --set pretrain.max_steps=50 (repeatable).")
+]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Start over in --out, deleting its model, checkpoints and logs.")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Start over in --out, deleting its model, checkpoints and logs.")
+]
 
 
 def _passive_threads() -> None:
@@ -54,11 +58,19 @@ def _print_training(result) -> None:
     t.add_column("")
     t.add_column("value", justify="right")
     for k, v in (
-        ("stopped", result.stop_reason), ("steps", f"{result.steps:,}"), ("tokens", f"{result.tokens:,}"),
-        ("epochs", f"{result.epochs:.2f}"), ("wall time (loop)", f"{result.wall_seconds / 60:.1f} min"),
-        ("tokens/s", f"{result.tokens_per_second:,.0f}"), ("train loss first -> last", f"{f(result.first_train_loss)} -> {f(result.last_train_loss)}"),
-        ("validation loss start -> best", f"{f(result.initial_val_loss)} -> {f(result.best_val_loss)} (step {result.best_step:,})"),
-        ("processes x accumulation", f"{result.processes} x {result.accumulation_steps}"), ("precision", result.precision),
+        ("stopped", result.stop_reason),
+        ("steps", f"{result.steps:,}"),
+        ("tokens", f"{result.tokens:,}"),
+        ("epochs", f"{result.epochs:.2f}"),
+        ("wall time (loop)", f"{result.wall_seconds / 60:.1f} min"),
+        ("tokens/s", f"{result.tokens_per_second:,.0f}"),
+        ("train loss first -> last", f"{f(result.first_train_loss)} -> {f(result.last_train_loss)}"),
+        (
+            "validation loss start -> best",
+            f"{f(result.initial_val_loss)} -> {f(result.best_val_loss)} (step {result.best_step:,})",
+        ),
+        ("processes x accumulation", f"{result.processes} x {result.accumulation_steps}"),
+        ("precision", result.precision),
         ("parameters", f"{result.parameters:,}"),
     ):
         t.add_row(k, v)
@@ -70,8 +82,13 @@ def _print_training(result) -> None:
 def train_pretrain(
     preset: PresetOpt = "tiny",
     corpus: Annotated[Optional[Path], typer.Option("--corpus", help="Corpus folder (default: WORKDIR/corpus).")] = None,
-    out_path: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default: WORKDIR/runs/pretrain).")] = None,
-    tokenizer: Annotated[Optional[Path], typer.Option("--tokenizer", help="Use this tokenizer folder instead of training one on the corpus.")] = None,
+    out_path: Annotated[
+        Optional[Path], typer.Option("--out", help="Run folder (default: WORKDIR/runs/pretrain).")
+    ] = None,
+    tokenizer: Annotated[
+        Optional[Path],
+        typer.Option("--tokenizer", help="Use this tokenizer folder instead of training one on the corpus."),
+    ] = None,
     resume: ResumeOpt = False,
     force: ForceOpt = False,
     set_: SetOpt = [],  # noqa: B006
@@ -89,21 +106,50 @@ def train_pretrain(
     from instructprotein.train.loop import pretrain
 
     spec = load_preset(preset, _overrides(set_))
-    result = pretrain(spec, corpus or work_dir(workdir) / "corpus", out_path or work_dir(workdir) / "runs" / "pretrain",
-                      resume=resume, force=force, tokenizer=tokenizer, progress=True)
+    result = pretrain(
+        spec,
+        corpus or work_dir(workdir) / "corpus",
+        out_path or work_dir(workdir) / "runs" / "pretrain",
+        resume=resume,
+        force=force,
+        tokenizer=tokenizer,
+        progress=True,
+    )
     _print_training(result)
 
 
 @train_app.command("finetune")
 def train_finetune(
     preset: PresetOpt = "tiny",
-    init: Annotated[Optional[Path], typer.Option("--init", help="Model folder to start from (default: WORKDIR/runs/pretrain/model).")] = None,
-    instructions_dir: Annotated[Optional[Path], typer.Option("--instructions", help="Instruction dataset folder (default: WORKDIR/instructions).")] = None,
-    out_path: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default: WORKDIR/runs/finetune).")] = None,
-    loss_on: Annotated[Optional[str], typer.Option("--loss-on", help="answer: loss on the answer tokens; all: the paper's whole-sequence loss (default: the preset's).")] = None,
-    long: Annotated[str, typer.Option("--long", help="Examples longer than the context: crop (their protein, as inference does), drop (counted) or error.")] = "crop",
+    init: Annotated[
+        Optional[Path],
+        typer.Option("--init", help="Model folder to start from (default: WORKDIR/runs/pretrain/model)."),
+    ] = None,
+    instructions_dir: Annotated[
+        Optional[Path],
+        typer.Option("--instructions", help="Instruction dataset folder (default: WORKDIR/instructions)."),
+    ] = None,
+    out_path: Annotated[
+        Optional[Path], typer.Option("--out", help="Run folder (default: WORKDIR/runs/finetune).")
+    ] = None,
+    loss_on: Annotated[
+        Optional[str],
+        typer.Option(
+            "--loss-on",
+            help="answer: loss on the answer tokens; all: the paper's whole-sequence loss (default: the preset's).",
+        ),
+    ] = None,
+    long: Annotated[
+        str,
+        typer.Option(
+            "--long",
+            help="Examples longer than the context: crop (their protein, as inference does), drop (counted) or error.",
+        ),
+    ] = "crop",
     drop_long: Annotated[bool, typer.Option("--drop-long", help="Same as --long drop.")] = False,
-    no_pack: Annotated[bool, typer.Option("--no-pack", help="One example per padded row instead of several per row.")] = False,
+    no_pack: Annotated[
+        bool, typer.Option("--no-pack", help="One example per padded row instead of several per row.")
+    ] = False,
     resume: ResumeOpt = False,
     force: ForceOpt = False,
     set_: SetOpt = [],  # noqa: B006
@@ -121,10 +167,18 @@ def train_finetune(
     if loss_on is not None and loss_on not in ("answer", "all"):
         raise typer.BadParameter("--loss-on must be answer or all")
     spec = load_preset(preset, _overrides(set_))
-    result = finetune(spec, instructions_dir or work_dir(workdir) / "instructions",
-                      out_path or work_dir(workdir) / "runs" / "finetune",
-                      init=init or work_dir(workdir) / "runs" / "pretrain" / "model", resume=resume, force=force,
-                      loss_on=loss_on, long="drop" if drop_long else long, pack=not no_pack, progress=True)
+    result = finetune(
+        spec,
+        instructions_dir or work_dir(workdir) / "instructions",
+        out_path or work_dir(workdir) / "runs" / "finetune",
+        init=init or work_dir(workdir) / "runs" / "pretrain" / "model",
+        resume=resume,
+        force=force,
+        loss_on=loss_on,
+        long="drop" if drop_long else long,
+        pack=not no_pack,
+        progress=True,
+    )
     _print_training(result)
 
 
@@ -132,7 +186,10 @@ def train_finetune(
 def train_plan(
     preset: PresetOpt = "tiny",
     gpus: Annotated[int, typer.Option(help="Accelerators the run would use.")] = 1,
-    tflops: Annotated[Optional[float], typer.Option(help="Achieved training TFLOP/s per accelerator (e.g. 400 for an H100 at 40 % of its bf16 peak).")] = None,
+    tflops: Annotated[
+        Optional[float],
+        typer.Option(help="Achieved training TFLOP/s per accelerator (e.g. 400 for an H100 at 40 % of its bf16 peak)."),
+    ] = None,
     set_: SetOpt = [],  # noqa: B006
 ) -> None:
     """What a preset costs before you run it: parameters, memory, tokens and FLOPs per stage, time."""

@@ -98,8 +98,7 @@ class LogisticRegression:
             grad = zt @ (logp.exp() - onehot) / n + lam * w * reg
             return float(value), grad.numpy().ravel().astype(np.float64)
 
-        res = minimize(loss, np.zeros(d * n_classes), jac=True, method="L-BFGS-B",
-                       options={"maxiter": self.max_iter})  # fmt: skip
+        res = minimize(loss, np.zeros(d * n_classes), jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter})
         self.w = res.x.reshape(d, n_classes)
         self.converged = bool(res.success)
         return self
@@ -116,7 +115,9 @@ C_GRID = (0.1, 0.01, 0.001)
 """Regularisation strengths tried (3-fold cross-validation on the train split picks one)."""
 
 
-def _fit_c(x: np.ndarray, y: np.ndarray, n_classes: int, grid: Sequence[float], seed: int) -> tuple[float, dict[float, float]]:
+def _fit_c(
+    x: np.ndarray, y: np.ndarray, n_classes: int, grid: Sequence[float], seed: int
+) -> tuple[float, dict[float, float]]:
     """The C of ``grid`` with the best 3-fold cross-validated accuracy on the train data."""
     rng = np.random.default_rng(seed)
     fold = rng.permutation(len(y)) % 3
@@ -136,9 +137,14 @@ class CompositionModel:
     """The composition classifier, fitted once on a train split and applied to any test items."""
 
     def __init__(
-        self, train_sequences: Sequence[str], train_labels: Sequence[str], classes: Sequence[str],
-        *, c: float | None = None, seed: int = 0,
-    ):  # fmt: skip
+        self,
+        train_sequences: Sequence[str],
+        train_labels: Sequence[str],
+        classes: Sequence[str],
+        *,
+        c: float | None = None,
+        seed: int = 0,
+    ):
         self.classes = list(classes)
         self.present = sorted({self.classes.index(lab) for lab in train_labels})
         remap = {c_: i for i, c_ in enumerate(self.present)}
@@ -159,9 +165,14 @@ class CompositionModel:
 
 
 def composition_classifier(
-    train_sequences: Sequence[str], train_labels: Sequence[str], test_sequences: Sequence[str], classes: Sequence[str],
-    *, c: float | None = None, seed: int = 0,
-) -> tuple[list[str], np.ndarray, dict[str, Any]]:  # fmt: skip
+    train_sequences: Sequence[str],
+    train_labels: Sequence[str],
+    test_sequences: Sequence[str],
+    classes: Sequence[str],
+    *,
+    c: float | None = None,
+    seed: int = 0,
+) -> tuple[list[str], np.ndarray, dict[str, Any]]:
     """Predicted class and class probabilities of every test sequence; info on the fit.
 
     ``c``: the inverse L2 strength; None chooses it from :data:`C_GRID` by 3-fold

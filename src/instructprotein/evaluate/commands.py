@@ -62,18 +62,32 @@ def results_table(results: dict[str, Any]) -> Any:
     from rich.table import Table
 
     table = Table(title="evaluation (accuracy %, 95 % Wilson interval; AUPR %, 95 % bootstrap)")
-    cols = [("task", "task"), ("rule", "rule"), ("n", "n"), ("accuracy [95 % CI]", "accuracy"), ("AUPR", "aupr"),
-            ("majority", "majority"), ("homology", "homology"), ("composition", "composition"),
-            ("term freq.", "term_frequency"), ("paper", "paper")]  # fmt: skip
+    cols = [
+        ("task", "task"),
+        ("rule", "rule"),
+        ("n", "n"),
+        ("accuracy [95 % CI]", "accuracy"),
+        ("AUPR", "aupr"),
+        ("majority", "majority"),
+        ("homology", "homology"),
+        ("composition", "composition"),
+        ("term freq.", "term_frequency"),
+        ("paper", "paper"),
+    ]
     for title, _ in cols:
         table.add_column(title, overflow="fold")
     last = None
     for row in summary_rows(results):
         first = row["task"] != last
         last = row["task"]
-        table.add_row(*[row[k] if (first or k not in ("task", "n", "majority", "homology", "composition",
-                                                        "term_frequency", "paper")) else ""
-                        for _, k in cols])  # fmt: skip
+        table.add_row(
+            *[
+                row[k]
+                if (first or k not in ("task", "n", "majority", "homology", "composition", "term_frequency", "paper"))
+                else ""
+                for _, k in cols
+            ]
+        )
     return table
 
 
@@ -120,10 +134,22 @@ def evaluate_command(
     progress = RichProgress() if show_progress else Progress()
     try:
         results = evaluate(
-            model_path, names, out_dir=out, limit=limit, kg=kg, decontamination_dir=decontamination_dir,
-            instructions_dir=instructions_dir, seed=seed, max_identity=max_identity, homology=homology,
-            retrieval=retrieval, device=device, plots=plots, threads=threads, progress=progress,
-        )  # fmt: skip
+            model_path,
+            names,
+            out_dir=out,
+            limit=limit,
+            kg=kg,
+            decontamination_dir=decontamination_dir,
+            instructions_dir=instructions_dir,
+            seed=seed,
+            max_identity=max_identity,
+            homology=homology,
+            retrieval=retrieval,
+            device=device,
+            plots=plots,
+            threads=threads,
+            progress=progress,
+        )
     finally:
         if isinstance(progress, RichProgress):
             progress.stop()
@@ -132,8 +158,10 @@ def evaluate_command(
     from instructprotein.evaluate.report import rank_rows
 
     for row in rank_rows(results):
-        console.print(f"{row[0]} (n={row[1]}): model {row[2]} (mean log-prob, paper), {row[3]} (sum); chance {row[4]}; "
-                      f"homology {row[5]}; paper {row[6]}")  # fmt: skip
+        console.print(
+            f"{row[0]} (n={row[1]}): model {row[2]} (mean log-prob, paper), {row[3]} (sum); chance {row[4]}; "
+            f"homology {row[5]}; paper {row[6]}"
+        )
     h = results.get("homology", {})
     if h.get("enabled"):
         console.print(f"homology transfer: hits at >= {h['max_identity']} identity dropped (decontamination threshold)")

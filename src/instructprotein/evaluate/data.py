@@ -79,8 +79,7 @@ def _class_of(spec: TaskSpec, raw: Any, path: Path, line: int | None) -> str:
     if key in spec.labels:
         return spec.labels[key]
     raise InputError(
-        f"label {key!r} is not among the task's labels ({', '.join(map(repr, spec.labels))}) "
-        f"[task {spec.name}]",
+        f"label {key!r} is not among the task's labels ({', '.join(map(repr, spec.labels))}) [task {spec.name}]",
         path,
         line,
     )
@@ -122,8 +121,9 @@ def _go_sqlite() -> dict[str, tuple[str, str | None]]:
                 finally:
                     con.close()
             except sqlite3.Error as exc:
-                raise InputError(f"GO.sqlite cannot be read ({exc}); `instructprotein data fetch --force` "
-                                 "fetches it again", path) from None  # fmt: skip
+                raise InputError(
+                    f"GO.sqlite cannot be read ({exc}); `instructprotein data fetch --force` fetches it again", path
+                ) from None
         _GO_SQLITE = {k: v for k, v in out.items() if v[0]}
     return _GO_SQLITE
 
@@ -254,9 +254,14 @@ def _design_items(spec: TaskSpec, path: Path, stem: str) -> list[Item]:
 
 
 def _source_items(
-    spec: TaskSpec, source: Source, kg: KnowledgeGraph | None, heldout: HeldOut | None, counts: Counter,
-    info: dict[str, Any], seed: int,
-) -> list[Item]:  # fmt: skip
+    spec: TaskSpec,
+    source: Source,
+    kg: KnowledgeGraph | None,
+    heldout: HeldOut | None,
+    counts: Counter,
+    info: dict[str, Any],
+    seed: int,
+) -> list[Item]:
     if source.heldout:
         if heldout is None:
             raise InputError(

@@ -62,8 +62,15 @@ def _set_scores(pred: Sequence[set[str]], truth: Sequence[set[str]]) -> dict[str
 
 
 def finish_describe(
-    spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any, kg: Any, homology: bool, pred_dir: Path,
-    *, verified: dict[str, Any] | None = None,
+    spec: TaskSpec,
+    td: TaskData,
+    prep: dict[str, Any],
+    side: Any,
+    kg: Any,
+    homology: bool,
+    pred_dir: Path,
+    *,
+    verified: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The results entry of a describe task (same layout as a choice task's, ``model`` -> ``generated``)."""
     items = td.items
@@ -85,8 +92,9 @@ def finish_describe(
         found_terms = [[t for t in index.find(a).ids if keep(t)] for a in answers]
         pred = [set(f) for f in found_terms]
         model["go"] = _set_scores(pred, truth)
-        model["go"]["f_max"] = gen.go_fmax({str(n): p for n, p in enumerate(pred)},
-                                           {str(n): t for n, t in enumerate(truth)}, thresholds=[1.0])["f_max"]  # fmt: skip
+        model["go"]["f_max"] = gen.go_fmax(
+            {str(n): p for n, p in enumerate(pred)}, {str(n): t for n, t in enumerate(truth)}, thresholds=[1.0]
+        )["f_max"]
         model["go"]["aspect"] = spec.go_aspect
         if homology and spec.homology is not None and side is not None:
             best_sets, vote_scores, covered = [], {}, 0
@@ -109,16 +117,22 @@ def finish_describe(
         if spec.term_frequency and side is not None:
             tf = TermFrequency(side.kg, side.exclude)
             n_train = max(1, side.kg.count("protein") - len(side.exclude))
-            freq = {t: c for t, c in side.kg.frequencies("go", spec.go_aspect, propagated=True).items()
-                    if t not in GO_ROOTS}  # fmt: skip
+            freq = {
+                t: c for t, c in side.kg.frequencies("go", spec.go_aspect, propagated=True).items() if t not in GO_ROOTS
+            }
             top = sorted(freq, key=lambda t: -freq[t])[:300]
             scores = {t: min(1.0, tf(t) / n_train) for t in top}
-            base["naive"] = gen.go_fmax({str(n): scores for n in range(len(items))},
-                                        {str(n): t for n, t in enumerate(truth)})  # fmt: skip
+            base["naive"] = gen.go_fmax(
+                {str(n): scores for n in range(len(items))}, {str(n): t for n, t in enumerate(truth)}
+            )
     rows = []
     for n, (item, answer) in enumerate(zip(items, answers)):
-        row = {"id": item.id, "reference": item.label, "answer": answer,
-               "rouge_l": round(gen.rouge_l_pair(answer, item.label)["f1"], 4)}  # fmt: skip
+        row = {
+            "id": item.id,
+            "reference": item.label,
+            "answer": answer,
+            "rouge_l": round(gen.rouge_l_pair(answer, item.label)["f1"], 4),
+        }
         if found_terms[n]:
             row["go_terms"] = found_terms[n]
         if prep.get("contexts"):
@@ -136,5 +150,7 @@ def finish_describe(
         "prompts_scored": prep.get("prompts_scored", len(items)),
         "prompts_reused": 0,
         "seconds": dict(prep["seconds"]),
-        "examples": [{"id": items[n].id, "reference": refs[n], "answer": answers[n]} for n in range(min(5, len(items)))],
+        "examples": [
+            {"id": items[n].id, "reference": refs[n], "answer": answers[n]} for n in range(min(5, len(items)))
+        ],
     }

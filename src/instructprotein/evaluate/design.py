@@ -56,8 +56,16 @@ def shuffled(sequence: str, key: str, seed: int) -> str:
     return "".join(residues)
 
 
-def generate_designs(spec: TaskSpec, model: Any, tokenizer: Any, items: Sequence[Item], kg: Any, prep: dict[str, Any],
-                     progress: Any, side: Any = None) -> None:  # fmt: skip
+def generate_designs(
+    spec: TaskSpec,
+    model: Any,
+    tokenizer: Any,
+    items: Sequence[Item],
+    kg: Any,
+    prep: dict[str, Any],
+    progress: Any,
+    side: Any = None,
+) -> None:
     """Designs for every item, their shuffled controls, and the model's descriptions of all
     three groups, into ``prep``: the model's part of the task (timed as ``seconds["model"]``).
 
@@ -95,33 +103,70 @@ def generate_designs(spec: TaskSpec, model: Any, tokenizer: Any, items: Sequence
             wanted = [t for t in (item.terms or ()) if t not in GO_ROOTS]
             exemplars = []
             if s["strategy"] == "exemplar" and kg is not None and wanted:
-                exemplars = find_exemplars(kg, wanted, n=pool, seed=s["seed"] + n, exclude=exclude,
-                                           min_len=s["min_len"], max_len=max_len)  # fmt: skip
+                exemplars = find_exemplars(
+                    kg, wanted, n=pool, seed=s["seed"] + n, exclude=exclude, min_len=s["min_len"], max_len=max_len
+                )
             if exemplars:
                 picks = [exemplars[k % len(exemplars)] for k in range(pool)]
-                seqs = [rewrite_exemplars(model, tokenizer, prompt, [e.sequence], rate=s["mutation_rate"],
-                                          temperature=s["temperature"], seed=s["seed"] + 1000 * n + k)[0]
-                        for k, e in enumerate(picks)]  # fmt: skip
+                seqs = [
+                    rewrite_exemplars(
+                        model,
+                        tokenizer,
+                        prompt,
+                        [e.sequence],
+                        rate=s["mutation_rate"],
+                        temperature=s["temperature"],
+                        seed=s["seed"] + 1000 * n + k,
+                    )[0]
+                    for k, e in enumerate(picks)
+                ]
                 cands = [(q, "exemplar", e.accession, identity_of(q, e.sequence)) for q, e in zip(seqs, picks)]
             else:
                 fallback += s["strategy"] == "exemplar"
-                samples = sample_proteins(model, tokenizer, prompt, n=pool, temperature=s["temperature"],
-                                          top_p=s["top_p"], seed=s["seed"] + n, min_len=s["min_len"], max_len=max_len)  # fmt: skip
+                samples = sample_proteins(
+                    model,
+                    tokenizer,
+                    prompt,
+                    n=pool,
+                    temperature=s["temperature"],
+                    top_p=s["top_p"],
+                    seed=s["seed"] + n,
+                    min_len=s["min_len"],
+                    max_len=max_len,
+                )
                 cands = [(q, ended, None, None) for q, ended in samples]
-            scores = request_gain(model, tokenizer, item.label, [c[0] for c in cands]) if pool > s["per_request"] else [None] * pool
+            scores = (
+                request_gain(model, tokenizer, item.label, [c[0] for c in cands])
+                if pool > s["per_request"]
+                else [None] * pool
+            )
 
             def rank(k: int, cands: list = cands, scores: list = scores) -> tuple:
                 q, _e, _a, ident = cands[k]
                 ok = check_sequence(q, min_len=s["min_len"]).passed
                 return (ok, ident is None or ident < NOVEL, scores[k] if scores[k] is not None else float("-inf"))
 
-            keep = sorted(range(pool), key=rank, reverse=True)[: s["per_request"]] if pool > s["per_request"] else range(pool)
+            keep = (
+                sorted(range(pool), key=rank, reverse=True)[: s["per_request"]]
+                if pool > s["per_request"]
+                else range(pool)
+            )
             for k, c in enumerate(keep):
                 seq, ended, ex, ident = cands[c]
                 key = f"{item.id}#{k + 1}"
-                designs.append({"id": key, "item": n, "sequence": seq, "ended_by": ended, "max_len": max_len,
-                                "shuffled": shuffled(seq, key, s["seed"]), "exemplar": ex, "exemplar_identity": ident,
-                                "verification": scores[c]})  # fmt: skip
+                designs.append(
+                    {
+                        "id": key,
+                        "item": n,
+                        "sequence": seq,
+                        "ended_by": ended,
+                        "max_len": max_len,
+                        "shuffled": shuffled(seq, key, s["seed"]),
+                        "exemplar": ex,
+                        "exemplar_identity": ident,
+                        "verification": scores[c],
+                    }
+                )
             bar.advance()
     gen_seconds = time.perf_counter() - t0
     described: dict[str, list[set[str]]] = {g: [] for g in GROUPS}
@@ -137,13 +182,26 @@ def generate_designs(spec: TaskSpec, model: Any, tokenizer: Any, items: Sequence
             for g, queries in groups.items():
                 if not queries:
                     continue
-                got = describe(model, tokenizer, queries, terms=terms, retrieval=False, aspects=("P",),
-                               max_new_tokens=spec.max_new_tokens)  # fmt: skip
+                got = describe(
+                    model,
+                    tokenizer,
+                    queries,
+                    terms=terms,
+                    retrieval=False,
+                    aspects=("P",),
+                    max_new_tokens=spec.max_new_tokens,
+                )
                 by_id = {d.id: set(d.terms.ids) if d.terms is not None else set() for d in got}
                 ids = [d["id"] for d in designs] if g != "natural" else [i.id for i in naturals]
                 described[g] = [by_id.get(x, set()) for x in ids]
-    prep.update(designs=designs, skipped=skipped, described=described, sampled_without_exemplar=fallback, cut={"rule": "no protein in the prompt"},
-                prompts_scored=len(items))  # fmt: skip
+    prep.update(
+        designs=designs,
+        skipped=skipped,
+        described=described,
+        sampled_without_exemplar=fallback,
+        cut={"rule": "no protein in the prompt"},
+        prompts_scored=len(items),
+    )
     prep.setdefault("seconds", {}).update(model=round(time.perf_counter() - t0, 2), sampling=round(gen_seconds, 2))
 
 
@@ -195,15 +253,23 @@ def finish_design(spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any,
         "shuffled": [d["shuffled"] for d in designs],
         "natural": [i.sequence for i in natural_items],
     }
-    wants = {"model": requested, "shuffled": requested,
-             "natural": [{t for t in (i.terms or ()) if t not in GO_ROOTS} for i in natural_items]}  # fmt: skip
+    wants = {
+        "model": requested,
+        "shuffled": requested,
+        "natural": [{t for t in (i.terms or ()) if t not in GO_ROOTS} for i in natural_items],
+    }
     closest: dict[str, list[Any]] = {g: [None] * len(v) for g, v in seqs.items()}
     search_seconds = 0.0
     if side is not None and ({"novelty", "consistency"} & set(spec.metrics)):
         everything = sorted({x for v in seqs.values() for x in v if x})
         t0 = time.perf_counter()
-        found = side.index.search({str(n): q for n, q in enumerate(everything)}, top_k=1, exclude=side.exclude,
-                                  sensitivity=side.settings["sensitivity"], max_seqs=side.settings["max_seqs"])  # fmt: skip
+        found = side.index.search(
+            {str(n): q for n, q in enumerate(everything)},
+            top_k=1,
+            exclude=side.exclude,
+            sensitivity=side.settings["sensitivity"],
+            max_seqs=side.settings["max_seqs"],
+        )
         search_seconds = time.perf_counter() - t0
         best = {q: (found[str(n)][0] if found[str(n)] else None) for n, q in enumerate(everything)}
         closest = {g: [best.get(x) if x else None for x in v] for g, v in seqs.items()}
@@ -240,28 +306,43 @@ def finish_design(spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any,
         ex = [d["exemplar_identity"] for d in designs if d.get("exemplar_identity") is not None]
         ver = [d["verification"] for d in designs if d.get("verification") is not None]
         groups["model"]["strategy"] = {
-            "strategy": s["strategy"], "candidates_per_design": s["candidates"], "mutation_rate": s["mutation_rate"],
-            "from_exemplar": len(ex), "requests_sampled_without_exemplar": prep.get("sampled_without_exemplar", 0),
+            "strategy": s["strategy"],
+            "candidates_per_design": s["candidates"],
+            "mutation_rate": s["mutation_rate"],
+            "from_exemplar": len(ex),
+            "requests_sampled_without_exemplar": prep.get("sampled_without_exemplar", 0),
             "mean_identity_to_exemplar": sum(ex) / len(ex) if ex else None,
             "mean_verification": sum(ver) / len(ver) if ver else None,
-        }  # fmt: skip
+        }
 
     rows = []
     for n, d in enumerate(designs):
         h = closest["model"][n]
-        row = {"id": d["id"], "request": items[d["item"]].label, "requested": sorted(requested[n]),
-               "sequence": d["sequence"], "ended_by": d["ended_by"],
-               "closest": h.accession if h else None, "closest_identity": round(h.identity, 4) if h else None,
-               "exemplar": d.get("exemplar"), "exemplar_identity": d.get("exemplar_identity"),
-               "verification": d.get("verification")}  # fmt: skip
+        row = {
+            "id": d["id"],
+            "request": items[d["item"]].label,
+            "requested": sorted(requested[n]),
+            "sequence": d["sequence"],
+            "ended_by": d["ended_by"],
+            "closest": h.accession if h else None,
+            "closest_identity": round(h.identity, 4) if h else None,
+            "exemplar": d.get("exemplar"),
+            "exemplar_identity": d.get("exemplar_identity"),
+            "verification": d.get("verification"),
+        }
         if prep["described"].get("model"):
             row["described_terms"] = len(prep["described"]["model"][n])
         rows.append(row)
     write_predictions(pred_dir, spec, rows)
-    examples = [{"request": items[d["item"]].label, "sequence": d["sequence"],
-                 "closest": closest["model"][n].accession if closest["model"][n] else None,
-                 "identity": round(closest["model"][n].identity, 3) if closest["model"][n] else None}
-                for n, d in enumerate(designs[:4])]  # fmt: skip
+    examples = [
+        {
+            "request": items[d["item"]].label,
+            "sequence": d["sequence"],
+            "closest": closest["model"][n].accession if closest["model"][n] else None,
+            "identity": round(closest["model"][n].identity, 3) if closest["model"][n] else None,
+        }
+        for n, d in enumerate(designs[:4])
+    ]
     return {
         **entry_head(spec, td, prep),
         "designs": len(designs),

@@ -52,7 +52,9 @@ def _ngrams(toks: Sequence[str], n: int) -> Counter:
     return Counter(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
 
 
-def _bleu_counts(hyp: Sequence[str], refs: Sequence[Sequence[str]], max_n: int) -> tuple[list[int], list[int], int, int]:
+def _bleu_counts(
+    hyp: Sequence[str], refs: Sequence[Sequence[str]], max_n: int
+) -> tuple[list[int], list[int], int, int]:
     matches, totals = [], []
     for n in range(1, max_n + 1):
         h = _ngrams(hyp, n)
@@ -84,7 +86,9 @@ def _refs(references: Sequence[str | Sequence[str]]) -> list[list[list[str]]]:
     return [[tokens(r)] if isinstance(r, str) else [tokens(x) for x in r] for r in references]
 
 
-def bleu(hypotheses: Sequence[str], references: Sequence[str | Sequence[str]], *, max_n: int = 4, smooth: bool = True) -> float:
+def bleu(
+    hypotheses: Sequence[str], references: Sequence[str | Sequence[str]], *, max_n: int = 4, smooth: bool = True
+) -> float:
     """Corpus BLEU (0..1) of hypotheses against one reference each (or several: a list per item)."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
@@ -165,9 +169,7 @@ def go_fmax(
     of proteins with any prediction at that threshold).
     """
     ts = list(thresholds) if thresholds is not None else [i / 100 for i in range(1, 101)]
-    scored = {
-        p: (dict(v) if isinstance(v, Mapping) else {t: 1.0 for t in v}) for p, v in predictions.items()
-    }
+    scored = {p: (dict(v) if isinstance(v, Mapping) else {t: 1.0 for t in v}) for p, v in predictions.items()}
     proteins = [p for p in truth if truth[p]]
     if not proteins:
         raise ValueError("no protein with true terms")
@@ -187,7 +189,13 @@ def go_fmax(
         rec = sum(recalls) / len(recalls)
         f = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
         if f > best["f_max"]:
-            best = {"f_max": f, "threshold": t, "precision": prec, "recall": rec, "coverage": len(precisions) / len(proteins)}
+            best = {
+                "f_max": f,
+                "threshold": t,
+                "precision": prec,
+                "recall": rec,
+                "coverage": len(precisions) / len(proteins),
+            }
     best["proteins"] = len(proteins)
     return best
 
@@ -195,8 +203,9 @@ def go_fmax(
 # -- design -----------------------------------------------------------------------------------------------------
 
 
-def validity(sequence: str, *, min_length: int = 30, max_length: int = 2000, max_fraction: float = 0.5,
-             max_run: int = 10) -> dict[str, Any]:  # fmt: skip
+def validity(
+    sequence: str, *, min_length: int = 30, max_length: int = 2000, max_fraction: float = 0.5, max_run: int = 10
+) -> dict[str, Any]:
     """Checks of one designed sequence; ``valid`` when all pass."""
     seq = sequence.strip().upper()
     counts = Counter(seq)
@@ -275,8 +284,11 @@ def annotation_consistency(
         ok += bool(want) and want <= have
         recall += len(want & have) / len(want) if want else 0.0
     n = len(closest)
-    return {"consistent_fraction": ok / n if n else float("nan"), "mean_recall": recall / n if n else float("nan"),
-            "designs": n}  # fmt: skip
+    return {
+        "consistent_fraction": ok / n if n else float("nan"),
+        "mean_recall": recall / n if n else float("nan"),
+        "designs": n,
+    }
 
 
 def describe_consistency(requested: Sequence[Collection[str]], described: Sequence[Collection[str]]) -> dict[str, Any]:
@@ -290,5 +302,8 @@ def describe_consistency(requested: Sequence[Collection[str]], described: Sequen
         full += bool(want) and want <= got
         recall += len(want & got) / len(want) if want else 0.0
     n = len(requested)
-    return {"consistent_fraction": full / n if n else float("nan"), "mean_recall": recall / n if n else float("nan"),
-            "designs": n}  # fmt: skip
+    return {
+        "consistent_fraction": full / n if n else float("nan"),
+        "mean_recall": recall / n if n else float("nan"),
+        "designs": n,
+    }

@@ -194,12 +194,19 @@ class HeldOut:
             path = self.out_dir / "heldout" / name
             path.parent.mkdir(parents=True, exist_ok=True)
             lines = [
-                json.dumps({"id": i.id, "accession": i.accession, "sequence": i.sequence, "label": i.label,
-                            **({"term": i.term, "term_name": i.term_name} if i.term else {}),
-                            **({"terms": list(i.terms)} if i.terms is not None else {}),
-                            **({"requests": list(i.requests)} if i.requests is not None else {})})
+                json.dumps(
+                    {
+                        "id": i.id,
+                        "accession": i.accession,
+                        "sequence": i.sequence,
+                        "label": i.label,
+                        **({"term": i.term, "term_name": i.term_name} if i.term else {}),
+                        **({"terms": list(i.terms)} if i.terms is not None else {}),
+                        **({"requests": list(i.requests)} if i.requests is not None else {}),
+                    }
+                )
                 for i in items
-            ]  # fmt: skip
+            ]
             write_text(path, "\n".join(lines) + ("\n" if lines else ""))
             self.written[source.describe()] = path
         return items
@@ -255,8 +262,9 @@ class HeldOut:
         instruction about the protein."""
         return {a: r["answer"] for a, r in self._first_records(split, "function", ("answer",)).items()}
 
-    def _usable(self, accessions: list[str], have: Any, missing: str, info: dict[str, Any],
-                cap: _Cap) -> tuple[list[str], dict[str, str]]:  # fmt: skip
+    def _usable(
+        self, accessions: list[str], have: Any, missing: str, info: dict[str, Any], cap: _Cap
+    ) -> tuple[list[str], dict[str, str]]:
         """The accessions ``have`` holds (how many it lacks counted as ``info[missing]``), capped,
         and their sequences."""
         kept = [a for a in accessions if a in have]
@@ -299,8 +307,9 @@ class HeldOut:
             self._sampler = NegativeSampler(self._view)
         return self._view, self._sampler
 
-    def _design_rank(self, accessions: list[str], seed: int, info: dict[str, Any], cap: _Cap,
-                     negatives: int = 9) -> list[Item]:  # fmt: skip
+    def _design_rank(
+        self, accessions: list[str], seed: int, info: dict[str, Any], cap: _Cap, negatives: int = 9
+    ) -> list[Item]:
         """One ranking item per protein: a request for one of its most specific GO terms (an
         aspect drawn per protein among those it has one of), worded as the design
         instructions word it ("Design a protein that binds zinc ion."), against ``negatives``
@@ -337,8 +346,17 @@ class HeldOut:
                 continue
             eids = [pos, *neg]
             requests = tuple(question("design", 0, description=phrase[aspect](view.names[e])) for e in eids)
-            items.append(Item(acc, seqs[acc], view.ids[pos], accession=acc, terms=tuple(view.ids[e] for e in eids),
-                              requests=requests, term_name=view.names[pos]))  # fmt: skip
+            items.append(
+                Item(
+                    acc,
+                    seqs[acc],
+                    view.ids[pos],
+                    accession=acc,
+                    terms=tuple(view.ids[e] for e in eids),
+                    requests=requests,
+                    term_name=view.names[pos],
+                )
+            )
         info["skipped_too_few_negatives"] = short
         return items
 

@@ -22,8 +22,9 @@ from instructprotein.evaluate.tasks import TaskSpec
 class _HomologySide:
     """One training graph searched for homology transfer, with its exclusions."""
 
-    def __init__(self, kg: Any, exclude: frozenset[str], max_identity: float | None, settings: dict[str, Any],
-                 index: Any = None):  # fmt: skip
+    def __init__(
+        self, kg: Any, exclude: frozenset[str], max_identity: float | None, settings: dict[str, Any], index: Any = None
+    ):
         from instructprotein.infer.retrieval import ProteinIndex
 
         self.kg = kg
@@ -44,10 +45,13 @@ class _HomologySide:
             return
         start = time.perf_counter()
         found = self.index.search(
-            {str(i): s for i, s in enumerate(todo)}, top_k=self.settings["top_k"], exclude=self.exclude,
-            max_identity=self.max_identity, sensitivity=self.settings["sensitivity"],
+            {str(i): s for i, s in enumerate(todo)},
+            top_k=self.settings["top_k"],
+            exclude=self.exclude,
+            max_identity=self.max_identity,
+            sensitivity=self.settings["sensitivity"],
             max_seqs=self.settings["max_seqs"],
-        )  # fmt: skip
+        )
         for i, s in enumerate(todo):
             self.hits[s] = found[str(i)]
         self.seconds += time.perf_counter() - start
@@ -99,17 +103,23 @@ class _HomologySide:
 
 
 def _reuse_decontamination_hits(
-    side: _HomologySide, folder: str | Path, parameters: dict[str, Any], sequences: Sequence[str],
+    side: _HomologySide,
+    folder: str | Path,
+    parameters: dict[str, Any],
+    sequences: Sequence[str],
     settings: dict[str, Any],
-) -> int:  # fmt: skip
+) -> int:
     """Hand the decontamination search's hits (the same benchmark sequences against the same
     graph, every identity kept) to the homology index when its settings are the evaluation's,
     so those sequences are not searched again. Returns how many sequences were reused."""
     from instructprotein.instruct.decontaminate import HITS_TSV, load_hits
     from instructprotein.instruct.splits import sequence_digest
 
-    same = (parameters.get("sensitivity") == settings["sensitivity"] and parameters.get("max_seqs") == settings["max_seqs"]
-            and parameters.get("evalue", 1e-3) == settings["evalue"])  # fmt: skip
+    same = (
+        parameters.get("sensitivity") == settings["sensitivity"]
+        and parameters.get("max_seqs") == settings["max_seqs"]
+        and parameters.get("evalue", 1e-3) == settings["evalue"]
+    )
     if not same or not (Path(folder) / HITS_TSV).is_file():
         return 0
     found = load_hits(folder)
@@ -118,13 +128,12 @@ def _reuse_decontamination_hits(
         got = found.get(sequence_digest(seq).hex())
         if got is not None:
             mine[seq] = got
-    return side.index.preload(mine, sensitivity=settings["sensitivity"], evalue=settings["evalue"],
-                              max_seqs=settings["max_seqs"])
+    return side.index.preload(
+        mine, sensitivity=settings["sensitivity"], evalue=settings["evalue"], max_seqs=settings["max_seqs"]
+    )
 
 
-def _hit_labels(
-    spec: TaskSpec, items: Sequence[Item], side: _HomologySide
-) -> tuple[list[list[Any]], Any]:
+def _hit_labels(spec: TaskSpec, items: Sequence[Item], side: _HomologySide) -> tuple[list[list[Any]], Any]:
     """Each item's decontaminated hits, and ``label_of(item index, accession)``: the class a hit
     gives the item under the task's homology rule, or None when the hit has no annotation of the kind."""
     rule = spec.homology
@@ -165,9 +174,7 @@ def _hit_labels(
     return hits, label_of
 
 
-def _homology_baseline(
-    spec: TaskSpec, items: Sequence[Item], side: _HomologySide, fallback: str
-) -> dict[str, Any]:
+def _homology_baseline(spec: TaskSpec, items: Sequence[Item], side: _HomologySide, fallback: str) -> dict[str, Any]:
     assert spec.homology is not None
     hits, label_of = _hit_labels(spec, items, side)
     return homology_predictions(hits, label_of, k=spec.homology.k, fallback=fallback)

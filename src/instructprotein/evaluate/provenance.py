@@ -62,9 +62,16 @@ def versions() -> dict[str, str]:
 
         root = Path(__file__).resolve().parents[3]
         if (root / ".git").exists():
-            rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
-            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=5, check=False)  # fmt: skip
+            rev = subprocess.run(
+                ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+            )
+            dirty = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
             if rev.returncode == 0:
                 out["git_commit"] = rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, ValueError):

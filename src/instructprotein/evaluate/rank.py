@@ -126,15 +126,38 @@ def parse_rank(d: dict[str, Any], path: Path | None) -> TaskSpec:
     if not isinstance(paper, dict) or any(not isinstance(v, int | float) for v in paper.values()):
         raise InputError("paper must map a metric name to a number (percent)", path)
     return TaskSpec(
-        name=name, description=str(d.get("description") or name), test=test, train=None, train_note=None,
-        format=fmt, sequence_field=str(data.get("sequence_field") or "sequence"),
-        label_field=str(data.get("label_field") or ("fold" if fmt == "scope" else "answer")), term_field=None,
-        question=None, prefix="", template=None, candidates={}, classes=[], labels=None, positive=None,
-        metrics=["accuracy"], cut_above=None, keep=1000, majority=False, composition=False, term_frequency=False,
-        homology=homology, paper={str(k): float(v) for k, v in paper.items()},
-        notes=str(d["notes"]) if d.get("notes") else None, source=path, raw=json.loads(json.dumps(d, default=str)),
-        kind="rank", request=request, descriptions=descriptions, chance=bool(b.get("chance", True)),
-    )  # fmt: skip
+        name=name,
+        description=str(d.get("description") or name),
+        test=test,
+        train=None,
+        train_note=None,
+        format=fmt,
+        sequence_field=str(data.get("sequence_field") or "sequence"),
+        label_field=str(data.get("label_field") or ("fold" if fmt == "scope" else "answer")),
+        term_field=None,
+        question=None,
+        prefix="",
+        template=None,
+        candidates={},
+        classes=[],
+        labels=None,
+        positive=None,
+        metrics=["accuracy"],
+        cut_above=None,
+        keep=1000,
+        majority=False,
+        composition=False,
+        term_frequency=False,
+        homology=homology,
+        paper={str(k): float(v) for k, v in paper.items()},
+        notes=str(d["notes"]) if d.get("notes") else None,
+        source=path,
+        raw=json.loads(json.dumps(d, default=str)),
+        kind="rank",
+        request=request,
+        descriptions=descriptions,
+        chance=bool(b.get("chance", True)),
+    )
 
 
 def with_scope_descriptions(spec: TaskSpec, des: str | Path | None) -> TaskSpec:
@@ -170,8 +193,11 @@ def read_scope_descriptions(path: str | Path) -> dict[str, str]:
                     continue
                 cols = line.split("\t")
                 if len(cols) != 5:
-                    raise InputError(f"expected 5 tab-separated columns (sunid, level, sccs, sid, description), "
-                                     f"got {len(cols)}", p, line_no)  # fmt: skip
+                    raise InputError(
+                        f"expected 5 tab-separated columns (sunid, level, sccs, sid, description), got {len(cols)}",
+                        p,
+                        line_no,
+                    )
                 sunid, level, sccs, _sid, desc = (c.strip() for c in cols)
                 if not sunid.isdigit():
                     raise InputError(f"sunid {sunid!r} is not a number", p, line_no)
@@ -211,8 +237,17 @@ def read_rank_items(spec: TaskSpec, path: Path, stem: str, counts: Counter) -> l
                 continue
             requests = tuple(str(spec.request).replace("{description}", names[x].lower()) for x in ids)
             ident = f"{stem}:{line}" + (f"|{obj['name']}" if isinstance(obj.get("name"), str) else "")
-            items.append(Item(ident, _clean(seq.strip(), path, line), ids[0], line=line, terms=tuple(ids),
-                              requests=requests, term_name=names[ids[0]]))  # fmt: skip
+            items.append(
+                Item(
+                    ident,
+                    _clean(seq.strip(), path, line),
+                    ids[0],
+                    line=line,
+                    terms=tuple(ids),
+                    requests=requests,
+                    term_name=names[ids[0]],
+                )
+            )
         return items
     for line, obj in numbered_jsonl(path, [spec.sequence_field, "requests"]):
         seq, reqs = obj[spec.sequence_field], obj["requests"]
@@ -222,11 +257,21 @@ def read_rank_items(spec: TaskSpec, path: Path, stem: str, counts: Counter) -> l
             raise InputError("'requests' must be a list of at least two non-empty request texts", path, line)
         answer = obj.get(spec.label_field, 0)
         if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(reqs):
-            raise InputError(f"{spec.label_field!r} must be the index of the true request (0..{len(reqs) - 1})", path, line)
+            raise InputError(
+                f"{spec.label_field!r} must be the index of the true request (0..{len(reqs) - 1})", path, line
+            )
         order = [answer] + [k for k in range(len(reqs)) if k != answer]
         requests = tuple(reqs[k].strip() for k in order)
-        items.append(Item(f"{stem}:{line}", _clean(seq.strip(), path, line), str(answer), line=line,
-                          terms=tuple(str(k) for k in order), requests=requests))  # fmt: skip
+        items.append(
+            Item(
+                f"{stem}:{line}",
+                _clean(seq.strip(), path, line),
+                str(answer),
+                line=line,
+                terms=tuple(str(k) for k in order),
+                requests=requests,
+            )
+        )
     return items
 
 
@@ -241,8 +286,15 @@ def residue_ids(tokenizer: Any, sequence: str) -> list[int]:
     return list(ids[1:-1])  # without <protein> and </protein>
 
 
-def score_rank(spec: TaskSpec, model: Any, tokenizer: Any, items: Sequence[Item], prep: dict[str, Any], progress: Any,
-               max_rows: int = 64) -> None:  # fmt: skip
+def score_rank(
+    spec: TaskSpec,
+    model: Any,
+    tokenizer: Any,
+    items: Sequence[Item],
+    prep: dict[str, Any],
+    progress: Any,
+    max_rows: int = 64,
+) -> None:
     """Every candidate request's score for every item, into ``prep["scores"]`` (items x
     candidates: (sum, tokens)); proteins cut to their first residues where the context ends."""
     from instructprotein.evaluate.scoring import score_token_groups
@@ -263,8 +315,10 @@ def score_rank(spec: TaskSpec, model: Any, tokenizer: Any, items: Sequence[Item]
         residues = residue_ids(tokenizer, item.sequence)
         room = ctx - max(map(len, enc))
         if room < 8:
-            raise InputError(f"task {spec.name}, item {item.id}: a request takes {ctx - room} of the model's {ctx} "
-                             "tokens, leaving no room for a protein")  # fmt: skip
+            raise InputError(
+                f"task {spec.name}, item {item.id}: a request takes {ctx - room} of the model's {ctx} "
+                "tokens, leaving no room for a protein"
+            )
         if len(residues) > room:
             residues = residues[:room]
             cut += 1
@@ -274,19 +328,35 @@ def score_rank(spec: TaskSpec, model: Any, tokenizer: Any, items: Sequence[Item]
             cand_ids.append([residues])
             groups.append(n)
             names.append(f"{item.id}#{k}")
-    with progress.step(f"{spec.name}: score {len(prompt_ids):,} requests for {len(items):,} proteins",
-                       total=len(prompt_ids)) as bar:  # fmt: skip
-        scored = score_token_groups(model, prompt_ids, cand_ids, groups, ids=names, max_rows=max_rows,
-                                    on_group=lambda members, _s: bar.advance(len(members)))  # fmt: skip
+    with progress.step(
+        f"{spec.name}: score {len(prompt_ids):,} requests for {len(items):,} proteins", total=len(prompt_ids)
+    ) as bar:
+        scored = score_token_groups(
+            model,
+            prompt_ids,
+            cand_ids,
+            groups,
+            ids=names,
+            max_rows=max_rows,
+            on_group=lambda members, _s: bar.advance(len(members)),
+        )
     k = 0
     per_item: list[list[tuple[float, int]]] = []
     for item in items:
         m = len(item.requests or ())
         per_item.append([(s.total[0], s.token_counts[0]) for s in scored[k : k + m]])
         k += m
-    prep.update(scores=per_item, prompts_scored=len(prompt_ids), prompts_reused=0,
-                cut={"rule": "a protein longer than the context leaves after its longest request is scored on its "
-                             "first residues", "context_cut": cut, "shortest_kept": shortest})  # fmt: skip
+    prep.update(
+        scores=per_item,
+        prompts_scored=len(prompt_ids),
+        prompts_reused=0,
+        cut={
+            "rule": "a protein longer than the context leaves after its longest request is scored on its "
+            "first residues",
+            "context_cut": cut,
+            "shortest_kept": shortest,
+        },
+    )
     prep.setdefault("seconds", {})["model"] = round(time.perf_counter() - t0, 2)
 
 
@@ -322,13 +392,19 @@ def homology_ranks(items: Sequence[Item], side: Any, seed: int) -> tuple[list[bo
         rank = order.index(0) + 1
         correct.append(rank == 1)
         ranks.append(float(rank))
-        rows.append({"closest": hit.accession if hit else None, "identity": round(hit.identity, 4) if hit else None,
-                     "carries": [terms[k] for k in range(len(terms)) if flags[k]]})  # fmt: skip
+        rows.append(
+            {
+                "closest": hit.accession if hit else None,
+                "identity": round(hit.identity, 4) if hit else None,
+                "carries": [terms[k] for k in range(len(terms)) if flags[k]],
+            }
+        )
     return correct, ranks, rows
 
 
-def finish_rank(spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any, seed: int,
-                pred_dir: Path) -> dict[str, Any]:  # fmt: skip
+def finish_rank(
+    spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any, seed: int, pred_dir: Path
+) -> dict[str, Any]:
     """The results entry of a ranking task: accuracy [Wilson 95 %] by the mean (paper) and the
     sum, beside chance and homology."""
     items = td.items
@@ -345,7 +421,12 @@ def finish_rank(spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any, s
     sizes = [len(i.terms or ()) for i in items]
     if spec.chance and items:
         p = sum(1 / s for s in sizes) / len(sizes)
-        base["chance"] = {"accuracy": p, "ci95": [p, p], "n": len(items), "candidates": Counter(sizes).most_common(1)[0][0]}
+        base["chance"] = {
+            "accuracy": p,
+            "ci95": [p, p],
+            "n": len(items),
+            "candidates": Counter(sizes).most_common(1)[0][0],
+        }
     hom_rows: list[dict[str, Any]] | None = None
     if spec.homology is not None and side is not None:
         correct, ranks, hom_rows = homology_ranks(items, side, seed)
@@ -357,10 +438,14 @@ def finish_rank(spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any, s
         base["homology"] = r
     rows = []
     for n, item in enumerate(items):
-        row: dict[str, Any] = {"id": item.id, "true": item.label, "candidates": list(item.terms or ()),
-                               "requests": list(item.requests or ()),
-                               "sum": [round(s, 3) for s, _ in prep["scores"][n]],
-                               "tokens": prep["scores"][n][0][1] if prep["scores"][n] else 0}  # fmt: skip
+        row: dict[str, Any] = {
+            "id": item.id,
+            "true": item.label,
+            "candidates": list(item.terms or ()),
+            "requests": list(item.requests or ()),
+            "sum": [round(s, 3) for s, _ in prep["scores"][n]],
+            "tokens": prep["scores"][n][0][1] if prep["scores"][n] else 0,
+        }
         row["mean"] = [round(s / max(t, 1), 4) for s, t in prep["scores"][n]]
         row["rank"] = {r: rank_by_rule[r][n] for r in RULES}
         if hom_rows is not None:
@@ -368,8 +453,11 @@ def finish_rank(spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any, s
         rows.append(row)
     write_predictions(pred_dir, spec, rows)
     head = entry_head(spec, td, prep)
-    head["task"]["resolved"].update(request=spec.request, descriptions=spec.descriptions,
-                                    prompt="Instruction: {request}\\n\\nOutput: <protein>{residues scored}")  # fmt: skip
+    head["task"]["resolved"].update(
+        request=spec.request,
+        descriptions=spec.descriptions,
+        prompt="Instruction: {request}\\n\\nOutput: <protein>{residues scored}",
+    )
     return {
         **head,
         "accuracy": per_rule["mean"]["accuracy"],
@@ -385,8 +473,9 @@ def finish_rank(spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: Any, s
     }
 
 
-def resolve_scope_tasks(asked: Sequence[str | Path], names: Sequence[str | Path], scope_des: str | Path | None,
-                        console: Any = None) -> list[str | Path | TaskSpec]:  # fmt: skip
+def resolve_scope_tasks(
+    asked: Sequence[str | Path], names: Sequence[str | Path], scope_des: str | Path | None, console: Any = None
+) -> list[str | Path | TaskSpec]:
     """The tasks to run, SCOPe tasks given the user's description file: without one, a SCOPe
     task named outright is an error that says which file and where it comes from, and one
     that came with a group (``all``, ``paper``) is left out with a note."""
@@ -409,6 +498,7 @@ def resolve_scope_tasks(asked: Sequence[str | Path], names: Sequence[str | Path]
         else:
             left_out.append(spec.name)
     if left_out and console is not None:
-        console.print(f"[yellow]no SCOPe description file (--scope-des {SCOPE_DES_NAME}): "
-                      f"{', '.join(left_out)} left out[/]")  # fmt: skip
+        console.print(
+            f"[yellow]no SCOPe description file (--scope-des {SCOPE_DES_NAME}): {', '.join(left_out)} left out[/]"
+        )
     return out

@@ -81,13 +81,21 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, str]]:
         if "model" not in t:  # describe tasks have their own table
             continue
         for label, m in predictor_entries(t):
-            rows.append({
-                "task": name, "n": f"{t['n']:,}", "rule": label.removeprefix("model, "),
-                "accuracy": with_ci(m), "aupr": with_ci(m, "aupr", "aupr_ci95") if "aupr" in m else "-",
-                "majority": baseline_cell(t, "majority"), "homology": baseline_cell(t, "homology_best"),
-                "homology_vote": baseline_cell(t, "homology_vote"), "composition": baseline_cell(t, "composition"),
-                "term_frequency": baseline_cell(t, "term_frequency"), "paper": paper_cell(t),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "task": name,
+                    "n": f"{t['n']:,}",
+                    "rule": label.removeprefix("model, "),
+                    "accuracy": with_ci(m),
+                    "aupr": with_ci(m, "aupr", "aupr_ci95") if "aupr" in m else "-",
+                    "majority": baseline_cell(t, "majority"),
+                    "homology": baseline_cell(t, "homology_best"),
+                    "homology_vote": baseline_cell(t, "homology_vote"),
+                    "composition": baseline_cell(t, "composition"),
+                    "term_frequency": baseline_cell(t, "term_frequency"),
+                    "paper": paper_cell(t),
+                }
+            )
     return rows
 
 
@@ -128,8 +136,15 @@ def plot_confusion(task: dict[str, Any], path: Path) -> None:
         for i in range(k):
             for j in range(k):
                 if m[i, j]:
-                    ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=6,
-                            color="white" if norm[i, j] > 0.5 else "black")  # fmt: skip
+                    ax.text(
+                        j,
+                        i,
+                        f"{int(m[i, j])}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
     fig.suptitle(f"{task['task']['name']}: confusion (rows normalised, counts shown)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -153,8 +168,13 @@ def plot_per_class(task: dict[str, Any], path: Path) -> None:
         lo = [max(0.0, a - pc[c]["ci95"][0]) if pc[c]["n"] else 0 for a, c in zip(acc, classes)]
         hi = [max(0.0, pc[c]["ci95"][1] - a) if pc[c]["n"] else 0 for a, c in zip(acc, classes)]
         ax.bar(x + (s - (len(series) - 1) / 2) * width, acc, width, label=label, yerr=[lo, hi], capsize=2)
-    ax.set_xticks(x, [f"{c}\n(n={task['model']['sum']['per_class'][c]['n']})" for c in classes], fontsize=7,
-                  rotation=30 if len(classes) > 4 else 0, ha="right" if len(classes) > 4 else "center")  # fmt: skip
+    ax.set_xticks(
+        x,
+        [f"{c}\n(n={task['model']['sum']['per_class'][c]['n']})" for c in classes],
+        fontsize=7,
+        rotation=30 if len(classes) > 4 else 0,
+        ha="right" if len(classes) > 4 else "center",
+    )
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy (recall) per true class")
     ax.legend(fontsize=7, ncol=2)
@@ -196,7 +216,11 @@ def plot_overview(results: dict[str, Any], path: Path) -> None:
     if not names:
         return
     series = [("first token (paper)", "first_token"), ("full option", "sum")]
-    extra = [b for b in ("majority", "homology_best", "composition") if any(b in results["tasks"][n]["baselines"] for n in names)]
+    extra = [
+        b
+        for b in ("majority", "homology_best", "composition")
+        if any(b in results["tasks"][n]["baselines"] for n in names)
+    ]
     width = 0.8 / (len(series) + len(extra))
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(names) + 2), 4))
@@ -215,7 +239,13 @@ def plot_overview(results: dict[str, Any], path: Path) -> None:
     for i, n in enumerate(names):
         p = results["tasks"][n].get("paper", {}).get("accuracy")
         if p is not None:
-            ax.plot([i - 0.45, i + 0.45], [p / 100, p / 100], color="black", lw=1.5, label="paper" if i == 0 or "paper" not in ax.get_legend_handles_labels()[1] else None)
+            ax.plot(
+                [i - 0.45, i + 0.45],
+                [p / 100, p / 100],
+                color="black",
+                lw=1.5,
+                label="paper" if i == 0 or "paper" not in ax.get_legend_handles_labels()[1] else None,
+            )
     ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy")
@@ -237,21 +267,31 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
     lines = [
         "# Evaluation report",
         "",
-        (f"- model: `{m['path']}` ({m['architecture']}, {m['parameters']:,} parameters, context {m['context_length']}, "
-        f"config sha256 `{(m['config_sha256'] or '')[:16]}`, weights `{m['weights']['file']}` "
-        f"sha256 `{(m['weights']['sha256'] or 'not hashed')[:16]}`)"),
-        (f"- created {results['created']}, seed {results['seed']}, limit {results['limit'] or 'none (every item)'}, "
-        f"retrieval in prompts: {'yes' if results.get('retrieval') else 'no'}; {results['seconds']} s in all"),
+        (
+            f"- model: `{m['path']}` ({m['architecture']}, {m['parameters']:,} parameters, context {m['context_length']}, "
+            f"config sha256 `{(m['config_sha256'] or '')[:16]}`, weights `{m['weights']['file']}` "
+            f"sha256 `{(m['weights']['sha256'] or 'not hashed')[:16]}`)"
+        ),
+        (
+            f"- created {results['created']}, seed {results['seed']}, limit {results['limit'] or 'none (every item)'}, "
+            f"retrieval in prompts: {'yes' if results.get('retrieval') else 'no'}; {results['seconds']} s in all"
+        ),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if k != "platform"),
     ]
     if results.get("knowledge_graph"):
         kg = results["knowledge_graph"]
-        lines.append(f"- training graph (homology, term frequencies): `{kg['path']}` (content hash `{(kg['content_hash'] or '')[:12]}`)")
+        lines.append(
+            f"- training graph (homology, term frequencies): `{kg['path']}` (content hash `{(kg['content_hash'] or '')[:12]}`)"
+        )
     if dec.get("dir"):
         lines.append(
             f"- decontamination: `{dec['dir']}`: {dec['removed']:,} proteins at >= {dec['min_identity']} identity to a "
             f"benchmark sequence removed from training"
-            + ("" if dec.get("applies_to_homology_graph") else " (that list is for another graph; the identity threshold applies)")
+            + (
+                ""
+                if dec.get("applies_to_homology_graph")
+                else " (that list is for another graph; the identity threshold applies)"
+            )
         )
     if h.get("enabled"):
         lines.append(
@@ -261,49 +301,100 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
         )
     lines += [
         "",
-        ("Scoring: the model's log-probability of each candidate answer right after the prompt. **first token "
-        "(paper)**: the candidates' first tokens only, argmax (the paper's rule); **full option**: the whole "
-        "candidate's log-likelihood. Accuracy in %, with its 95 % Wilson interval; AUPR with a 95 % bootstrap "
-        "interval (1,000 resamples). Baselines on the same items: majority class (from the train split where "
-        "the task has one), homology transfer (best labelled hit, coverage = share of items with one; others get "
-        "the majority class), composition classifier (amino-acid + dipeptide frequencies, logistic regression, "
-        "trained on the task's train split), term-frequency prior (* its accuracy uses the threshold best on the "
-        "test items: an upper bound)."),
+        (
+            "Scoring: the model's log-probability of each candidate answer right after the prompt. **first token "
+            "(paper)**: the candidates' first tokens only, argmax (the paper's rule); **full option**: the whole "
+            "candidate's log-likelihood. Accuracy in %, with its 95 % Wilson interval; AUPR with a 95 % bootstrap "
+            "interval (1,000 resamples). Baselines on the same items: majority class (from the train split where "
+            "the task has one), homology transfer (best labelled hit, coverage = share of items with one; others get "
+            "the majority class), composition classifier (amino-acid + dipeptide frequencies, logistic regression, "
+            "trained on the task's train split), term-frequency prior (* its accuracy uses the threshold best on the "
+            "test items: an upper bound)."
+        ),
         "",
         "## Summary",
         "",
     ]
     rows = summary_rows(results)
-    header = ["task", "n", "rule", "accuracy [95 % CI]", "AUPR [95 % CI]", "majority", "homology best", "homology vote",
-              "composition", "term freq.", "paper"]  # fmt: skip
-    keys = ["task", "n", "rule", "accuracy", "aupr", "majority", "homology", "homology_vote", "composition",
-            "term_frequency", "paper"]  # fmt: skip
+    header = [
+        "task",
+        "n",
+        "rule",
+        "accuracy [95 % CI]",
+        "AUPR [95 % CI]",
+        "majority",
+        "homology best",
+        "homology vote",
+        "composition",
+        "term freq.",
+        "paper",
+    ]
+    keys = [
+        "task",
+        "n",
+        "rule",
+        "accuracy",
+        "aupr",
+        "majority",
+        "homology",
+        "homology_vote",
+        "composition",
+        "term_frequency",
+        "paper",
+    ]
     lines.append(_md_table(header, [[r[k] for k in keys] for r in rows]))
     gen_rows = describe_rows(results)
     if gen_rows:
-        lines += ["", ("Generation tasks (greedy answers; BLEU-4 and ROUGE-L against the reference text; GO terms named "
-                  "in the answer, closed under the ontology, against the protein's true terms: mean precision / recall "
-                  "/ F1 per protein; baselines: the best decontaminated homolog's terms, the top-k identity-weighted "
-                  "vote (F-max), the naive term-frequency scores (F-max)):"), "",
-                  _md_table(["task", "n", "BLEU-4", "ROUGE-L", "GO P / R / F1", "homology best P / R / F1",
-                             "homology vote F-max", "naive F-max"], gen_rows)]  # fmt: skip
+        lines += [
+            "",
+            (
+                "Generation tasks (greedy answers; BLEU-4 and ROUGE-L against the reference text; GO terms named "
+                "in the answer, closed under the ontology, against the protein's true terms: mean precision / recall "
+                "/ F1 per protein; baselines: the best decontaminated homolog's terms, the top-k identity-weighted "
+                "vote (F-max), the naive term-frequency scores (F-max)):"
+            ),
+            "",
+            _md_table(
+                [
+                    "task",
+                    "n",
+                    "BLEU-4",
+                    "ROUGE-L",
+                    "GO P / R / F1",
+                    "homology best P / R / F1",
+                    "homology vote F-max",
+                    "naive F-max",
+                ],
+                gen_rows,
+            ),
+        ]
     design = design_rows(results)
     if design:
-        lines += ["", ("Design tasks (validity: the design command's checks; novelty: 1 - identity of the closest "
-                  "training protein, MMseqs2; diversity: 1 - mean pairwise identity among one request's designs; "
-                  "consistency: the closest training protein carries every requested GO term; describe: the model's "
-                  "own description of the sequence names them; 95 % Wilson intervals). Shuffled: each design's "
-                  "residues in random order; natural: the held-out protein the request was written from:"), "",
-                  _md_table(["task", "sequences", "validity", "novelty", "diversity", "consistency", "describe"],
-                            design)]  # fmt: skip
+        lines += [
+            "",
+            (
+                "Design tasks (validity: the design command's checks; novelty: 1 - identity of the closest "
+                "training protein, MMseqs2; diversity: 1 - mean pairwise identity among one request's designs; "
+                "consistency: the closest training protein carries every requested GO term; describe: the model's "
+                "own description of the sequence names them; 95 % Wilson intervals). Shuffled: each design's "
+                "residues in random order; natural: the held-out protein the request was written from:"
+            ),
+            "",
+            _md_table(["task", "sequences", "validity", "novelty", "diversity", "consistency", "describe"], design),
+        ]
     ranked = rank_rows(results)
     if ranked:
-        lines += ["", ("Ranking tasks (which of the candidate requests is the protein's own: each request in the model's "
-                  "design prompt, the protein's residues scored after it; mean log-probability is the paper's rule; "
-                  "right when the true request scores strictly highest; accuracy %, 95 % Wilson interval; homology: "
-                  "the closest decontaminated training protein's GO terms rank the candidates):"), "",
-                  _md_table(["task", "n", "mean log-prob (paper)", "sum log-prob", "chance", "homology", "paper"],
-                            ranked)]  # fmt: skip
+        lines += [
+            "",
+            (
+                "Ranking tasks (which of the candidate requests is the protein's own: each request in the model's "
+                "design prompt, the protein's residues scored after it; mean log-probability is the paper's rule; "
+                "right when the true request scores strictly highest; accuracy %, 95 % Wilson interval; homology: "
+                "the closest decontaminated training protein's GO terms rank the candidates):"
+            ),
+            "",
+            _md_table(["task", "n", "mean log-prob (paper)", "sum log-prob", "chance", "homology", "paper"], ranked),
+        ]
     if "overview" in images.get("_", {}):
         lines += ["", f"![overview]({images['_']['overview']})"]
     for name, t in results["tasks"].items():
@@ -319,7 +410,9 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
         res = t["task"]["resolved"]
         lines += _section_head(name, t)
         d = t["data"]["test"]
-        src = f"`{d.get('source')}`" + (f" (`{Path(d['file']).name}`, sha256 `{d['sha256'][:12]}`)" if d.get("sha256") else "")
+        src = f"`{d.get('source')}`" + (
+            f" (`{Path(d['file']).name}`, sha256 `{d['sha256'][:12]}`)" if d.get("sha256") else ""
+        )
         lines += [
             "",
             f"- items: {t['n']:,} of {d.get('items_in_source', t['n']):,} from {src}; classes "
@@ -331,17 +424,30 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
             lines.append("- held-out set: " + ", ".join(f"{k} {v}" for k, v in d["heldout"].items()))
         tr = t["data"].get("train")
         if tr:
-            lines.append(f"- train split for baselines: `{tr['source']}` ({tr['n']:,} items)" + (f"; {tr['note']}" if tr.get("note") else ""))
+            lines.append(
+                f"- train split for baselines: `{tr['source']}` ({tr['n']:,} items)"
+                + (f"; {tr['note']}" if tr.get("note") else "")
+            )
         lines.append(f"- prompt: `{res['prompt']}`; candidates: " + ", ".join(f"`{c!s}`" for c in res["candidates"]))
         c = t["cut"]
-        lines.append(f"- sequence cut: {c['rule']}. Items cut: {c['paper_cut']} by the task's rule, {c['context_cut']} to fit "
-                     "the model's context" + (f" (shortest kept {c['shortest_kept']} residues)" if c["shortest_kept"] else ""))
-        lines.append(f"- time: {t['seconds']}; prompts scored {t['prompts_scored']:,}, reused from another task {t['prompts_reused']:,}")
+        lines.append(
+            f"- sequence cut: {c['rule']}. Items cut: {c['paper_cut']} by the task's rule, {c['context_cut']} to fit "
+            "the model's context" + (f" (shortest kept {c['shortest_kept']} residues)" if c["shortest_kept"] else "")
+        )
+        lines.append(
+            f"- time: {t['seconds']}; prompts scored {t['prompts_scored']:,}, reused from another task {t['prompts_reused']:,}"
+        )
         rows2 = []
         for label, r in predictor_entries(t):
-            rows2.append([label, with_ci(r), with_ci(r, "aupr", "aupr_ci95") if "aupr" in r else "-",
-                          f"{r['calibration']['ece']:.3f}" if r.get("calibration") else "-",
-                          ", ".join(f"{k} {v}" for k, v in r["predicted"].items() if v)])  # fmt: skip
+            rows2.append(
+                [
+                    label,
+                    with_ci(r),
+                    with_ci(r, "aupr", "aupr_ci95") if "aupr" in r else "-",
+                    f"{r['calibration']['ece']:.3f}" if r.get("calibration") else "-",
+                    ", ".join(f"{k} {v}" for k, v in r["predicted"].items() if v),
+                ]
+            )
         for b, r in t["baselines"].items():
             extra = ""
             if "coverage" in r:
@@ -354,23 +460,46 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
                 extra = f"class {r['class']} (from {r['source']})"
             if b == "term_frequency":
                 extra = f"threshold {r['threshold']:g} proteins (chosen on the test items: upper bound)"
-            rows2.append([BASELINE_NAMES.get(b, b), with_ci(r), with_ci(r, "aupr", "aupr_ci95") if "aupr" in r else "-",
-                          "-", extra])  # fmt: skip
+            rows2.append(
+                [
+                    BASELINE_NAMES.get(b, b),
+                    with_ci(r),
+                    with_ci(r, "aupr", "aupr_ci95") if "aupr" in r else "-",
+                    "-",
+                    extra,
+                ]
+            )
         if t.get("paper"):
             rows2.append(["paper (reported)", ", ".join(f"{k} {v:g}" for k, v in t["paper"].items()), "-", "-", ""])
-        lines += ["", _md_table(["predictor", "accuracy [95 % CI]", "AUPR [95 % CI]", "ECE", "notes / predicted classes"], rows2)]
+        lines += [
+            "",
+            _md_table(["predictor", "accuracy [95 % CI]", "AUPR [95 % CI]", "ECE", "notes / predicted classes"], rows2),
+        ]
         if t["model"]["first_token"].get("ties"):
-            lines += ["", f"First-token ties: {t['model']['first_token']['ties']} items ({t['model']['first_token']['tie_note']})."]
+            lines += [
+                "",
+                f"First-token ties: {t['model']['first_token']['ties']} items ({t['model']['first_token']['tie_note']}).",
+            ]
         pc_rows = []
         for cls in res["classes"]:
             row = [cls, str(t["model"]["sum"]["per_class"][cls]["n"])]
             row += [with_ci(t["model"][rule]["per_class"][cls]) for rule in RULES]
-            row += [pct(t["baselines"][b]["per_class"][cls]["accuracy"]) if b in t["baselines"] else "-"
-                    for b in ("homology_best", "composition")]  # fmt: skip
+            row += [
+                pct(t["baselines"][b]["per_class"][cls]["accuracy"]) if b in t["baselines"] else "-"
+                for b in ("homology_best", "composition")
+            ]
             pc_rows.append(row)
-        lines += ["", "Per class (accuracy = recall of the true class, %):", "",
-                  _md_table(["class", "n", "first token", "full option", "homology best", "composition"], pc_rows)]  # fmt: skip
-        for kind, title in (("confusion", "confusion"), ("per_class", "per-class accuracy"), ("calibration", "calibration")):
+        lines += [
+            "",
+            "Per class (accuracy = recall of the true class, %):",
+            "",
+            _md_table(["class", "n", "first token", "full option", "homology best", "composition"], pc_rows),
+        ]
+        for kind, title in (
+            ("confusion", "confusion"),
+            ("per_class", "per-class accuracy"),
+            ("calibration", "calibration"),
+        ):
             if kind in images.get(name, {}):
                 lines += ["", f"![{name} {title}]({images[name][kind]})"]
     return "\n".join(lines) + "\n"
@@ -388,11 +517,19 @@ def describe_rows(results: dict[str, Any]) -> list[list[str]]:
         if "generated" not in t:
             continue
         g, b = t["generated"], t["baselines"]
-        rows.append([
-            name, f"{t['n']:,}", pct(g.get("bleu")), pct(g.get("rouge_l")), _prf(g.get("go")),
-            _prf(b.get("homology_best")) + (f" (cov. {pct(b['homology_best']['coverage'], 0)} %)" if "homology_best" in b else ""),
-            pct(b.get("homology_vote", {}).get("f_max")), pct(b.get("naive", {}).get("f_max")),
-        ])  # fmt: skip
+        rows.append(
+            [
+                name,
+                f"{t['n']:,}",
+                pct(g.get("bleu")),
+                pct(g.get("rouge_l")),
+                _prf(g.get("go")),
+                _prf(b.get("homology_best"))
+                + (f" (cov. {pct(b['homology_best']['coverage'], 0)} %)" if "homology_best" in b else ""),
+                pct(b.get("homology_vote", {}).get("f_max")),
+                pct(b.get("naive", {}).get("f_max")),
+            ]
+        )
     return rows
 
 
@@ -415,11 +552,17 @@ def design_rows(results: dict[str, Any]) -> list[list[str]]:
     for name, t in results["tasks"].items():
         for group, r in t.get("design", {}).items():
             div = r.get("diversity_within_request") or r.get("diversity_across") or {}
-            rows.append([
-                f"{name} ({group})", f"{r['sequences']:,}", _rate_cell(r.get("validity")),
-                pct(r.get("novelty", {}).get("novelty")), pct(div.get("diversity")),
-                _rate_cell(r.get("consistency"), "consistent_fraction"), _rate_cell(r.get("describe"), "consistent_fraction"),
-            ])  # fmt: skip
+            rows.append(
+                [
+                    f"{name} ({group})",
+                    f"{r['sequences']:,}",
+                    _rate_cell(r.get("validity")),
+                    pct(r.get("novelty", {}).get("novelty")),
+                    pct(div.get("diversity")),
+                    _rate_cell(r.get("consistency"), "consistent_fraction"),
+                    _rate_cell(r.get("describe"), "consistent_fraction"),
+                ]
+            )
     return rows
 
 
@@ -431,8 +574,17 @@ def rank_rows(results: dict[str, Any]) -> list[list[str]]:
             continue
         b = t.get("baselines", {})
         hom = with_ci(b["homology"]) + f" (cov. {pct(b['homology']['coverage'], 0)} %)" if "homology" in b else "-"
-        rows.append([name, f"{t['n']:,}", with_ci(t["ranking"]["mean"]), with_ci(t["ranking"]["sum"]),
-                     pct(b["chance"]["accuracy"]) if "chance" in b else "-", hom, paper_cell(t)])  # fmt: skip
+        rows.append(
+            [
+                name,
+                f"{t['n']:,}",
+                with_ci(t["ranking"]["mean"]),
+                with_ci(t["ranking"]["sum"]),
+                pct(b["chance"]["accuracy"]) if "chance" in b else "-",
+                hom,
+                paper_cell(t),
+            ]
+        )
     return rows
 
 
@@ -444,19 +596,33 @@ def _rank_section(name: str, t: dict[str, Any]) -> list[str]:
         "",
         f"- items: {t['n']:,} of {d.get('items_in_source', t['n']):,} from `{d.get('source')}`"
         + (f"; reading: {', '.join(f'{k} {v:,}' for k, v in d['reading'].items())}" if d.get("reading") else ""),
-        f"- prompt: `{res.get('prompt')}`" + (f"; request `{res['request']}`" if res.get("request") else "")
+        f"- prompt: `{res.get('prompt')}`"
+        + (f"; request `{res['request']}`" if res.get("request") else "")
         + (f"; descriptions `{res['descriptions']}`" if res.get("descriptions") else ""),
         f"- proteins cut to fit the context: {c.get('context_cut', 0)}"
         + (f" (shortest kept {c['shortest_kept']} residues)" if c.get("shortest_kept") else ""),
         f"- time: {t['seconds']}; prompts scored {t['prompts_scored']:,}",
         "",
     ]
-    rows = [[f"model, {RANK_RULES.get(r, r)}", with_ci(v), f"{v.get('mean_rank', float('nan')):.2f}",
-             f"{v.get('mrr', float('nan')):.3f}"] for r, v in t["ranking"].items()]  # fmt: skip
+    rows = [
+        [
+            f"model, {RANK_RULES.get(r, r)}",
+            with_ci(v),
+            f"{v.get('mean_rank', float('nan')):.2f}",
+            f"{v.get('mrr', float('nan')):.3f}",
+        ]
+        for r, v in t["ranking"].items()
+    ]
     for b, v in t.get("baselines", {}).items():
         extra = f" (coverage {pct(v['coverage'])} %)" if "coverage" in v else ""
-        rows.append([b + extra, with_ci(v), f"{v['mean_rank']:.2f}" if "mean_rank" in v else "-",
-                     f"{v['mrr']:.3f}" if "mrr" in v else "-"])  # fmt: skip
+        rows.append(
+            [
+                b + extra,
+                with_ci(v),
+                f"{v['mean_rank']:.2f}" if "mean_rank" in v else "-",
+                f"{v['mrr']:.3f}" if "mrr" in v else "-",
+            ]
+        )
     if t.get("paper"):
         rows.append(["paper (reported)", ", ".join(f"{k} {v:g}" for k, v in t["paper"].items()), "-", "-"])
     lines.append(_md_table(["predictor", "accuracy [95 % CI]", "mean rank of the true request", "MRR"], rows))
@@ -469,13 +635,19 @@ RANK_RULES = {"mean": "mean log-probability (paper)", "sum": "sum log-probabilit
 def _strategy_line(st: dict[str, Any] | None) -> list[str]:
     if not st:
         return []
-    line = (f"- strategy: {st['strategy']}, the best of {st['candidates_per_design']} candidates per design kept by the "
-            "model's own verification (mean log-prob gain of the design under its request over a neutral one)")
+    line = (
+        f"- strategy: {st['strategy']}, the best of {st['candidates_per_design']} candidates per design kept by the "
+        "model's own verification (mean log-prob gain of the design under its request over a neutral one)"
+    )
     if st.get("from_exemplar"):
-        line += (f"; {st['from_exemplar']} designs rewritten from a training protein carrying the request "
-                 f"(mean identity to it {pct(st['mean_identity_to_exemplar'])} %)")
+        line += (
+            f"; {st['from_exemplar']} designs rewritten from a training protein carrying the request "
+            f"(mean identity to it {pct(st['mean_identity_to_exemplar'])} %)"
+        )
     if st.get("requests_sampled_without_exemplar"):
-        line += f"; {st['requests_sampled_without_exemplar']} requests no training protein carries, sampled from the text"
+        line += (
+            f"; {st['requests_sampled_without_exemplar']} requests no training protein carries, sampled from the text"
+        )
     if st.get("mean_verification") is not None:
         line += f"; mean verification {st['mean_verification']:+.3f}"
     return [line]
@@ -487,28 +659,49 @@ def _design_section(name: str, t: dict[str, Any]) -> list[str]:
     lines = _section_head(name, t)
     lines += [
         "",
-        (f"- requests: {t['n']:,} from `{d.get('source')}`, {t['designs']:,} designs ({t['requests_skipped']} "
-         "requests too long for the model's context left out)"),
+        (
+            f"- requests: {t['n']:,} from `{d.get('source')}`, {t['designs']:,} designs ({t['requests_skipped']} "
+            "requests too long for the model's context left out)"
+        ),
         f"- sampling: {res.get('sampling')}",
         *_strategy_line(t.get("design", {}).get("model", {}).get("strategy")),
         f"- time: {t['seconds']}",
         "",
-        _md_table(["sequences", "n", "mean length", "validity", "novel (< 70 % identity)", "diversity within / across",
-                   "consistency (mean recall)", "describe (mean recall)"],
-                  [[g, f"{r['sequences']:,}", f"{r['mean_length']:.0f}", _rate_cell(r.get("validity")),
+        _md_table(
+            [
+                "sequences",
+                "n",
+                "mean length",
+                "validity",
+                "novel (< 70 % identity)",
+                "diversity within / across",
+                "consistency (mean recall)",
+                "describe (mean recall)",
+            ],
+            [
+                [
+                    g,
+                    f"{r['sequences']:,}",
+                    f"{r['mean_length']:.0f}",
+                    _rate_cell(r.get("validity")),
                     pct(r.get("novelty", {}).get("novel_fraction")),
                     f"{pct(r.get('diversity_within_request', {}).get('diversity'))} / {pct(r.get('diversity_across', {}).get('diversity'))}",
                     f"{_rate_cell(r.get('consistency'), 'consistent_fraction')} ({pct(r.get('consistency', {}).get('mean_recall'))})",
-                    f"{_rate_cell(r.get('describe'), 'consistent_fraction')} ({pct(r.get('describe', {}).get('mean_recall'))})"]
-                   for g, r in t["design"].items()]),
+                    f"{_rate_cell(r.get('describe'), 'consistent_fraction')} ({pct(r.get('describe', {}).get('mean_recall'))})",
+                ]
+                for g, r in t["design"].items()
+            ],
+        ),
         "",
         "Examples (request / design / closest training protein):",
         "",
-    ]  # fmt: skip
+    ]
     for ex in t.get("examples", []):
-        lines.append(f"- {ex['request']!r}: `{ex['sequence'][:60]}{'...' if len(ex['sequence']) > 60 else ''}` "
-                     f"({len(ex['sequence'])} aa) / {ex['closest'] or 'no hit'}"
-                     + (f" at {ex['identity']:.2f}" if ex.get("identity") is not None else ""))  # fmt: skip
+        lines.append(
+            f"- {ex['request']!r}: `{ex['sequence'][:60]}{'...' if len(ex['sequence']) > 60 else ''}` "
+            f"({len(ex['sequence'])} aa) / {ex['closest'] or 'no hit'}"
+            + (f" at {ex['identity']:.2f}" if ex.get("identity") is not None else "")
+        )
     return lines
 
 
@@ -521,12 +714,38 @@ def _verified_go_lines(t: dict[str, Any]) -> list[str]:
     for a, r in aspects.items():
         s, v, n = r["system"], r["homology_vote"], r["naive"]
         at = s.get("at_validation_threshold", {})
-        rows.append([a, str(s.get("proteins", "-")), pct(s["f_max"]), pct(v["f_max"]), pct(n["f_max"]),
-                     pct(s.get("aupr_pooled")), pct(v.get("aupr_pooled")),
-                     f"{pct(at.get('f1'))} (t = {at.get('threshold')})", f"{r['verified_by_model']:,} of {r['pairs']:,}"])
-    return ["", "GO terms, verified and ranked (CAFA F-max %, pooled AUPR %; the system's threshold fit on validation):", "",
-            _md_table(["aspect", "proteins", "system F-max", "homology vote F-max", "naive F-max", "system AUPR",
-                       "vote AUPR", "system F1 at its validation threshold", "pairs verified by the model"], rows)]
+        rows.append(
+            [
+                a,
+                str(s.get("proteins", "-")),
+                pct(s["f_max"]),
+                pct(v["f_max"]),
+                pct(n["f_max"]),
+                pct(s.get("aupr_pooled")),
+                pct(v.get("aupr_pooled")),
+                f"{pct(at.get('f1'))} (t = {at.get('threshold')})",
+                f"{r['verified_by_model']:,} of {r['pairs']:,}",
+            ]
+        )
+    return [
+        "",
+        "GO terms, verified and ranked (CAFA F-max %, pooled AUPR %; the system's threshold fit on validation):",
+        "",
+        _md_table(
+            [
+                "aspect",
+                "proteins",
+                "system F-max",
+                "homology vote F-max",
+                "naive F-max",
+                "system AUPR",
+                "vote AUPR",
+                "system F1 at its validation threshold",
+                "pairs verified by the model",
+            ],
+            rows,
+        ),
+    ]
 
 
 def _describe_section(name: str, t: dict[str, Any]) -> list[str]:
@@ -536,9 +755,12 @@ def _describe_section(name: str, t: dict[str, Any]) -> list[str]:
     lines += _verified_go_lines(t)
     lines += [
         "",
-        f"- items: {t['n']:,} from `{d.get('source')}`" + (f"; held-out set: {d['heldout']}" if d.get("heldout") else ""),
-        (f"- prompt: `{res['prompt']}`; greedy, at most {res.get('max_new_tokens')} new tokens; GO aspect "
-        f"{res.get('go_aspect') or 'all'}"),
+        f"- items: {t['n']:,} from `{d.get('source')}`"
+        + (f"; held-out set: {d['heldout']}" if d.get("heldout") else ""),
+        (
+            f"- prompt: `{res['prompt']}`; greedy, at most {res.get('max_new_tokens')} new tokens; GO aspect "
+            f"{res.get('go_aspect') or 'all'}"
+        ),
         f"- sequence cut: {t['cut']['rule']}",
         f"- time: {t['seconds']}",
         "",
@@ -564,7 +786,11 @@ def write_report(results: dict[str, Any], out_dir: str | Path, *, plots: bool = 
             if "model" not in t:
                 continue
             images[name] = {}
-            for kind, fn in (("confusion", plot_confusion), ("per_class", plot_per_class), ("calibration", plot_calibration)):
+            for kind, fn in (
+                ("confusion", plot_confusion),
+                ("per_class", plot_per_class),
+                ("calibration", plot_calibration),
+            ):
                 fn(t, fig_dir / f"{name}_{kind}.png")
                 images[name][kind] = f"plots/{name}_{kind}.png"
     path = out / "report.md"

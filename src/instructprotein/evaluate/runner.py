@@ -81,9 +81,15 @@ def _prompt(spec: TaskSpec, item: Item, sequence: str, context: str | None) -> s
 
 
 def build_prompts(
-    spec: TaskSpec, items: Sequence[Item], tokenizer: Any, context_len: int, longest_candidate: int,
-    contexts: Sequence[str | None] | None = None, *, max_residues: int | None = None,
-) -> tuple[list[list[int]], list[str], dict[str, Any], list[str]]:  # fmt: skip
+    spec: TaskSpec,
+    items: Sequence[Item],
+    tokenizer: Any,
+    context_len: int,
+    longest_candidate: int,
+    contexts: Sequence[str | None] | None = None,
+    *,
+    max_residues: int | None = None,
+) -> tuple[list[list[int]], list[str], dict[str, Any], list[str]]:
     """Token ids of every item's prompt, the sequence each read, counts, and the prompts' text.
 
     1. the task's rule (the paper's: above ``cut.above`` residues keep the last ``cut.keep``),
@@ -117,8 +123,16 @@ def build_prompts(
     def measure(item: Item) -> Any:
         return lambda p: len(tokenizer.encode(_prompt(spec, item, p.protein or "", p.evidence)))
 
-    fitted = [fit(Prompt(s, "", evidence=c), measure(i), context_len=context_len, answer_tokens=longest_candidate,
-                  tokens=len(n)) for i, s, c, n in zip(items, seqs, ctxs, ids)]  # fmt: skip
+    fitted = [
+        fit(
+            Prompt(s, "", evidence=c),
+            measure(i),
+            context_len=context_len,
+            answer_tokens=longest_candidate,
+            tokens=len(n),
+        )
+        for i, s, c, n in zip(items, seqs, ctxs, ids)
+    ]
     for item, f in zip(items, fitted):
         if not f.fits:
             extra = f.tokens - f.residues
@@ -136,9 +150,11 @@ def build_prompts(
         for n, e in zip(redo, tokenizer.encode_batch([texts[n] for n in redo], add_bos=True)):
             ids[n] = e.input_ids
     rule = f"above {spec.cut_above} residues keep the last {spec.keep}" if spec.cut_above else "no cut"
-    rule += (f"; a prompt over {context_len - room} tokens (the model reads {context_len}, {room} kept for the "
-             "answer) has its protein cut to fit: the first three quarters and the last quarter, joined by one X, "
-             "as in training")  # fmt: skip
+    rule += (
+        f"; a prompt over {context_len - room} tokens (the model reads {context_len}, {room} kept for the "
+        "answer) has its protein cut to fit: the first three quarters and the last quarter, joined by one X, "
+        "as in training"
+    )
     kept = [f.residues for f in fitted if f.protein_cut]
     if max_residues is not None:
         rule += f"; before that the model's own cut to {max_residues} residues, the length it was tuned on"
@@ -226,10 +242,25 @@ def evaluate(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _evaluate(model_path, tasks, out_dir=out_dir, limit=limit, kg=kg, decontamination_dir=decontamination_dir,
-                         instructions_dir=instructions_dir, seed=seed, max_identity=max_identity, homology=homology,
-                         sensitivity=sensitivity, max_seqs=max_seqs, retrieval=retrieval, device=device,
-                         max_rows=max_rows, plots=plots, progress=progress)  # fmt: skip
+        return _evaluate(
+            model_path,
+            tasks,
+            out_dir=out_dir,
+            limit=limit,
+            kg=kg,
+            decontamination_dir=decontamination_dir,
+            instructions_dir=instructions_dir,
+            seed=seed,
+            max_identity=max_identity,
+            homology=homology,
+            sensitivity=sensitivity,
+            max_seqs=max_seqs,
+            retrieval=retrieval,
+            device=device,
+            max_rows=max_rows,
+            plots=plots,
+            progress=progress,
+        )
     finally:
         torch.set_num_threads(before)
 
@@ -291,10 +322,12 @@ def _evaluate(
         same = kg_obj is not None and dec.parameters.get("kg_content_hash") == kg_obj.meta.get("content_hash")
         removed = dec.excluded if same else frozenset()
         decon_info = {
-            "dir": str(Path(decontamination_dir).resolve()), "min_identity": decon_identity,
-            "min_coverage": dec.parameters.get("min_coverage"), "removed": len(dec.removed),
+            "dir": str(Path(decontamination_dir).resolve()),
+            "min_identity": decon_identity,
+            "min_coverage": dec.parameters.get("min_coverage"),
+            "removed": len(dec.removed),
             "applies_to_homology_graph": bool(same),
-        }  # fmt: skip
+        }
     if max_identity is None:
         max_identity = decon_identity or (heldout.min_identity if heldout else None) or DEFAULT_MAX_IDENTITY
 
@@ -313,8 +346,11 @@ def _evaluate(
     twins: dict[str, TaskSpec] = {}
     if retrieval:
         for spec in specs:
-            if spec.combine is not None and spec.homology is not None and spec.combine.kind not in {
-                    t.combine.kind for t in twins.values() if t.combine}:  # fmt: skip
+            if (
+                spec.combine is not None
+                and spec.homology is not None
+                and spec.combine.kind not in {t.combine.kind for t in twins.values() if t.combine}
+            ):
                 twins[sysm.VALID_PREFIX + spec.combine.kind] = spec
 
     # -- the model -----------------------------------------------------------------------------------------
@@ -363,47 +399,69 @@ def _evaluate(
     settings = {"top_k": 20, "sensitivity": sensitivity, "max_seqs": max_seqs, "evalue": 1e-3}
     sides: dict[str, _HomologySide] = {}
     homology_info: dict[str, Any] = {"enabled": bool(homology), "max_identity": max_identity, **settings}
-    need_side = {s.name: ("heldout" if s.test.heldout else "benchmark") for s in all_specs
-                 if (homology and s.homology is not None) or retrieval or s.term_frequency or s.kind == "design"}  # fmt: skip
-    searching = {s.name for s in all_specs
-                 if ((homology and s.homology is not None) or retrieval) and s.kind != "design"}  # fmt: skip
+    need_side = {
+        s.name: ("heldout" if s.test.heldout else "benchmark")
+        for s in all_specs
+        if (homology and s.homology is not None) or retrieval or s.term_frequency or s.kind == "design"
+    }
+    searching = {
+        s.name for s in all_specs if ((homology and s.homology is not None) or retrieval) and s.kind != "design"
+    }
     if need_side:
         not_train = heldout.not_train() if heldout is not None else frozenset()
         if "benchmark" in need_side.values():
             if kg_obj is None:
                 raise InputError("homology transfer needs a knowledge graph (give kg=... or instructions_dir=...)")
-            same_as_split = heldout is not None and kg_obj.meta.get("content_hash") == heldout.kg.meta.get("content_hash")
+            same_as_split = heldout is not None and kg_obj.meta.get("content_hash") == heldout.kg.meta.get(
+                "content_hash"
+            )
             exclude = removed | (not_train if same_as_split else frozenset())
             sides["benchmark"] = _HomologySide(kg_obj, exclude, max_identity, settings)
             homology_info["benchmark_graph"] = {
-                "kg": str(kg_obj.path), "content_hash": kg_obj.meta.get("content_hash"),
-                "excluded_decontaminated": len(removed), "excluded_not_in_train_split": len(not_train) if same_as_split else 0,
+                "kg": str(kg_obj.path),
+                "content_hash": kg_obj.meta.get("content_hash"),
+                "excluded_decontaminated": len(removed),
+                "excluded_not_in_train_split": len(not_train) if same_as_split else 0,
                 "proteins": kg_obj.count("protein"),
-            }  # fmt: skip
+            }
         if "heldout" in need_side.values():
             assert heldout is not None
             shared = sides.get("benchmark")  # the same graph: one index, one search, each side's exclusions after
-            same_graph = shared is not None and shared.kg.meta.get("content_hash") == heldout.kg.meta.get("content_hash")
-            sides["heldout"] = _HomologySide(heldout.kg, not_train | removed, max_identity, settings,
-                                             shared.index if same_graph else None)  # fmt: skip
+            same_graph = shared is not None and shared.kg.meta.get("content_hash") == heldout.kg.meta.get(
+                "content_hash"
+            )
+            sides["heldout"] = _HomologySide(
+                heldout.kg, not_train | removed, max_identity, settings, shared.index if same_graph else None
+            )
             homology_info["heldout_graph"] = {
-                "kg": str(heldout.kg.path), "content_hash": heldout.kg.meta.get("content_hash"),
-                "excluded_not_in_train_split": len(not_train), "proteins": heldout.kg.count("protein"),
+                "kg": str(heldout.kg.path),
+                "content_hash": heldout.kg.meta.get("content_hash"),
+                "excluded_not_in_train_split": len(not_train),
+                "proteins": heldout.kg.count("protein"),
                 "train_proteins": len(heldout.train_accessions()),
-            }  # fmt: skip
-        wanted = {key: [i.sequence for n, where in need_side.items() if where == key and n in searching
-                        for i in data[n].items] for key in sides}  # fmt: skip
+            }
+        wanted = {
+            key: [
+                i.sequence for n, where in need_side.items() if where == key and n in searching for i in data[n].items
+            ]
+            for key in sides
+        }
         if "benchmark" in sides and decontamination_dir is not None and decon_info.get("applies_to_homology_graph"):
             homology_info["reused_decontamination_hits"] = _reuse_decontamination_hits(
-                sides["benchmark"], decontamination_dir, dec.parameters, wanted["benchmark"], settings)
+                sides["benchmark"], decontamination_dir, dec.parameters, wanted["benchmark"], settings
+            )
         if len(sides) == 2 and sides["benchmark"].index is sides["heldout"].index:
             # one MMseqs2 run for both: the index keeps raw hits per sequence, each side filters its own
             everything = sorted(set(wanted["benchmark"] + wanted["heldout"]))
             if everything:
                 with progress.step(f"homology search ({len(everything):,} sequences, both sides)"):
                     t0 = time.perf_counter()
-                    sides["benchmark"].index.search({str(i): q for i, q in enumerate(everything)}, top_k=1,
-                                                    sensitivity=settings["sensitivity"], max_seqs=settings["max_seqs"])
+                    sides["benchmark"].index.search(
+                        {str(i): q for i, q in enumerate(everything)},
+                        top_k=1,
+                        sensitivity=settings["sensitivity"],
+                        max_seqs=settings["max_seqs"],
+                    )
                     homology_info["search_seconds"] = round(time.perf_counter() - t0, 1)
         for key, side in sides.items():
             if not wanted[key]:
@@ -418,22 +476,41 @@ def _evaluate(
         if spec.kind == "describe" and spec in fit_specs:  # a validation twin is only verified, not described
             continue
         t0 = time.perf_counter()
-        prepared[spec.name] = _prepare(spec, data[spec.name], tokenizer, ctx_len,
-                                       sides.get(need_side.get(spec.name, "")), retrieval,
-                                       max_residues=most)  # fmt: skip
+        prepared[spec.name] = _prepare(
+            spec,
+            data[spec.name],
+            tokenizer,
+            ctx_len,
+            sides.get(need_side.get(spec.name, "")),
+            retrieval,
+            max_residues=most,
+        )
         if retrieval and spec.kind == "choice":  # what the sequence alone gives: the same prompts, no evidence
-            prepared[spec.name + ALONE] = _prepare(spec, data[spec.name], tokenizer, ctx_len, None, False,
-                                                   max_residues=most)  # fmt: skip
+            prepared[spec.name + ALONE] = _prepare(
+                spec, data[spec.name], tokenizer, ctx_len, None, False, max_residues=most
+            )
         prepared[spec.name]["seconds"]["prompts"] = round(time.perf_counter() - t0, 2)
     verify_meta: dict[str, Any] = {}
     for spec in all_specs:  # describe's GO terms: every candidate verified as a yes/no question
         side = sides.get(need_side.get(spec.name, ""))
-        if retrieval and spec.kind == "describe" and spec.combine is not None and side is not None and "go" in spec.metrics:
-            verify_meta[spec.name] = _prepare_verification(spec, data[spec.name].items, side, tokenizer, ctx_len, most,
-                                                           prepared)  # fmt: skip
+        if (
+            retrieval
+            and spec.kind == "describe"
+            and spec.combine is not None
+            and side is not None
+            and "go" in spec.metrics
+        ):
+            verify_meta[spec.name] = _prepare_verification(
+                spec, data[spec.name].items, side, tokenizer, ctx_len, most, prepared
+            )
     _score_all(model, prepared, max_rows, progress)
-    combination = _fit_combination(fit_specs, data, prepared, sides, need_side, stored, want, mpath,
-                                   combination_info, progress, verify_meta) if kinds else None  # fmt: skip
+    combination = (
+        _fit_combination(
+            fit_specs, data, prepared, sides, need_side, stored, want, mpath, combination_info, progress, verify_meta
+        )
+        if kinds
+        else None
+    )
     for spec in specs:
         if spec.kind == "describe":
             _generate(spec, model, tokenizer, prepared[spec.name], progress)
@@ -441,8 +518,16 @@ def _evaluate(
             from instructprotein.evaluate.design import generate_designs
 
             kg_terms = heldout.kg if (spec.test.heldout and heldout is not None) else kg_obj
-            generate_designs(spec, model, tokenizer, data[spec.name].items, kg_terms, prepared[spec.name], progress,
-                             side=sides.get(need_side.get(spec.name, "")))
+            generate_designs(
+                spec,
+                model,
+                tokenizer,
+                data[spec.name].items,
+                kg_terms,
+                prepared[spec.name],
+                progress,
+                side=sides.get(need_side.get(spec.name, "")),
+            )
         if spec.kind == "rank":
             from instructprotein.evaluate.rank import score_rank
 
@@ -460,10 +545,16 @@ def _evaluate(
                 from instructprotein.evaluate.describe import finish_describe
 
                 kg_terms = heldout.kg if (spec.test.heldout and heldout is not None) else kg_obj
-                verified = _describe_system(spec, data[spec.name].items, verify_meta.get(spec.name), prepared,
-                                            combination, side) if spec.name in verify_meta else None  # fmt: skip
-                res = finish_describe(spec, data[spec.name], prepared[spec.name], side, kg_terms, homology, pred_dir,
-                                      verified=verified)  # fmt: skip
+                verified = (
+                    _describe_system(
+                        spec, data[spec.name].items, verify_meta.get(spec.name), prepared, combination, side
+                    )
+                    if spec.name in verify_meta
+                    else None
+                )
+                res = finish_describe(
+                    spec, data[spec.name], prepared[spec.name], side, kg_terms, homology, pred_dir, verified=verified
+                )
             elif spec.kind == "design":
                 from instructprotein.evaluate.design import finish_design
 
@@ -473,8 +564,17 @@ def _evaluate(
 
                 res = finish_rank(spec, data[spec.name], prepared[spec.name], side, seed, pred_dir)
             else:
-                res = _finish(spec, data[spec.name], prepared[spec.name], side, homology, seed, pred_dir,
-                              alone=prepared.get(spec.name + ALONE), combination=combination)  # fmt: skip
+                res = _finish(
+                    spec,
+                    data[spec.name],
+                    prepared[spec.name],
+                    side,
+                    homology,
+                    seed,
+                    pred_dir,
+                    alone=prepared.get(spec.name + ALONE),
+                    combination=combination,
+                )
         res["seconds"]["baselines_and_metrics"] = round(time.perf_counter() - t0, 2)
         res["seconds"]["total"] = round(sum(v for k, v in res["seconds"].items() if k != "total"), 2)
         results[spec.name] = res
@@ -487,7 +587,9 @@ def _evaluate(
         "limit": limit,
         "retrieval": retrieval,
         "versions": versions(),
-        "knowledge_graph": {"path": str(kg_obj.path), "content_hash": kg_obj.meta.get("content_hash")} if kg_obj else None,
+        "knowledge_graph": {"path": str(kg_obj.path), "content_hash": kg_obj.meta.get("content_hash")}
+        if kg_obj
+        else None,
         "instructions_dir": str(Path(instructions_dir).resolve()) if instructions_dir else None,
         "decontamination": decon_info,
         "homology": homology_info,
@@ -505,7 +607,12 @@ def _evaluate(
 
 
 def _prepare(
-    spec: TaskSpec, td: TaskData, tokenizer: Any, ctx_len: int, side: _HomologySide | None, retrieval: bool,
+    spec: TaskSpec,
+    td: TaskData,
+    tokenizer: Any,
+    ctx_len: int,
+    side: _HomologySide | None,
+    retrieval: bool,
     max_residues: int | None = None,
 ) -> dict[str, Any]:
     """Prompts (token ids), candidates and grouping keys of a task's items."""
@@ -524,18 +631,29 @@ def _prepare(
     if retrieval:
         assert side is not None
         contexts = evidence_blocks(spec, items, side, top_k=RETRIEVAL_TOP_K)
-    prompt_ids, seqs_read, cut_info, texts = build_prompts(spec, items, tokenizer, ctx_len, longest, contexts,
-                                                           max_residues=max_residues)
+    prompt_ids, seqs_read, cut_info, texts = build_prompts(
+        spec, items, tokenizer, ctx_len, longest, contexts, max_residues=max_residues
+    )
     if contexts is not None:
         contexts = cut_info.pop("evidence")  # the blocks the prompts kept
     else:
         cut_info.pop("evidence")
     if spec.kind == "describe":
         return {"texts": texts, "read": seqs_read, "cut": cut_info, "keys": [], "seconds": {}, "contexts": contexts}
-    keys = [hashlib.blake2b(np.asarray(p, dtype=np.int64).tobytes() + repr(cands).encode(), digest_size=16).digest()
-            for p in prompt_ids]  # fmt: skip
-    return {"candidates": cands, "candidate_ids": cand_ids, "prompt_ids": prompt_ids, "read": seqs_read,
-            "keys": keys, "cut": cut_info, "seconds": {}, "contexts": contexts}  # fmt: skip
+    keys = [
+        hashlib.blake2b(np.asarray(p, dtype=np.int64).tobytes() + repr(cands).encode(), digest_size=16).digest()
+        for p in prompt_ids
+    ]
+    return {
+        "candidates": cands,
+        "candidate_ids": cand_ids,
+        "prompt_ids": prompt_ids,
+        "read": seqs_read,
+        "keys": keys,
+        "cut": cut_info,
+        "seconds": {},
+        "contexts": contexts,
+    }
 
 
 def _score_all(model: Any, prepared: dict[str, dict[str, Any]], max_rows: int, progress: Progress) -> None:
@@ -572,16 +690,18 @@ def _score_all(model: Any, prepared: dict[str, dict[str, Any]], max_rows: int, p
                 prepared[task]["seconds"]["model"] += seconds * len(cand_ids[m]) / rows
             bar.advance(len(members))
 
-        scored = score_token_groups(model, prompt_ids, cand_ids, groups, ids=ids, candidates=names,
-                                    max_rows=max_rows, on_group=charge)  # fmt: skip
+        scored = score_token_groups(
+            model, prompt_ids, cand_ids, groups, ids=ids, candidates=names, max_rows=max_rows, on_group=charge
+        )
     by_key = {k: s for (k, _), s in zip(order, scored)}
     for p in prepared.values():
         p["scores"] = [by_key[k] for k in p["keys"]]
         p["seconds"]["model"] = round(p["seconds"]["model"], 2)
 
 
-def _generate(spec: TaskSpec, model: Any, tokenizer: Any, prep: dict[str, Any], progress: Progress,
-              batch: int = 8) -> None:  # fmt: skip
+def _generate(
+    spec: TaskSpec, model: Any, tokenizer: Any, prep: dict[str, Any], progress: Progress, batch: int = 8
+) -> None:
     """Greedy answers of a describe task (batched, left-padded), into ``prep["answers"]``."""
     from instructprotein.infer.generate import generate_answers
 
@@ -600,9 +720,17 @@ def _generate(spec: TaskSpec, model: Any, tokenizer: Any, prep: dict[str, Any], 
 
 
 def _finish(
-    spec: TaskSpec, td: TaskData, prep: dict[str, Any], side: _HomologySide | None, homology: bool, seed: int,
-    pred_dir: Path, *, alone: dict[str, Any] | None = None, combination: Any = None,
-) -> dict[str, Any]:  # fmt: skip
+    spec: TaskSpec,
+    td: TaskData,
+    prep: dict[str, Any],
+    side: _HomologySide | None,
+    homology: bool,
+    seed: int,
+    pred_dir: Path,
+    *,
+    alone: dict[str, Any] | None = None,
+    combination: Any = None,
+) -> dict[str, Any]:
     from instructprotein.evaluate.system import class_probabilities, system_probabilities
 
     items = td.items
@@ -654,12 +782,15 @@ def _finish(
         base["majority"] = r
     baseline_preds: dict[str, list[str]] = {}
     if spec.composition and td.train:
-        key = hashlib.blake2b(repr(([i.sequence for i in td.train], [i.label for i in td.train], spec.classes, seed))
-                              .encode(), digest_size=16).digest()  # fmt: skip
+        key = hashlib.blake2b(
+            repr(([i.sequence for i in td.train], [i.label for i in td.train], spec.classes, seed)).encode(),
+            digest_size=16,
+        ).digest()
         if key not in _COMPOSITION:
             _COMPOSITION.clear()  # one at a time: tasks sharing a train split come in a row
-            _COMPOSITION[key] = CompositionModel([i.sequence for i in td.train], [i.label for i in td.train],
-                                                 spec.classes, seed=seed)  # fmt: skip
+            _COMPOSITION[key] = CompositionModel(
+                [i.sequence for i in td.train], [i.label for i in td.train], spec.classes, seed=seed
+            )
         comp = _COMPOSITION[key]
         pred, probs = comp.predict([i.sequence for i in items])
         r = summarise(spec, true, pred, probs, seed=seed)
@@ -674,12 +805,15 @@ def _finish(
         acc, thr = stats.best_threshold_accuracy(freq, y)
         lo, hi = stats.wilson(round(acc * len(items)), len(items))
         base["term_frequency"] = {
-            "accuracy": acc, "ci95": [lo, hi], "n": len(items), "threshold": thr,
+            "accuracy": acc,
+            "ci95": [lo, hi],
+            "n": len(items),
+            "threshold": thr,
             "threshold_note": "threshold chosen on the test items themselves (an upper bound)",
             "aupr": stats.average_precision(freq, y),
             "aupr_ci95": list(stats.bootstrap_average_precision(freq, y, seed=seed)),
             "excluded_proteins": len(side.exclude),
-        }  # fmt: skip
+        }
     if homology and spec.homology is not None and side is not None:
         h = _homology_baseline(spec, items, side, fallback)
         covered = np.array(h["covered"], dtype=bool)
@@ -713,7 +847,10 @@ def _finish(
             if rule not in per_item:
                 continue
             pred, probs = per_item[rule]
-            row[rule] = {"prediction": pred[n], "probabilities": {c: round(float(p), 5) for c, p in zip(spec.classes, probs[n])}}
+            row[rule] = {
+                "prediction": pred[n],
+                "probabilities": {c: round(float(p), 5) for c, p in zip(spec.classes, probs[n])},
+            }
         for k, v in baseline_preds.items():
             row[k] = v[n]
         rows.append(row)

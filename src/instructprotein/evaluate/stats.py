@@ -146,13 +146,19 @@ def calibration(confidence: Sequence[float], correct: Sequence[bool], bins: int 
         mask = which == b
         n = int(mask.sum())
         if n == 0:
-            rows.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": 0, "confidence": None, "accuracy": None})
+            rows.append(
+                {"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": 0, "confidence": None, "accuracy": None}
+            )
             continue
         conf, acc = float(c[mask].mean()), float(k[mask].mean())
         ece += n * abs(acc - conf)
         rows.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": n, "confidence": conf, "accuracy": acc})
     total = len(c)
-    return {"bins": rows, "ece": ece / total if total else float("nan"), "mean_confidence": float(c.mean()) if total else float("nan")}
+    return {
+        "bins": rows,
+        "ece": ece / total if total else float("nan"),
+        "mean_confidence": float(c.mean()) if total else float("nan"),
+    }
 
 
 def best_threshold_accuracy(scores: Sequence[float], labels: Sequence[bool]) -> tuple[float, float]:

@@ -47,9 +47,16 @@ def validation_spec(spec: TaskSpec) -> TaskSpec:
     if spec.format == "go_pairs":
         labels = dict(spec.labels or {})
     return dataclasses.replace(
-        spec, name=VALID_PREFIX + spec.combine.kind, test=spec.combine.validation, train=None, labels=labels,
-        majority=False, composition=False, term_frequency=False, paper={},
-    )  # fmt: skip
+        spec,
+        name=VALID_PREFIX + spec.combine.kind,
+        test=spec.combine.validation,
+        train=None,
+        labels=labels,
+        majority=False,
+        composition=False,
+        term_frequency=False,
+        paper={},
+    )
 
 
 def stored_kinds(spec: TaskSpec) -> set[str]:
@@ -82,8 +89,9 @@ def usable(stored: Combination | None, kinds: set[str], want: dict[str, Any]) ->
     return all(got.get(k) == v for k, v in want.items() if v is not None)
 
 
-def fit_kind(spec: TaskSpec, labels: Sequence[str], model: np.ndarray, alone: np.ndarray | None,
-             evidence: Sequence[Evidence]) -> KindWeights:  # fmt: skip
+def fit_kind(
+    spec: TaskSpec, labels: Sequence[str], model: np.ndarray, alone: np.ndarray | None, evidence: Sequence[Evidence]
+) -> KindWeights:
     """One kind's weights from its validation twin's scored items."""
     assert spec.combine is not None and spec.homology is not None
     questions = [(model[i], None if alone is None else alone[i], evidence[i], labels[i]) for i in range(len(labels))]
@@ -92,13 +100,20 @@ def fit_kind(spec: TaskSpec, labels: Sequence[str], model: np.ndarray, alone: np
     return kw
 
 
-def system_probabilities(weights: KindWeights, spec: TaskSpec, model: np.ndarray, alone: np.ndarray | None,
-                         evidence: Sequence[Evidence]) -> np.ndarray:  # fmt: skip
+def system_probabilities(
+    weights: KindWeights, spec: TaskSpec, model: np.ndarray, alone: np.ndarray | None, evidence: Sequence[Evidence]
+) -> np.ndarray:
     """Items x classes: the combined distribution of every item."""
-    return np.stack([
-        weights.probabilities(model[i], None if alone is None else alone[i], evidence[i], spec.classes)
-        for i in range(len(evidence))
-    ]) if len(evidence) else np.zeros((0, len(spec.classes)))  # fmt: skip
+    return (
+        np.stack(
+            [
+                weights.probabilities(model[i], None if alone is None else alone[i], evidence[i], spec.classes)
+                for i in range(len(evidence))
+            ]
+        )
+        if len(evidence)
+        else np.zeros((0, len(spec.classes)))
+    )
 
 
 ALONE = "#alone"
@@ -106,10 +121,18 @@ ALONE = "#alone"
 
 
 def _fit_combination(
-    fit_specs: Sequence[TaskSpec], data: dict[str, TaskData], prepared: dict[str, dict[str, Any]],
-    sides: dict[str, _HomologySide], need_side: dict[str, str], stored: Any, want: dict[str, Any], model_dir: Path,
-    info: dict[str, Any], progress: Progress, verify_meta: dict[str, Any] | None = None,
-) -> Any:  # fmt: skip
+    fit_specs: Sequence[TaskSpec],
+    data: dict[str, TaskData],
+    prepared: dict[str, dict[str, Any]],
+    sides: dict[str, _HomologySide],
+    need_side: dict[str, str],
+    stored: Any,
+    want: dict[str, Any],
+    model_dir: Path,
+    info: dict[str, Any],
+    progress: Progress,
+    verify_meta: dict[str, Any] | None = None,
+) -> Any:
     """Fit every kind on its validation twin (or keep the stored fit) and store it in the model folder."""
     from instructprotein.errors import InputError as _InputError
     from instructprotein.evaluate.system import class_probabilities, fit_kind
@@ -118,8 +141,9 @@ def _fit_combination(
     if not fit_specs:
         return stored
     combination = Combination({}, {"fingerprint": want})
-    with progress.step(f"fit the system's combination ({len(fit_specs)} kinds, validation split)",
-                       total=len(fit_specs)) as bar:  # fmt: skip
+    with progress.step(
+        f"fit the system's combination ({len(fit_specs)} kinds, validation split)", total=len(fit_specs)
+    ) as bar:
         for vs in fit_specs:
             assert vs.combine is not None
             prep, side = prepared.get(vs.name), sides.get(need_side.get(vs.name, ""))
@@ -155,9 +179,14 @@ def _fit_combination(
 
 
 def _prepare_verification(
-    spec: TaskSpec, items: Sequence[Item], side: _HomologySide, tokenizer: Any, ctx_len: int, most: int | None,
+    spec: TaskSpec,
+    items: Sequence[Item],
+    side: _HomologySide,
+    tokenizer: Any,
+    ctx_len: int,
+    most: int | None,
     prepared: dict[str, dict[str, Any]],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Per aspect: every (protein, candidate term) pair, and the prompts of those the model verifies
     (added to ``prepared`` as ``{task}#verify_{aspect}``, asked as the held-out GO yes/no tasks ask)."""
     from instructprotein.evaluate import verify as ver
@@ -182,10 +211,17 @@ def _prepare_verification(
         mask = ver.scored_mask(cands)
         scored = [p for p, m in zip(pairs, mask) if m]
         if scored:
-            prepared[vspec.name] = _prepare(vspec, TaskData(scored, None, {}), tokenizer, ctx_len, side, True,
-                                            max_residues=most)  # fmt: skip
-        meta[a] = {"spec": vspec, "pairs": pairs, "mask": mask, "truth": truth, "votes": [v for c in cands for _, v in c],
-                   "evidence": _evidence(vspec, pairs, side)}  # fmt: skip
+            prepared[vspec.name] = _prepare(
+                vspec, TaskData(scored, None, {}), tokenizer, ctx_len, side, True, max_residues=most
+            )
+        meta[a] = {
+            "spec": vspec,
+            "pairs": pairs,
+            "mask": mask,
+            "truth": truth,
+            "votes": [v for c in cands for _, v in c],
+            "evidence": _evidence(vspec, pairs, side),
+        }
     return meta
 
 
@@ -201,8 +237,13 @@ def _verified_model(meta: dict[str, Any], prepared: dict[str, dict[str, Any]]) -
     return ver.model_yes(meta["mask"], probs)
 
 
-def _fit_describe(vs: TaskSpec, items: Sequence[Item], meta: dict[str, Any] | None, prepared: dict[str, dict[str, Any]],
-                  info: dict[str, Any]) -> list[Any]:  # fmt: skip
+def _fit_describe(
+    vs: TaskSpec,
+    items: Sequence[Item],
+    meta: dict[str, Any] | None,
+    prepared: dict[str, dict[str, Any]],
+    info: dict[str, Any],
+) -> list[Any]:
     """The ``describe_{aspect}`` kinds, fit on the validation split's described proteins; each
     keeps the threshold of its best validation F-max (the terms ``describe`` names)."""
     from instructprotein.errors import InputError as _InputError
@@ -223,15 +264,26 @@ def _fit_describe(vs: TaskSpec, items: Sequence[Item], meta: dict[str, Any] | No
         scores = [kw.probabilities(model[i], None, m["evidence"][i])[1] for i in range(len(m["pairs"]))]
         best = ver.fmax_threshold(m["pairs"], scores, items, m["truth"])
         vote = ver.fmax_threshold(m["pairs"], m["votes"], items, m["truth"])
-        kw.fit.update({"validation": vs.test.describe(), "threshold": best["threshold"],
-                       "f_max": round(best["f_max"], 4), "f_max_vote": round(vote["f_max"], 4)})  # fmt: skip
+        kw.fit.update(
+            {
+                "validation": vs.test.describe(),
+                "threshold": best["threshold"],
+                "f_max": round(best["f_max"], 4),
+                "f_max_vote": round(vote["f_max"], 4),
+            }
+        )
         out.append(kw)
     return out
 
 
-def _describe_system(spec: TaskSpec, items: Sequence[Item], meta: dict[str, Any] | None,
-                     prepared: dict[str, dict[str, Any]], combination: Any, side: _HomologySide | None,
-                     ) -> dict[str, Any] | None:  # fmt: skip
+def _describe_system(
+    spec: TaskSpec,
+    items: Sequence[Item],
+    meta: dict[str, Any] | None,
+    prepared: dict[str, dict[str, Any]],
+    combination: Any,
+    side: _HomologySide | None,
+) -> dict[str, Any] | None:
     """Per aspect: the system's ranked GO terms (F-max, pooled AUPR) beside the homology vote
     and the naive predictor on the same proteins; and each protein's confident terms."""
     from instructprotein.evaluate import verify as ver
@@ -260,8 +312,13 @@ def _describe_system(spec: TaskSpec, items: Sequence[Item], meta: dict[str, Any]
         top = ver.frequent_terms(side.kg, a, 300)
         naive_scores = {t: min(1.0, tf(t) / n_train) for t in top}
         naive = ver.gen.go_fmax({i.id: naive_scores for i in items}, {i.id: t for i, t in zip(items, m["truth"])})
-        out["aspects"][a] = {"system": sysr, "homology_vote": vote, "naive": naive, "pairs": len(m["pairs"]),
-                             "verified_by_model": int(sum(m["mask"]))}  # fmt: skip
+        out["aspects"][a] = {
+            "system": sysr,
+            "homology_vote": vote,
+            "naive": naive,
+            "pairs": len(m["pairs"]),
+            "verified_by_model": int(sum(m["mask"])),
+        }
         ranked = ver.by_protein(m["pairs"], scores)
         for n, item in enumerate(items):
             got = sorted(((t, s) for t, s in ranked.get(item.id, {}).items() if s >= thr), key=lambda ts: -ts[1])
@@ -269,12 +326,11 @@ def _describe_system(spec: TaskSpec, items: Sequence[Item], meta: dict[str, Any]
     return out
 
 
-def gen_fmax_at(pairs: Sequence[Item], scores: Sequence[float], items: Sequence[Item], truth: Sequence[set[str]],
-                threshold: float) -> dict[str, Any]:  # fmt: skip
+def gen_fmax_at(
+    pairs: Sequence[Item], scores: Sequence[float], items: Sequence[Item], truth: Sequence[set[str]], threshold: float
+) -> dict[str, Any]:
     """Precision, recall and F1 at one threshold (the one validation chose)."""
     from instructprotein.evaluate import verify as ver
 
     r = ver.gen.go_fmax(ver.by_protein(pairs, scores), {i.id: t for i, t in zip(items, truth)}, thresholds=[threshold])
     return {"f1": r["f_max"], "precision": r["precision"], "recall": r["recall"]}
-
-

@@ -120,14 +120,33 @@ HOMOLOGY_RULES = ("location", "carries_term", "item_term", "go_terms")
 _NAME = re.compile(r"[A-Za-z0-9_\-]+")
 _GO_ID = re.compile(r"GO:\d{7}")
 
-_DATA_KEYS = {"test", "train", "train_note", "format", "sequence_field", "label_field", "term_field", "terms_field",
-              "term_names", "descriptions"}
+_DATA_KEYS = {
+    "test",
+    "train",
+    "train_note",
+    "format",
+    "sequence_field",
+    "label_field",
+    "term_field",
+    "terms_field",
+    "term_names",
+    "descriptions",
+}
 TERM_NAMES = ("kg", "kg+go_sqlite")
 KINDS = ("choice", "describe", "design", "rank")
 DESCRIBE_METRICS = ("bleu", "rouge_l", "go")
 DESIGN_METRICS = ("validity", "novelty", "diversity", "consistency", "describe")
-DESIGN_SAMPLING = {"per_request": 2, "temperature": 1.0, "top_p": 0.95, "min_len": 30, "max_len": 300, "seed": 0,
-                   "strategy": "exemplar", "candidates": 2, "mutation_rate": 0.4}
+DESIGN_SAMPLING = {
+    "per_request": 2,
+    "temperature": 1.0,
+    "top_p": 0.95,
+    "min_len": 30,
+    "max_len": 300,
+    "seed": 0,
+    "strategy": "exemplar",
+    "candidates": 2,
+    "mutation_rate": 0.4,
+}
 """How a design task samples, unless its ``sampling:`` says otherwise; ``max_len`` is further
 capped by what the model's context leaves after the request. ``strategy``: ``exemplar``
 (training proteins carrying the requested terms, ``mutation_rate`` of their residues rewritten
@@ -267,8 +286,9 @@ def _shape_error(exc: ValidationError, d: dict[str, Any], path: Path | None) -> 
             inner = model.model_fields[part].annotation
             model = next(a for a in (*typing.get_args(inner), inner) if isinstance(a, type) and issubclass(a, _Keys))
         allowed = ", ".join(sorted(model.model_fields))
-        return InputError(f"unknown key(s) in {'.'.join(parent) or 'the task'}: {', '.join(names)}; allowed: {allowed}",
-                          path)  # fmt: skip
+        return InputError(
+            f"unknown key(s) in {'.'.join(parent) or 'the task'}: {', '.join(names)}; allowed: {allowed}", path
+        )
     worst = max(errors, key=lambda e: len(keys(e["loc"])))
     key = ".".join(keys(worst["loc"])) or str(worst["loc"][0])
     return InputError(f"{key}: {worst['msg'][0].lower()}{worst['msg'][1:]}, got {worst.get('input')!r}", path)
@@ -415,8 +435,12 @@ class TaskSpec:
 
     @property
     def needs_kg(self) -> bool:
-        return (self.format == "go_pairs" or (self.kind == "describe" and "go" in self.metrics) or self.kind == "design"
-                or (self.kind == "rank" and self.format == "go_rank"))  # fmt: skip
+        return (
+            self.format == "go_pairs"
+            or (self.kind == "describe" and "go" in self.metrics)
+            or self.kind == "design"
+            or (self.kind == "rank" and self.format == "go_rank")
+        )
 
     def class_index(self, name: str) -> int:
         return self.classes.index(name)
@@ -442,8 +466,16 @@ class TaskSpec:
                 "cut": {"above": self.cut_above, "keep": self.keep} if self.cut_above is not None else None,
                 "homology": self.homology.to_dict() if self.homology else None,
                 "evidence": self.evidence + (f" ({self.evidence_term})" if self.evidence_term else ""),
-                **({"max_new_tokens": self.max_new_tokens, "go_aspect": self.go_aspect} if self.kind == "describe" else {}),
-                **({"sampling": dict(self.sampling), "max_new_tokens": self.max_new_tokens} if self.kind == "design" else {}),
+                **(
+                    {"max_new_tokens": self.max_new_tokens, "go_aspect": self.go_aspect}
+                    if self.kind == "describe"
+                    else {}
+                ),
+                **(
+                    {"sampling": dict(self.sampling), "max_new_tokens": self.max_new_tokens}
+                    if self.kind == "design"
+                    else {}
+                ),
             },
         }
 
@@ -481,9 +513,7 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
         return parse_task(_read(path), path)
     known = builtin_tasks()
     if text not in known:
-        raise InputError(
-            f"unknown task {text!r}; built-in tasks: {', '.join(known)} (or give the path of a task file)"
-        )
+        raise InputError(f"unknown task {text!r}; built-in tasks: {', '.join(known)} (or give the path of a task file)")
     return parse_task(_read(known[text]), known[text])
 
 
@@ -600,8 +630,12 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
     kind = str(d.get("kind") or "choice")
     if kind not in KINDS:
         raise InputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", path)
-    required = {"choice": ("name", "data", "prompt", "candidates"), "describe": ("name", "data", "prompt"),
-                "design": ("name", "data"), "rank": ("name", "data")}[kind]  # fmt: skip
+    required = {
+        "choice": ("name", "data", "prompt", "candidates"),
+        "describe": ("name", "data", "prompt"),
+        "design": ("name", "data"),
+        "rank": ("name", "data"),
+    }[kind]
     for key in required:
         if key not in d or d[key] in (None, "", [], {}):
             raise InputError(f"missing required field {key!r}", path)
@@ -648,8 +682,11 @@ def parse_task(d: dict[str, Any], path: Path | None = None) -> TaskSpec:
     slots = set(re.findall(r"\{(\w*)\}", text))
     bad = slots - {"protein", "term"}
     if bad:
-        raise InputError(f"prompt has unknown slot(s) {', '.join('{' + s + '}' for s in sorted(bad))}; "
-                         "only {protein} and {term}", path)  # fmt: skip
+        raise InputError(
+            f"prompt has unknown slot(s) {', '.join('{' + s + '}' for s in sorted(bad))}; "
+            "only {protein} and {term}",
+            path,
+        )
     if question is not None and "{protein}" in question:
         raise InputError("prompt.question must not contain {protein}: the protein comes first by itself", path)
 
@@ -884,17 +921,40 @@ def _parse_describe(d: dict[str, Any], path: Path | None, shape: _TaskKeys) -> T
     if "go" in metrics and not test.heldout and not terms_field:
         raise InputError("metric go needs data.terms_field (each item's true GO ids)", path)
     return TaskSpec(
-        name=name, description=str(d.get("description") or name), test=test, train=None, train_note=None,
-        format="describe", sequence_field=str(data.get("sequence_field") or "sequence"),
-        label_field=str(data.get("label_field") or "reference"), term_field=None,
-        question=str(prompt["question"]), prefix=str(prompt.get("prefix") or "").rstrip(), template=None,
-        candidates={}, classes=[], labels=None, positive=None, metrics=list(metrics), cut_above=cut_above, keep=keep,
-        majority=False, composition=False, term_frequency=bool(b.get("term_frequency", "go" in metrics)),
-        homology=homology, paper={str(k): float(v) for k, v in (d.get("paper") or {}).items()},
-        notes=str(d["notes"]) if d.get("notes") else None, source=path, raw=json.loads(json.dumps(d, default=str)),
-        kind="describe", version=shape.version, max_new_tokens=max_new, go_aspect=aspect, terms_field=terms_field,
+        name=name,
+        description=str(d.get("description") or name),
+        test=test,
+        train=None,
+        train_note=None,
+        format="describe",
+        sequence_field=str(data.get("sequence_field") or "sequence"),
+        label_field=str(data.get("label_field") or "reference"),
+        term_field=None,
+        question=str(prompt["question"]),
+        prefix=str(prompt.get("prefix") or "").rstrip(),
+        template=None,
+        candidates={},
+        classes=[],
+        labels=None,
+        positive=None,
+        metrics=list(metrics),
+        cut_above=cut_above,
+        keep=keep,
+        majority=False,
+        composition=False,
+        term_frequency=bool(b.get("term_frequency", "go" in metrics)),
+        homology=homology,
+        paper={str(k): float(v) for k, v in (d.get("paper") or {}).items()},
+        notes=str(d["notes"]) if d.get("notes") else None,
+        source=path,
+        raw=json.loads(json.dumps(d, default=str)),
+        kind="describe",
+        version=shape.version,
+        max_new_tokens=max_new,
+        go_aspect=aspect,
+        terms_field=terms_field,
         combine=_combine(d.get("combine"), path),
-    )  # fmt: skip
+    )
 
 
 def _parse_design(d: dict[str, Any], path: Path | None, shape: _TaskKeys) -> TaskSpec:
@@ -918,12 +978,37 @@ def _parse_design(d: dict[str, Any], path: Path | None, shape: _TaskKeys) -> Tas
     max_new = _max_new_tokens(shape, 32, path)
     terms_field = str(data.get("terms_field") or "terms")
     return TaskSpec(
-        name=name, description=str(d.get("description") or name), test=test, train=None, train_note=None,
-        format="design", sequence_field=str(data.get("sequence_field") or "sequence"),
-        label_field=str(data.get("label_field") or "request"), term_field=None, question=None, prefix="",
-        template=None, candidates={}, classes=[], labels=None, positive=None, metrics=list(metrics), cut_above=None,
-        keep=1000, majority=False, composition=False, term_frequency=False, homology=None,
+        name=name,
+        description=str(d.get("description") or name),
+        test=test,
+        train=None,
+        train_note=None,
+        format="design",
+        sequence_field=str(data.get("sequence_field") or "sequence"),
+        label_field=str(data.get("label_field") or "request"),
+        term_field=None,
+        question=None,
+        prefix="",
+        template=None,
+        candidates={},
+        classes=[],
+        labels=None,
+        positive=None,
+        metrics=list(metrics),
+        cut_above=None,
+        keep=1000,
+        majority=False,
+        composition=False,
+        term_frequency=False,
+        homology=None,
         paper={str(k): float(v) for k, v in (d.get("paper") or {}).items()},
-        notes=str(d["notes"]) if d.get("notes") else None, source=path, raw=json.loads(json.dumps(d, default=str)),
-        kind="design", version=shape.version, max_new_tokens=max_new, go_aspect=None, terms_field=terms_field, sampling=sampling,
-    )  # fmt: skip
+        notes=str(d["notes"]) if d.get("notes") else None,
+        source=path,
+        raw=json.loads(json.dumps(d, default=str)),
+        kind="design",
+        version=shape.version,
+        max_new_tokens=max_new,
+        go_aspect=None,
+        terms_field=terms_field,
+        sampling=sampling,
+    )

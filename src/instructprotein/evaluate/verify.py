@@ -33,22 +33,35 @@ SEP = "|"
 aspect_of = aspect_lookup
 
 
-def candidates(side: Any, items: Sequence[Item], aspect: str, k: int, frequent: Sequence[str]) -> list[list[tuple[str, float]]]:
+def candidates(
+    side: Any, items: Sequence[Item], aspect: str, k: int, frequent: Sequence[str]
+) -> list[list[tuple[str, float]]]:
     """Per protein: (term, homology vote share), best voted first, then the frequent terms
     (the candidates ``describe`` verifies, :func:`~instructprotein.infer.verify.candidate_terms`)."""
     get = aspect_lookup(side.kg)
-    return [candidate_terms(side.hits.get(i.sequence, []), side.propagated, get, aspect, frequent, k)
-            for i in items]  # fmt: skip
+    return [candidate_terms(side.hits.get(i.sequence, []), side.propagated, get, aspect, frequent, k) for i in items]
 
 
-def pair_items(items: Sequence[Item], cands: Sequence[Sequence[tuple[str, float]]], names: Callable[[str], str],
-               truth: Sequence[set[str]]) -> list[Item]:  # fmt: skip
+def pair_items(
+    items: Sequence[Item],
+    cands: Sequence[Sequence[tuple[str, float]]],
+    names: Callable[[str], str],
+    truth: Sequence[set[str]],
+) -> list[Item]:
     """One yes/no question per (protein, candidate term), labelled by the protein's true terms."""
     out = []
     for item, terms, true in zip(items, cands, truth):
         for term, _ in terms:
-            out.append(Item(f"{item.id}{SEP}{term}", item.sequence, "yes" if term in true else "no", term, names(term),
-                            accession=item.accession))  # fmt: skip
+            out.append(
+                Item(
+                    f"{item.id}{SEP}{term}",
+                    item.sequence,
+                    "yes" if term in true else "no",
+                    term,
+                    names(term),
+                    accession=item.accession,
+                )
+            )
     return out
 
 
@@ -73,8 +86,9 @@ def by_protein(pairs: Sequence[Item], scores: Sequence[float]) -> dict[str, dict
     return out
 
 
-def fmax_threshold(pairs: Sequence[Item], scores: Sequence[float], items: Sequence[Item],
-                   truth: Sequence[set[str]]) -> dict[str, Any]:  # fmt: skip
+def fmax_threshold(
+    pairs: Sequence[Item], scores: Sequence[float], items: Sequence[Item], truth: Sequence[set[str]]
+) -> dict[str, Any]:
     """CAFA F-max of the pair scores against the proteins' true terms (every true term counts,
     candidate or not), with the threshold that reaches it."""
     return gen.go_fmax(by_protein(pairs, scores), {i.id: t for i, t in zip(items, truth)})

@@ -129,9 +129,7 @@ def numbered_jsonl(
         yield lineno, obj
 
 
-def read_jsonl(
-    path: str | Path, required: Iterable[str] = (), skip: SkipLog | None = None
-) -> Iterator[dict[str, Any]]:
+def read_jsonl(path: str | Path, required: Iterable[str] = (), skip: SkipLog | None = None) -> Iterator[dict[str, Any]]:
     """The objects of a JSON lines file; errors name the line (see :func:`numbered_jsonl`)."""
     for _, obj in numbered_jsonl(path, required, skip):
         yield obj

@@ -68,9 +68,26 @@ _BL_ORD_ID_SEQIDS = b"\x00\x00\xa1\x80\x30\x80\xaa\x80\x30\x80\xa0\x80\x1a\x09BL
 
 # Seq-id CHOICE alternatives (NCBI seqloc.asn) by context tag -> FASTA code.
 _SEQID_CODES = {
-    0: "lcl", 1: "bbs", 2: "bbm", 3: "gim", 4: "gb", 5: "emb", 6: "pir", 7: "sp", 8: "pat",
-    9: "ref", 10: "gnl", 11: "gi", 12: "dbj", 13: "prf", 14: "pdb", 15: "tpg", 16: "tpe",
-    17: "tpd", 18: "gpp", 19: "nat",
+    0: "lcl",
+    1: "bbs",
+    2: "bbm",
+    3: "gim",
+    4: "gb",
+    5: "emb",
+    6: "pir",
+    7: "sp",
+    8: "pat",
+    9: "ref",
+    10: "gnl",
+    11: "gi",
+    12: "dbj",
+    13: "prf",
+    14: "pdb",
+    15: "tpg",
+    16: "tpe",
+    17: "tpd",
+    18: "gpp",
+    19: "nat",
 }
 # The alternatives whose value is a Textseq-id {name [0], accession [1], release [2], version [3]}.
 _TEXTSEQ_TAGS = frozenset({4, 5, 6, 7, 9, 12, 13, 15, 16, 17, 18, 19})
@@ -599,4 +616,3 @@ class BlastDb:
 
     def __repr__(self) -> str:
         return f"BlastDb({str(self.path)!r}, {self._count} sequences, {self.total_residues} residues)"
-

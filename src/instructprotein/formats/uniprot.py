@@ -79,9 +79,24 @@ class _Entry:
     """Lines of one entry as they are read; :meth:`build` checks and assembles them."""
 
     __slots__ = (
-        "line", "entry_name", "accessions", "de", "os", "oc", "taxon_id", "kw", "comments",
-        "topic", "go", "interpro", "pfam", "prosite", "sq_line", "sq_length", "seq",
-    )  # fmt: skip
+        "line",
+        "entry_name",
+        "accessions",
+        "de",
+        "os",
+        "oc",
+        "taxon_id",
+        "kw",
+        "comments",
+        "topic",
+        "go",
+        "interpro",
+        "pfam",
+        "prosite",
+        "sq_line",
+        "sq_length",
+        "seq",
+    )
 
     def __init__(self, line: int, id_text: str, path: str | Path) -> None:
         self.line = line
@@ -297,9 +312,7 @@ def read_uniprot(path: str | Path, skip: SkipLog | None = None, check_unique: bo
 
     if entry is not None:
         report(
-            InputError(
-                f"entry {entry.entry_name} is truncated: the file ends before its '//' line", path, entry.line
-            ),
+            InputError(f"entry {entry.entry_name} is truncated: the file ends before its '//' line", path, entry.line),
             skip,
         )
     if not any_content:

@@ -99,7 +99,7 @@ def longest_homopolymer(sequence: str) -> tuple[int, str, int]:
 def tandem_repeat_mask(sequence: str, max_unit: int = MAX_REPEAT_UNIT) -> list[bool]:
     """Per residue: is it inside an exact tandem repeat (unit 2..``max_unit``, span >= max(3 x unit, 8))?
 
-Runs of one residue are :func:`longest_homopolymer`'s business, not counted here."""
+    Runs of one residue are :func:`longest_homopolymer`'s business, not counted here."""
     n = len(sequence)
     mask = [False] * n
     for p in range(2, max_unit + 1):

@@ -174,11 +174,15 @@ class Choice:
                     "tokens": n,
                 }
                 for o, p, f, t, m, n in zip(
-                    self.options, self.probabilities, self.scores.first_token, self.scores.total,
-                    self.scores.mean, self.scores.token_counts,
+                    self.options,
+                    self.probabilities,
+                    self.scores.first_token,
+                    self.scores.total,
+                    self.scores.mean,
+                    self.scores.token_counts,
                 )
             ],
-        }  # fmt: skip
+        }
 
 
 def _check_rule(rule: str) -> None:
@@ -250,8 +254,9 @@ def score_options(
     Scored by :func:`score_token_groups`, each prompt a group of its own.
     """
     names, prompt_ids, per, option_ids = _prepare(model, tokenizer, prompts, options, ids)
-    return score_token_groups(model, prompt_ids, [[option_ids[o] for o in opts] for opts in per], ids=names,
-                              candidates=per)  # fmt: skip
+    return score_token_groups(
+        model, prompt_ids, [[option_ids[o] for o in opts] for opts in per], ids=names, candidates=per
+    )
 
 
 def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
@@ -266,7 +271,6 @@ def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
         if n == 0:
             break
     return n
-
 
 
 @torch.inference_mode()
@@ -378,8 +382,9 @@ def score_token_groups(
         for m, i in enumerate(members):
             cs = per_cands[i]
             tot = [first[m][k] if t is None else t for k, t in enumerate(total[m])]  # one-token candidates
-            results[i] = OptionScores(names[i], list(per_names[i]), [len(c) for c in cs], first[m], tot,
-                                      [c[0] for c in cs])  # fmt: skip
+            results[i] = OptionScores(
+                names[i], list(per_names[i]), [len(c) for c in cs], first[m], tot, [c[0] for c in cs]
+            )
         if on_group is not None:
             on_group(members, time.perf_counter() - t0)
     return [r for r in results if r is not None]
@@ -436,7 +441,9 @@ def _longest_option(tokenizer: ProteinTokenizer, options: Sequence[str] | Sequen
     return max(len(e.input_ids) for e in tokenizer.encode_batch([option_text(o) for o in strings], add_bos=False))
 
 
-def check_options_fit(tokenizer: ProteinTokenizer, options: Sequence[str] | Sequence[Sequence[str]], context: int) -> None:
+def check_options_fit(
+    tokenizer: ProteinTokenizer, options: Sequence[str] | Sequence[Sequence[str]], context: int
+) -> None:
     """:class:`InputError` naming the option when one alone takes over half the model's context.
 
     Without this a 5,000-character option surfaced as "the prompt is N tokens ... give a
@@ -450,8 +457,10 @@ def check_options_fit(tokenizer: ProteinTokenizer, options: Sequence[str] | Sequ
     for (i, o), e in zip(strings, encoded):
         n = len(e.input_ids)
         if n > context // 2:
-            raise InputError(f"option {i + 1} ({o[:40]!r}...) is {n} tokens, but the model reads at most "
-                             f"{context} tokens in all and an option may take at most half: give a shorter option")
+            raise InputError(
+                f"option {i + 1} ({o[:40]!r}...) is {n} tokens, but the model reads at most "
+                f"{context} tokens in all and an option may take at most half: give a shorter option"
+            )
 
 
 def classify(
@@ -496,10 +505,20 @@ def classify(
     longest = _longest_option(tokenizer, options)  # the prompt ends where training cut its prompts
     most = prompt_residues(model)
     prompts = [
-        fit_prompt(tokenizer, q.sequence, qu, prefix, context=c, context_len=ctx, answer_tokens=longest,
-                   cut_above=cut_above, keep=keep, max_residues=most).prompt.text
+        fit_prompt(
+            tokenizer,
+            q.sequence,
+            qu,
+            prefix,
+            context=c,
+            context_len=ctx,
+            answer_tokens=longest,
+            cut_above=cut_above,
+            keep=keep,
+            max_residues=most,
+        ).prompt.text
         for q, qu, c in zip(queries, questions, ctxs)
-    ]  # fmt: skip
+    ]
     scorer = score_naive if naive else score_options
     scored = scorer(model, tokenizer, prompts, options, ids=[q.id for q in queries])
     return [decide(s, rule) for s in scored]

@@ -71,13 +71,15 @@ class KindWeights:
     k: int = 5
     fit: dict[str, Any] = field(default_factory=dict)  # validation size, likelihoods, accuracies
 
-    def features(self, model: np.ndarray, alone: np.ndarray | None, evidence: Evidence,
-                 classes: Sequence[str] | None = None) -> np.ndarray:  # fmt: skip
+    def features(
+        self, model: np.ndarray, alone: np.ndarray | None, evidence: Evidence, classes: Sequence[str] | None = None
+    ) -> np.ndarray:
         """Classes x features for one question (``classes``: the question's, default the kind's)."""
         return features(list(classes or self.classes), model, alone, evidence, self.prior, self.alpha, self.k)
 
-    def probabilities(self, model: np.ndarray, alone: np.ndarray | None, evidence: Evidence,
-                      classes: Sequence[str] | None = None) -> np.ndarray:  # fmt: skip
+    def probabilities(
+        self, model: np.ndarray, alone: np.ndarray | None, evidence: Evidence, classes: Sequence[str] | None = None
+    ) -> np.ndarray:
         x = self.features(model, alone, evidence, classes)
         w = np.array([self.weights.get(f, 0.0) for f in FEATURES])
         return _softmax(x @ w)
@@ -107,8 +109,9 @@ def term_prior(frequency: float, yes: str = "yes", no: str = "no") -> dict[str, 
     return {yes: f, no: 1 - f}
 
 
-def vote_distribution(classes: Sequence[str], evidence: Evidence, prior: dict[str, float], alpha: float,
-                      k: int = 5) -> np.ndarray:  # fmt: skip
+def vote_distribution(
+    classes: Sequence[str], evidence: Evidence, prior: dict[str, float], alpha: float, k: int = 5
+) -> np.ndarray:
     """Identity-weighted share of each class among the top ``k`` labelled homologs, smoothed
     toward the prior with strength ``alpha`` (no homolog: the prior itself)."""
     pri = _prior(classes, evidence, prior)
@@ -123,8 +126,15 @@ def vote_distribution(classes: Sequence[str], evidence: Evidence, prior: dict[st
     return (votes + alpha * pri) / (total + alpha)
 
 
-def features(classes: list[str], model: np.ndarray, alone: np.ndarray | None, evidence: Evidence,
-             prior: dict[str, float], alpha: float, k: int = 5) -> np.ndarray:  # fmt: skip
+def features(
+    classes: list[str],
+    model: np.ndarray,
+    alone: np.ndarray | None,
+    evidence: Evidence,
+    prior: dict[str, float],
+    alpha: float,
+    k: int = 5,
+) -> np.ndarray:
     """The feature matrix (classes x :data:`FEATURES`) of one question."""
     n = len(classes)
     model = np.asarray(model, dtype=float)
@@ -139,15 +149,18 @@ def features(classes: list[str], model: np.ndarray, alone: np.ndarray | None, ev
             best[classes.index(label)] = identity
     pri = _prior(classes, evidence, prior)
     model_log = _log(model)
-    return np.stack([
-        model_log,
-        alone_log,
-        _log(vote_distribution(classes, evidence, prior, alpha, k)),
-        best,
-        np.log(pri),
-        model_log * nohit,
-        alone_log * nohit,
-    ], axis=1)  # fmt: skip
+    return np.stack(
+        [
+            model_log,
+            alone_log,
+            _log(vote_distribution(classes, evidence, prior, alpha, k)),
+            best,
+            np.log(pri),
+            model_log * nohit,
+            alone_log * nohit,
+        ],
+        axis=1,
+    )
 
 
 def class_prior(labels: Sequence[str], classes: Sequence[str]) -> dict[str, float]:
@@ -177,8 +190,14 @@ def _nll(w: np.ndarray, xs: np.ndarray, ys: np.ndarray, mask: np.ndarray) -> tup
     return float(loss), grad
 
 
-def fit(kind: str, classes: Sequence[str], questions: Sequence[tuple[np.ndarray, np.ndarray | None, Evidence, str]],
-        *, prior_labels: Sequence[str] | None = None, k: int = 5) -> KindWeights:  # fmt: skip
+def fit(
+    kind: str,
+    classes: Sequence[str],
+    questions: Sequence[tuple[np.ndarray, np.ndarray | None, Evidence, str]],
+    *,
+    prior_labels: Sequence[str] | None = None,
+    k: int = 5,
+) -> KindWeights:
     """Fit one kind's weights on validation questions ``(p_model, p_alone or None, evidence, true label)``.
 
     The prior comes from ``prior_labels`` (default: the validation labels). Alone features
@@ -225,9 +244,12 @@ def fit(kind: str, classes: Sequence[str], questions: Sequence[tuple[np.ndarray,
         "covered": int(sum(1 for q in qs if q[2].covered)),
         "nll": round(loss, 5),
         "nll_vote_alone": round(_nll(np.eye(len(FEATURES))[FEATURES.index("vote")], xs, ys, mask)[0], 5),
-        "accuracy": {"system": round(accuracy(system), 4), "vote": round(accuracy(vote), 4),
-                     "model": round(accuracy(model), 4)},
-    }  # fmt: skip
+        "accuracy": {
+            "system": round(accuracy(system), 4),
+            "vote": round(accuracy(vote), 4),
+            "model": round(accuracy(model), 4),
+        },
+    }
     return KindWeights(kind, classes, weights, alpha, prior, k, info)
 
 

@@ -77,9 +77,20 @@ def _load(model_path: str | Path, kg_path: str | Path | None, retrieval: bool | 
 # -- describe ---------------------------------------------------------------------------------------------
 
 DESCRIBE_COLUMNS = (
-    "id", "length", "function", "location", "location_by_likelihood", "location_probability",
-    "go_named", "go_named_names", "go_implied", "unmatched", "homologs", "homology_transfer", "notes",
-)  # fmt: skip
+    "id",
+    "length",
+    "function",
+    "location",
+    "location_by_likelihood",
+    "location_probability",
+    "go_named",
+    "go_named_names",
+    "go_implied",
+    "unmatched",
+    "homologs",
+    "homology_transfer",
+    "notes",
+)
 
 
 def describe_command(
@@ -110,8 +121,9 @@ def describe_command(
         raise InputError("the homology-transfer baseline needs a knowledge graph (--kg)")
     _check_identity(max_identity)
     m = _load(model_path, kg_path, retrieval, device)
-    results = m.describe_many(queries, max_new_tokens=max_new_tokens, fuzzy=fuzzy, top_k=top_k,
-                              max_identity=max_identity)  # fmt: skip
+    results = m.describe_many(
+        queries, max_new_tokens=max_new_tokens, fuzzy=fuzzy, top_k=top_k, max_identity=max_identity
+    )
     transfers: dict[str, Any] = {}
     if baseline and m.index is not None and m.kg is not None:
         found = m.index.search(queries, top_k=top_k, max_identity=max_identity)
@@ -131,16 +143,23 @@ def describe_command(
             top = d.location_probabilities[0] if d.location_probabilities else (None, None)
             t = d.terms
             tr = transfers.get(d.id)
-            rows.append((
-                d.id, d.length, d.function, d.location, top[0], f"{top[1]:.4f}" if top[1] is not None else None,
-                ";".join(m_.term.id for m_ in t.direct) if t else None,
-                ";".join(m_.term.name for m_ in t.direct) if t else None,
-                ";".join(x.id for x, _ in t.implied) if t else None,
-                ";".join(t.unmatched) if t else None,
-                ";".join(f"{h.accession}:{h.identity:.2f}" for h in d.homologs),
-                ";".join(tr.labels()) if tr else None,
-                "; ".join(d.notes),
-            ))  # fmt: skip
+            rows.append(
+                (
+                    d.id,
+                    d.length,
+                    d.function,
+                    d.location,
+                    top[0],
+                    f"{top[1]:.4f}" if top[1] is not None else None,
+                    ";".join(m_.term.id for m_ in t.direct) if t else None,
+                    ";".join(m_.term.name for m_ in t.direct) if t else None,
+                    ";".join(x.id for x, _ in t.implied) if t else None,
+                    ";".join(t.unmatched) if t else None,
+                    ";".join(f"{h.accession}:{h.identity:.2f}" for h in d.homologs),
+                    ";".join(tr.labels()) if tr else None,
+                    "; ".join(d.notes),
+                )
+            )
         text = _tsv(rows)
     else:
         blocks = []
@@ -160,10 +179,25 @@ def describe_command(
 # -- design -----------------------------------------------------------------------------------------------
 
 CHECK_COLUMNS = (
-    "id", "length", "ended_by", "valid_alphabet", "length_ok", "low_complexity_fraction", "longest_homopolymer",
-    "repeat_fraction", "low_complexity", "closest", "closest_identity", "closest_evalue", "requested_carried", "passed",
-    "carries_request", "verification", "exemplar", "exemplar_identity",
-)  # fmt: skip
+    "id",
+    "length",
+    "ended_by",
+    "valid_alphabet",
+    "length_ok",
+    "low_complexity_fraction",
+    "longest_homopolymer",
+    "repeat_fraction",
+    "low_complexity",
+    "closest",
+    "closest_identity",
+    "closest_evalue",
+    "requested_carried",
+    "passed",
+    "carries_request",
+    "verification",
+    "exemplar",
+    "exemplar_identity",
+)
 
 
 def _check_row(d: Any) -> tuple[Any, ...]:
@@ -173,21 +207,33 @@ def _check_row(d: Any) -> tuple[Any, ...]:
     said = {True: "yes", False: "no", None: "?"}
     req = ";".join(f"{r['id']}={said[r['carried']]}" for r in c.requested)
     return (
-        d.id, c.length, d.ended_by, c.valid_alphabet, c.length_ok, f"{c.low_complexity_fraction:.3f}",
-        c.longest_homopolymer, f"{c.repeat_fraction:.3f}", c.low_complexity,
+        d.id,
+        c.length,
+        d.ended_by,
+        c.valid_alphabet,
+        c.length_ok,
+        f"{c.low_complexity_fraction:.3f}",
+        c.longest_homopolymer,
+        f"{c.repeat_fraction:.3f}",
+        c.low_complexity,
         c.closest.accession if c.closest else ("none found" if c.closest_searched else "not searched"),
-        f"{c.closest.identity:.3f}" if c.closest else None, f"{c.closest.evalue:.2g}" if c.closest else None,
-        req or None, c.passed,
-    ) + _design_extra(d)  # fmt: skip
+        f"{c.closest.identity:.3f}" if c.closest else None,
+        f"{c.closest.evalue:.2g}" if c.closest else None,
+        req or None,
+        c.passed,
+    ) + _design_extra(d)
 
 
 def _design_extra(d: Any) -> tuple[Any, ...]:
     """Whether the closest protein carries the whole request, the model's own score, the exemplar."""
     said = {True: "yes", False: "no", None: "?"}
     ex = getattr(d, "exemplar", None)
-    return (said[d.carries_request], f"{d.verification:+.3f}" if d.verification is not None else None,
-            ex.accession if ex is not None else None,
-            f"{d.exemplar_identity:.3f}" if d.exemplar_identity is not None else None)  # fmt: skip
+    return (
+        said[d.carries_request],
+        f"{d.verification:+.3f}" if d.verification is not None else None,
+        ex.accession if ex is not None else None,
+        f"{d.exemplar_identity:.3f}" if d.exemplar_identity is not None else None,
+    )
 
 
 def checks_table(run: DesignRun) -> str:
@@ -221,11 +267,22 @@ def design_command(
     from instructprotein.infer.inputs import check_description
 
     check_description(description)
-    check_design(n=n, temperature=temperature, top_p=top_p, seed=seed, min_len=min_len, max_len=max_len,
-                 length=length, cli=True)  # fmt: skip
+    check_design(
+        n=n, temperature=temperature, top_p=top_p, seed=seed, min_len=min_len, max_len=max_len, length=length, cli=True
+    )
     m = _load(model_path, kg_path, False, device)
-    run = m.design(description, n=n, temperature=temperature, top_p=top_p, seed=seed, min_len=min_len,
-                   max_len=max_len, length=length, strategy=strategy, candidates=candidates)  # fmt: skip
+    run = m.design(
+        description,
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        min_len=min_len,
+        max_len=max_len,
+        length=length,
+        strategy=strategy,
+        candidates=candidates,
+    )
     fasta = []
     for d in run.designs:
         head = f">{d.id} length={len(d.sequence)} ended_by={d.ended_by}"
@@ -245,8 +302,11 @@ def design_command(
     write_output("".join(fasta), out)
     if checks_out is not None:
         write_output(_tsv([CHECK_COLUMNS] + [_check_row(d) for d in run.designs]), checks_out)
-    echo(f"request: {run.request}\nprompt: {run.prompt!r}\nstrategy: {run.settings.get('strategy')}, best {len(run.designs)} "
-         f"of {run.settings.get('candidates')} candidates" + (f" ({run.settings['note']})" if run.settings.get("note") else ""))
+    echo(
+        f"request: {run.request}\nprompt: {run.prompt!r}\nstrategy: {run.settings.get('strategy')}, best {len(run.designs)} "
+        f"of {run.settings.get('candidates')} candidates"
+        + (f" ({run.settings['note']})" if run.settings.get("note") else "")
+    )
     if run.requested_terms is not None:
         named = ", ".join(f"{x.term.id} {x.term.name}" for x in run.requested_terms.direct)
         echo(f"requested GO terms: {named or 'none recognised'}")
@@ -284,8 +344,15 @@ def classify_command(
     check_classify(question, list(options), prefix)
     queries = read_queries(inputs)
     m = _load(model_path, kg_path, retrieval, device)
-    choices = m.classify_many(queries, question, list(options), prefix=prefix, rule=rule,  # type: ignore[arg-type]
-                              top_k=top_k, max_identity=max_identity)
+    choices = m.classify_many(
+        queries,
+        question,
+        list(options),
+        prefix=prefix,
+        rule=rule,  # type: ignore[arg-type]
+        top_k=top_k,
+        max_identity=max_identity,
+    )
     if fmt == "jsonl":
         text = "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in choices)
     elif fmt == "tsv":

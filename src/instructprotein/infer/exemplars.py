@@ -64,9 +64,15 @@ class Exemplar:
 
 
 def find_exemplars(
-    kg: KnowledgeGraph, terms: Iterable[str], *, n: int, seed: int = 0, exclude: frozenset[str] = frozenset(),
-    min_len: int = 1, max_len: int | None = None,
-) -> list[Exemplar]:  # fmt: skip
+    kg: KnowledgeGraph,
+    terms: Iterable[str],
+    *,
+    n: int,
+    seed: int = 0,
+    exclude: frozenset[str] = frozenset(),
+    min_len: int = 1,
+    max_len: int | None = None,
+) -> list[Exemplar]:
     """Up to ``n`` distinct graph proteins carrying the most of ``terms`` (by propagation), a
     seeded draw among the best; none when no protein carries any of them."""
     wanted = [t for t in dict.fromkeys(terms)]
@@ -128,9 +134,15 @@ def _residue_ids(tokenizer: ProteinTokenizer, sequence: str) -> list[int]:
 
 @torch.inference_mode()
 def rewrite_exemplars(
-    model: PreTrainedModel, tokenizer: ProteinTokenizer, prompt: str, exemplars: Sequence[str], *,
-    rate: float = MUTATION_RATE, temperature: float = 1.0, seed: int = 0,
-) -> list[str]:  # fmt: skip
+    model: PreTrainedModel,
+    tokenizer: ProteinTokenizer,
+    prompt: str,
+    exemplars: Sequence[str],
+    *,
+    rate: float = MUTATION_RATE,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> list[str]:
     """Each exemplar with a seeded ``rate`` of its residues replaced by residues the model
     samples at that position after ``prompt`` (ending in ``<protein>``) and the exemplar's
     preceding residues; never the exemplar's own residue. Exemplars longer than the context
@@ -166,8 +178,9 @@ def rewrite_exemplars(
 
 
 @torch.inference_mode()
-def request_gain(model: PreTrainedModel, tokenizer: ProteinTokenizer, question: str, sequences: Sequence[str],
-                 batch: int = 16) -> list[float | None]:  # fmt: skip
+def request_gain(
+    model: PreTrainedModel, tokenizer: ProteinTokenizer, question: str, sequences: Sequence[str], batch: int = 16
+) -> list[float | None]:
     """Per sequence: mean log-probability per residue after the request minus after
     :data:`NEUTRAL_REQUEST` (None for an empty sequence). Sequences longer than the context
     leaves are scored on their first residues. Rows are right-padded, ``batch`` at a time."""
@@ -190,7 +203,9 @@ def request_gain(model: PreTrainedModel, tokenizer: ProteinTokenizer, question: 
         for j, (_n, _k, ids, _m) in enumerate(chunk):
             inputs[j, : len(ids)] = torch.tensor(ids)
             mask[j, : len(ids)] = 1
-        logp = torch.log_softmax(model(input_ids=inputs.to(model.device), attention_mask=mask.to(model.device)).logits.float(), -1)
+        logp = torch.log_softmax(
+            model(input_ids=inputs.to(model.device), attention_mask=mask.to(model.device)).logits.float(), -1
+        )
         for j, (n, k, ids, m) in enumerate(chunk):
             start = len(ids) - m  # first residue's position; the logits one before predict it
             target = torch.tensor(ids[start:], device=logp.device)

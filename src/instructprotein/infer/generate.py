@@ -228,8 +228,18 @@ def prompt_fits(
 
     def fits(query: Query, block: str) -> bool:
         for text in questions:
-            got = fit_prompt(tokenizer, query.sequence, text, prefix, context=block, context_len=ctx,
-                             answer_tokens=reserve, cut_above=cut_above, keep=keep, max_residues=most)  # fmt: skip
+            got = fit_prompt(
+                tokenizer,
+                query.sequence,
+                text,
+                prefix,
+                context=block,
+                context_len=ctx,
+                answer_tokens=reserve,
+                cut_above=cut_above,
+                keep=keep,
+                max_residues=most,
+            )
             if not got.fits or got.evidence_cut:
                 return False
         return True
@@ -389,34 +399,69 @@ def describe(
     for q in queries:
         for key, text in asks:
             got = (location_blocks if key == "location" else contexts).get(q.id, (None, None))[1]
-            fitted = fit_prompt(tokenizer, q.sequence, text, context=got, context_len=ctx_len, cut_above=cut_above,
-                                keep=keep, max_residues=most)  # the answer room kept free, as in training
+            fitted = fit_prompt(
+                tokenizer,
+                q.sequence,
+                text,
+                context=got,
+                context_len=ctx_len,
+                cut_above=cut_above,
+                keep=keep,
+                max_residues=most,
+            )  # the answer room kept free, as in training
             prompt, residues = fitted.prompt.text, fitted.residues
             read[q.id] = min(read.get(q.id, residues), residues)
             prompts.append(prompt)
             names.append(f"{q.id} ({key} question)")
-    answers = [drop_repeats(a) for a in generate_answers(model, tokenizer, prompts, names=names, max_new_tokens=max_new_tokens)]
+    answers = [
+        drop_repeats(a) for a in generate_answers(model, tokenizer, prompts, names=names, max_new_tokens=max_new_tokens)
+    ]
     loc = classify(
-        model, tokenizer, queries, LOCATION_QUESTION, LOCATION_LABELS, prefix=LOCATION_PREFIX, rule=location_rule,
-        contexts=[location_blocks.get(q.id, (None, None))[1] for q in queries], cut_above=cut_above, keep=keep,
-    )  # fmt: skip
-    system = _system_answers(model, tokenizer, queries, loc, index, combination, aspects, max_identity, exclude,
-                             cut_above, keep) if (use_retrieval and index is not None and combination) else {}  # fmt: skip
+        model,
+        tokenizer,
+        queries,
+        LOCATION_QUESTION,
+        LOCATION_LABELS,
+        prefix=LOCATION_PREFIX,
+        rule=location_rule,
+        contexts=[location_blocks.get(q.id, (None, None))[1] for q in queries],
+        cut_above=cut_above,
+        keep=keep,
+    )
+    system = (
+        _system_answers(
+            model, tokenizer, queries, loc, index, combination, aspects, max_identity, exclude, cut_above, keep
+        )
+        if (use_retrieval and index is not None and combination)
+        else {}
+    )
     out: list[Description] = []
     for i, q in enumerate(queries):
         got = dict(zip([k for k, _ in asks], answers[i * len(asks) : (i + 1) * len(asks)]))
         model_length = read[q.id]
         desc = Description(
-            q.id, len(q.sequence), model_length, got["function"], got["location"],
-            {a: got[f"go_{a}"] for a in aspects}, loc[i],
-        )  # fmt: skip
+            q.id,
+            len(q.sequence),
+            model_length,
+            got["function"],
+            got["location"],
+            {a: got[f"go_{a}"] for a in aspects},
+            loc[i],
+        )
         if cut_above is not None and len(q.sequence) > cut_above:
             desc.notes.append(f"longer than {cut_above} residues: cut to its last {keep} (the paper's rule)")
-        if model_length < min(len(q.sequence), keep if cut_above is not None and len(q.sequence) > cut_above else len(q.sequence)):
-            why = (f"was tuned on {most}-residue proteins" if most is not None and model_length == most
-                   else f"reads {ctx_len} tokens")
-            desc.notes.append(f"the model {why}: it read {model_length} residues, the first three "
-                              "quarters and the last quarter joined by one X, as in training")
+        if model_length < min(
+            len(q.sequence), keep if cut_above is not None and len(q.sequence) > cut_above else len(q.sequence)
+        ):
+            why = (
+                f"was tuned on {most}-residue proteins"
+                if most is not None and model_length == most
+                else f"reads {ctx_len} tokens"
+            )
+            desc.notes.append(
+                f"the model {why}: it read {model_length} residues, the first three "
+                "quarters and the last quarter joined by one X, as in training"
+            )
         if q.id in system:
             desc.system_location, desc.verified_terms = system[q.id]
         if q.id in contexts:
@@ -466,17 +511,33 @@ def drop_repeats(text: str) -> str:
 
 
 def _system_answers(
-    model: PreTrainedModel, tokenizer: ProteinTokenizer, queries: Sequence[Query], loc: Sequence[Choice],
-    index: ProteinIndex, combination: Combination, aspects: Sequence[str], max_identity: float | None,
-    exclude: Sequence[str], cut_above: int | None, keep: int,
-) -> dict[str, tuple[list[tuple[str, float]] | None, dict[str, list[Any]] | None]]:  # fmt: skip
+    model: PreTrainedModel,
+    tokenizer: ProteinTokenizer,
+    queries: Sequence[Query],
+    loc: Sequence[Choice],
+    index: ProteinIndex,
+    combination: Combination,
+    aspects: Sequence[str],
+    max_identity: float | None,
+    exclude: Sequence[str],
+    cut_above: int | None,
+    keep: int,
+) -> dict[str, tuple[list[tuple[str, float]] | None, dict[str, list[Any]] | None]]:
     """Per query: the system's location distribution and its verified GO terms (see :mod:`.verify`)."""
     from instructprotein.infer import verify as ver
     from instructprotein.infer.prompts import YES_NO_OPTIONS, YES_NO_PREFIX, YES_NO_QUESTION
 
     hits = index.search(queries, top_k=ver.SEARCH_K, max_identity=max_identity, exclude=exclude, max_seqs=1000)
-    alone = classify(model, tokenizer, queries, LOCATION_QUESTION, LOCATION_LABELS, prefix=LOCATION_PREFIX,
-                     cut_above=cut_above, keep=keep)  # fmt: skip
+    alone = classify(
+        model,
+        tokenizer,
+        queries,
+        LOCATION_QUESTION,
+        LOCATION_LABELS,
+        prefix=LOCATION_PREFIX,
+        cut_above=cut_above,
+        keep=keep,
+    )
     want_go = any(combination.get(f"describe_{a}") for a in aspects)
     cands = {q.id: ver.go_candidates(index, hits[q.id], aspects) for q in queries} if want_go else {}
     asked = {q.id: ver.verification_questions(index, hits[q.id], cands[q.id]) for q in queries} if want_go else {}
@@ -489,14 +550,24 @@ def _system_answers(
             keys.append((q.id, a, term))
     yes: dict[str, dict[tuple[str, str], float]] = {q.id: {} for q in queries}
     if seqs:
-        choices = classify(model, tokenizer, seqs, questions, YES_NO_OPTIONS, prefix=YES_NO_PREFIX, contexts=blocks,
-                           cut_above=cut_above, keep=keep)  # fmt: skip
+        choices = classify(
+            model,
+            tokenizer,
+            seqs,
+            questions,
+            YES_NO_OPTIONS,
+            prefix=YES_NO_PREFIX,
+            contexts=blocks,
+            cut_above=cut_above,
+            keep=keep,
+        )
         for (qid, a, term), c in zip(keys, choices):
             yes[qid][(a, term)] = float(c.probabilities[1])
     out = {}
     for i, q in enumerate(queries):
-        location = ver.location_answer(combination, loc[i].probabilities, alone[i].probabilities, hits[q.id], index,
-                                       LOCATION_LABELS)  # fmt: skip
+        location = ver.location_answer(
+            combination, loc[i].probabilities, alone[i].probabilities, hits[q.id], index, LOCATION_LABELS
+        )
         terms = ver.ranked_terms(combination, index, hits[q.id], cands[q.id], yes[q.id]) if want_go else None
         out[q.id] = (location, terms)
     return out
@@ -619,8 +690,9 @@ def resolved_max_len(context_len: int, prompt_tokens: int, min_len: int, max_len
     return room
 
 
-def default_max_len(model: PreTrainedModel, tokenizer: ProteinTokenizer, description: str,
-                    length: int | None = None, min_len: int = 1) -> int:
+def default_max_len(
+    model: PreTrainedModel, tokenizer: ProteinTokenizer, description: str, length: int | None = None, min_len: int = 1
+) -> int:
     """The ``max_len`` :func:`design` uses for this request when none is given."""
     prompt = design_prompt(design_question(description, length))
     return resolved_max_len(context_length(model), len(tokenizer.encode(prompt)), min_len, None)
@@ -795,33 +867,57 @@ def design(
     note = None
     if strategy != "sample" and terms is not None:
         if term_ids:
-            exemplars = find_exemplars(terms.kg, term_ids, n=pool, seed=seed, exclude=exclude, min_len=min_len,
-                                       max_len=max_len)  # fmt: skip
+            exemplars = find_exemplars(
+                terms.kg, term_ids, n=pool, seed=seed, exclude=exclude, min_len=min_len, max_len=max_len
+            )
         if not exemplars:
             note = "no known protein carries the requested terms: sampled from the request alone"
             if strategy == "exemplar":
-                raise InputError(f"exemplar design: {note.split(':')[0]} ({', '.join(term_ids) or 'no GO term recognised'})")
+                raise InputError(
+                    f"exemplar design: {note.split(':')[0]} ({', '.join(term_ids) or 'no GO term recognised'})"
+                )
     designs: list[Design] = []
     if exemplars:
         picks = [exemplars[k % len(exemplars)] for k in range(pool)]
-        seqs = [rewrite_exemplars(model, tokenizer, prompt, [e.sequence], rate=rate, temperature=temperature,
-                                  seed=seed + k)[0] for k, e in enumerate(picks)]  # fmt: skip
-        designs = [Design(f"candidate{k + 1}", s, "exemplar", exemplar=e, exemplar_identity=identity_of(s, e.sequence))
-                   for k, (s, e) in enumerate(zip(seqs, picks))]  # fmt: skip
+        seqs = [
+            rewrite_exemplars(
+                model, tokenizer, prompt, [e.sequence], rate=rate, temperature=temperature, seed=seed + k
+            )[0]
+            for k, e in enumerate(picks)
+        ]
+        designs = [
+            Design(f"candidate{k + 1}", s, "exemplar", exemplar=e, exemplar_identity=identity_of(s, e.sequence))
+            for k, (s, e) in enumerate(zip(seqs, picks))
+        ]
     else:
-        samples = sample_proteins(model, tokenizer, prompt, n=pool, temperature=temperature, top_p=top_p, seed=seed,
-                                  min_len=min_len, max_len=max_len)  # fmt: skip
+        samples = sample_proteins(
+            model,
+            tokenizer,
+            prompt,
+            n=pool,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            min_len=min_len,
+            max_len=max_len,
+        )
         designs = [Design(f"candidate{i + 1}", s, e) for i, (s, e) in enumerate(samples)]
     if check:
         checked = check_designs(
-            [d.sequence for d in designs], min_len=min_len, max_len=max_len, index=index, requested=requested,
-            terms=terms, sensitivity=sensitivity,
-        )  # fmt: skip
+            [d.sequence for d in designs],
+            min_len=min_len,
+            max_len=max_len,
+            index=index,
+            requested=requested,
+            terms=terms,
+            sensitivity=sensitivity,
+        )
         for d, c in zip(designs, checked):
             d.checks = c
     for d, v in zip(designs, request_gain(model, tokenizer, q, [d.sequence for d in designs])):
         d.verification = v
     if pool > n:
+
         def rank(d: Design) -> tuple:
             c = d.checks
             new = c is None or c.closest is None or c.closest.identity < max_identity
@@ -830,9 +926,18 @@ def design(
         designs = sorted(designs, key=rank, reverse=True)[:n]
     for k, d in enumerate(designs):
         d.id = f"design{k + 1}"
-    settings = {"n": n, "temperature": temperature, "top_p": top_p, "seed": seed, "min_len": min_len,
-                "max_len": max_len, "length": length, "strategy": "exemplar" if exemplars else "sample",
-                "candidates": pool, "max_identity": max_identity}  # fmt: skip
+    settings = {
+        "n": n,
+        "temperature": temperature,
+        "top_p": top_p,
+        "seed": seed,
+        "min_len": min_len,
+        "max_len": max_len,
+        "length": length,
+        "strategy": "exemplar" if exemplars else "sample",
+        "candidates": pool,
+        "max_identity": max_identity,
+    }
     if exemplars:
         settings["mutation_rate"] = rate
     if note:

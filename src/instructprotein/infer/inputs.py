@@ -146,8 +146,10 @@ def _stdin_text() -> str:
     import sys
 
     if sys.stdin is None or sys.stdin.isatty():
-        raise InputError("'-' reads sequences from standard input, but nothing is piped in "
-                         "(e.g. `kg show P12345 --fasta | instructprotein describe -`)")  # fmt: skip
+        raise InputError(
+            "'-' reads sequences from standard input, but nothing is piped in "
+            "(e.g. `kg show P12345 --fasta | instructprotein describe -`)"
+        )
     try:
         return sys.stdin.read()
     except UnicodeDecodeError as exc:
@@ -162,8 +164,10 @@ def _read_text(text: str, source: str) -> list[Query]:
     if not body:
         raise InputError("no sequences", source)
     if body.startswith(">"):
-        return [Query(r.id, clean_sequence(r.sequence, f"{source}: record {r.id!r}"))
-                for r in parse_fasta_text(body, source=source)]  # fmt: skip
+        return [
+            Query(r.id, clean_sequence(r.sequence, f"{source}: record {r.id!r}"))
+            for r in parse_fasta_text(body, source=source)
+        ]
     if body.startswith("{"):
         return _jsonl_queries(enumerate(text.split("\n"), 1), source)
     return [Query("stdin", clean_sequence(body, source))]

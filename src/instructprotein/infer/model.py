@@ -46,8 +46,11 @@ def _combination(folder: Path | None) -> Any:
     got = load(folder)
     if got is None and folder not in _SAID:
         _SAID.add(folder)
-        print(f"note: {folder} has no {FILE}: answers are the model's own, not combined with the homologs "
-              "(`instructprotein evaluate --model ... --instructions ...` fits them)", file=sys.stderr)  # fmt: skip
+        print(
+            f"note: {folder} has no {FILE}: answers are the model's own, not combined with the homologs "
+            "(`instructprotein evaluate --model ... --instructions ...` fits them)",
+            file=sys.stderr,
+        )
     return got
 
 
@@ -140,9 +143,14 @@ class Model:
         options.setdefault("keep", self.keep)
         options.setdefault("combination", self.combination)
         return describe(
-            self.model, self.tokenizer, list(queries), terms=self.terms,
-            index=self.index if use else None, retrieval=use, **options,
-        )  # fmt: skip
+            self.model,
+            self.tokenizer,
+            list(queries),
+            terms=self.terms,
+            index=self.index if use else None,
+            retrieval=use,
+            **options,
+        )
 
     def design(self, text: str, n: int = 4, **options: Any) -> DesignRun:
         """``n`` sequences for a request, checked (see :func:`~instructprotein.infer.generate.design`)."""
@@ -162,8 +170,16 @@ class Model:
         max_identity: float | None = None,
     ) -> Choice:
         """The option the model finds most likely after ``{protein}Instruction: {question}\\n\\nOutput: {prefix}``."""
-        return self.classify_many([Query(id, clean_sequence(sequence, id))], question, options, prefix=prefix,
-                                  rule=rule, retrieval=retrieval, top_k=top_k, max_identity=max_identity)[0]  # fmt: skip
+        return self.classify_many(
+            [Query(id, clean_sequence(sequence, id))],
+            question,
+            options,
+            prefix=prefix,
+            rule=rule,
+            retrieval=retrieval,
+            top_k=top_k,
+            max_identity=max_identity,
+        )[0]
 
     def classify_many(
         self,
@@ -195,14 +211,29 @@ class Model:
             questions = [question] if isinstance(question, str) else list(question)
             flat = [o for o in options if isinstance(o, str)] or [o for opts in options for o in opts]
             reserve = max((len(self.tokenizer.encode(option_text(o), add_bos=False)) for o in flat), default=8)
-            fits = prompt_fits(self.model, self.tokenizer, questions, prefix=prefix, reserve=reserve,
-                               cut_above=self.cut_above, keep=self.keep)  # fmt: skip
+            fits = prompt_fits(
+                self.model,
+                self.tokenizer,
+                questions,
+                prefix=prefix,
+                reserve=reserve,
+                cut_above=self.cut_above,
+                keep=self.keep,
+            )
             found = homolog_contexts(self.index, queries, top_k=top_k, max_identity=max_identity, fits=fits)
             contexts = [found[q.id][1] for q in queries]
         return classify(
-            self.model, self.tokenizer, queries, question, options, prefix=prefix, rule=rule, contexts=contexts,
-            cut_above=self.cut_above, keep=self.keep,
-        )  # fmt: skip
+            self.model,
+            self.tokenizer,
+            queries,
+            question,
+            options,
+            prefix=prefix,
+            rule=rule,
+            contexts=contexts,
+            cut_above=self.cut_above,
+            keep=self.keep,
+        )
 
     # -- retrieval on its own ------------------------------------------------------------------------------
     def homologs(self, sequence: str, *, top_k: int = 5, **search: Any) -> list[Homolog]:

@@ -109,11 +109,30 @@ def check_all(values: dict[str, Any], *, cli: bool = False) -> None:
         check(name, value, label=cli_label(name) if cli else None)
 
 
-def check_design(*, n: Any, temperature: Any, top_p: Any, seed: Any, min_len: Any, max_len: Any = None,
-                 length: Any = None, cli: bool = False) -> None:  # fmt: skip
+def check_design(
+    *,
+    n: Any,
+    temperature: Any,
+    top_p: Any,
+    seed: Any,
+    min_len: Any,
+    max_len: Any = None,
+    length: Any = None,
+    cli: bool = False,
+) -> None:
     """Every design parameter, and ``min_len`` at most ``max_len``."""
-    check_all({"n": n, "temperature": temperature, "top_p": top_p, "seed": seed, "min_len": min_len,
-               "max_len": max_len, "length": length}, cli=cli)  # fmt: skip
+    check_all(
+        {
+            "n": n,
+            "temperature": temperature,
+            "top_p": top_p,
+            "seed": seed,
+            "min_len": min_len,
+            "max_len": max_len,
+            "length": length,
+        },
+        cli=cli,
+    )
     if max_len is not None and min_len > max_len:
         lo, hi = (cli_label("min_len"), cli_label("max_len")) if cli else ("min_len", "max_len")
         raise InputError(f"{lo} {min_len} is above {hi} {max_len}")

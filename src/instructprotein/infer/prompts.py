@@ -52,5 +52,5 @@ FUNCTION_QUESTION = question("function")  # "What is the function of this protei
 
 
 def go_question(aspect: str) -> str:
-    """"List the molecular function GO terms of this protein." (answers are ``GO:id name`` lines)."""
+    """ "List the molecular function GO terms of this protein." (answers are ``GO:id name`` lines)."""
     return question("go_terms", aspect_name=ASPECT_NAMES[aspect])

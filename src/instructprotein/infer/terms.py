@@ -49,15 +49,25 @@ _SEPARATOR = re.compile(
     # holds such words still matches, as a run of pieces joined by them is tried first
     r"|\s+(?:located|found|localized|localised|resides|residing)\s+in\s+(?:the\s+)?|\s+in\s+the\s+|\s+with\s+|\s+that\s+)"
 )
-_FILLER = frozenset("which that this these those it its they and or also so then as well the a an "
-                    "protein proteins sequence design generate create make write propose give me one new".split())
+_FILLER = frozenset(
+    "which that this these those it its they and or also so then as well the a an "
+    "protein proteins sequence design generate create make write propose give me one new".split()
+)
 """Words that make up list pieces which are no attempt at a term ("..., which is a kind of ...")."""
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.I)
 _TRAILING = " \t.,;:!?\"'()[]"
-_PLACE_ADJECTIVES = {"nuclear": "nucleus", "mitochondrial": "mitochondrion", "cytoplasmic": "cytoplasm",
-                     "cytosolic": "cytosol", "peroxisomal": "peroxisome", "vacuolar": "vacuole",
-                     "chloroplastic": "chloroplast", "secreted": "extracellular region",
-                     "extracellular": "extracellular region", "membrane": "membrane"}
+_PLACE_ADJECTIVES = {
+    "nuclear": "nucleus",
+    "mitochondrial": "mitochondrion",
+    "cytoplasmic": "cytoplasm",
+    "cytosolic": "cytosol",
+    "peroxisomal": "peroxisome",
+    "vacuolar": "vacuole",
+    "chloroplastic": "chloroplast",
+    "secreted": "extracellular region",
+    "extracellular": "extracellular region",
+    "membrane": "membrane",
+}
 """How people name a protein by where it lives ("a nuclear protein") -> the GO name of the place."""
 _BINDING_ADJECTIVE = re.compile(r"^(\S+)-binding(?:\s+(?:proteins?|domains?|sites?))?$", re.I)
 # Verb phrases of instruct.templates (function_phrase, location_phrase, process_phrase) undone, and
@@ -65,8 +75,10 @@ _BINDING_ADJECTIVE = re.compile(r"^(\S+)-binding(?:\s+(?:proteins?|domains?|site
 _VERB_FORMS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
     (_BINDING_ADJECTIVE, r"\1 binding"),  # zinc-binding -> the synonym "zinc binding"
     (_BINDING_ADJECTIVE, r"\1 ion binding"),  # calcium-binding -> "calcium ion binding" (no such synonym)
-    (re.compile(rf"^({'|'.join(_PLACE_ADJECTIVES)})\s+proteins?$", re.I),
-     lambda m: _PLACE_ADJECTIVES[m.group(1).lower()]),
+    (
+        re.compile(rf"^({'|'.join(_PLACE_ADJECTIVES)})\s+proteins?$", re.I),
+        lambda m: _PLACE_ADJECTIVES[m.group(1).lower()],
+    ),
     (re.compile(r"^binds?\s+(.+)$", re.I), r"\1 binding"),
     (re.compile(r"^(?:is|be|are)\s+located\s+in\s+(.+)$", re.I), r"\1"),
     (re.compile(r"^(?:located|localized|localizes|found|resides)\s+(?:in|to|at)\s+(.+)$", re.I), r"\1"),
@@ -124,15 +136,22 @@ class TermSet:
         specific = {m.term.id for m in self.most_specific}
         return {
             "direct": [
-                {"id": m.term.id, "name": m.term.name, "aspect": m.term.aspect, "phrase": m.phrase,
-                 "matched_by": m.matched_by, "source": m.source, "most_specific": m.term.id in specific,
-                 **({"note": m.note} if m.note else {})}
+                {
+                    "id": m.term.id,
+                    "name": m.term.name,
+                    "aspect": m.term.aspect,
+                    "phrase": m.phrase,
+                    "matched_by": m.matched_by,
+                    "source": m.source,
+                    "most_specific": m.term.id in specific,
+                    **({"note": m.note} if m.note else {}),
+                }
                 for m in self.direct
             ],
             "implied": [{"id": t.id, "name": t.name, "aspect": t.aspect, "implied_by": by} for t, by in self.implied],
             "unmatched": list(self.unmatched),
             "summary": self.summary(),
-        }  # fmt: skip
+        }
 
 
 class TermIndex:

@@ -72,21 +72,33 @@ def aspect_lookup(kg: Any) -> Callable[[str], str | None]:
     return get
 
 
-def candidate_terms(hits: Sequence[Homolog], carried: Callable[[str], Iterable[str]], aspect_of: Callable[[str], str | None],
-                    aspect: str, frequent: Sequence[str], k: int = VOTE_K) -> list[tuple[str, float]]:  # fmt: skip
+def candidate_terms(
+    hits: Sequence[Homolog],
+    carried: Callable[[str], Iterable[str]],
+    aspect_of: Callable[[str], str | None],
+    aspect: str,
+    frequent: Sequence[str],
+    k: int = VOTE_K,
+) -> list[tuple[str, float]]:
     """(term, identity-weighted vote share) of the aspect's terms the top ``k`` annotated hits
     carry, best voted first; then the frequent terms no hit carries (share 0)."""
-    labelled = {h.accession: [t for t in carried(h.accession) if t not in GO_ROOTS and aspect_of(t) == aspect]
-                for h in hits}  # fmt: skip
+    labelled = {
+        h.accession: [t for t in carried(h.accession) if t not in GO_ROOTS and aspect_of(t) == aspect] for h in hits
+    }
     annotated = [h for h in hits if labelled[h.accession]][:k]
     votes = transfer(annotated, labelled, k=k).votes if annotated else {}
     ranked = sorted(votes, key=lambda t: (-votes[t], t))
     return [(t, votes[t]) for t in ranked] + [(t, 0.0) for t in frequent if t not in votes]
 
 
-def term_evidence(hits: Sequence[Homolog], term: str, carried: Callable[[str], Iterable[str]],
-                  annotated_in_aspect: Callable[[str], bool], k: int = VOTE_K,
-                  frequency: float | None = None) -> Evidence:  # fmt: skip
+def term_evidence(
+    hits: Sequence[Homolog],
+    term: str,
+    carried: Callable[[str], Iterable[str]],
+    annotated_in_aspect: Callable[[str], bool],
+    k: int = VOTE_K,
+    frequency: float | None = None,
+) -> Evidence:
     """What the first ``k`` hits annotated in the term's aspect say: yes (they carry it) or no;
     ``frequency``: the term's share of the graph's proteins, the question's prior."""
     labelled = []
@@ -109,13 +121,24 @@ class VerifiedTerm:
     model_yes: float | None  # the model's p(yes) with the evidence; None: not asked (ranked by the homologs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "aspect": self.aspect, "confidence": round(self.confidence, 4),
-                "homolog_vote": round(self.vote, 4),
-                "model_yes": None if self.model_yes is None else round(self.model_yes, 4)}  # fmt: skip
+        return {
+            "id": self.id,
+            "name": self.name,
+            "aspect": self.aspect,
+            "confidence": round(self.confidence, 4),
+            "homolog_vote": round(self.vote, 4),
+            "model_yes": None if self.model_yes is None else round(self.model_yes, 4),
+        }
 
 
-def location_answer(combination: Combination, model_probs: Sequence[float], alone_probs: Sequence[float] | None,
-                    hits: Sequence[Homolog], index: ProteinIndex, classes: Sequence[str]) -> list[tuple[str, float]] | None:  # fmt: skip
+def location_answer(
+    combination: Combination,
+    model_probs: Sequence[float],
+    alone_probs: Sequence[float] | None,
+    hits: Sequence[Homolog],
+    index: ProteinIndex,
+    classes: Sequence[str],
+) -> list[tuple[str, float]] | None:
     """The system's location distribution (best first), or None without location weights."""
     kw = combination.get("location")
     if kw is None or list(kw.classes) != list(classes):
@@ -123,27 +146,34 @@ def location_answer(combination: Combination, model_probs: Sequence[float], alon
     facts = graph_facts(index)
     labels = facts.mapper.labels([h.accession for h in hits])
     labelled = [(labels[h.accession], float(h.identity)) for h in hits if labels.get(h.accession)][: kw.k]
-    p = kw.probabilities(np.asarray(model_probs), None if alone_probs is None else np.asarray(alone_probs),
-                         Evidence(labelled), classes)  # fmt: skip
+    p = kw.probabilities(
+        np.asarray(model_probs), None if alone_probs is None else np.asarray(alone_probs), Evidence(labelled), classes
+    )
     return sorted(zip(classes, (float(x) for x in p)), key=lambda cp: -cp[1])
 
 
-def go_candidates(index: ProteinIndex, hits: Sequence[Homolog], aspects: Sequence[str] = ASPECTS,
-                  ) -> dict[str, list[tuple[str, float]]]:  # fmt: skip
+def go_candidates(
+    index: ProteinIndex,
+    hits: Sequence[Homolog],
+    aspects: Sequence[str] = ASPECTS,
+) -> dict[str, list[tuple[str, float]]]:
     facts = graph_facts(index)
     get = aspect_lookup(index.kg)
     return {a: candidate_terms(hits, facts.carried, get, a, frequent_terms(index.kg, a)) for a in aspects}
 
 
-def verification_questions(index: ProteinIndex, hits: Sequence[Homolog], cands: dict[str, list[tuple[str, float]]],
-                           top_k: int = 3) -> list[tuple[str, str, str, str]]:  # fmt: skip
+def verification_questions(
+    index: ProteinIndex, hits: Sequence[Homolog], cands: dict[str, list[tuple[str, float]]], top_k: int = 3
+) -> list[tuple[str, str, str, str]]:
     """(aspect, term, term name, evidence block) of every candidate the model is asked about."""
     facts = graph_facts(index)
     out = []
     for a, terms in cands.items():
         for term, _ in terms[:MAX_SCORED]:
             name = _name(index.kg, term)
-            out.append((a, term, name, homolog_block(index, list(hits)[:top_k], "term", term, term_name=name, aspect=a)))
+            out.append(
+                (a, term, name, homolog_block(index, list(hits)[:top_k], "term", term, term_name=name, aspect=a))
+            )
     del facts
     return out
 
@@ -155,9 +185,13 @@ def _name(kg: Any, term: str) -> str:
         return term
 
 
-def ranked_terms(combination: Combination, index: ProteinIndex, hits: Sequence[Homolog],
-                 cands: dict[str, list[tuple[str, float]]], model_yes: dict[tuple[str, str], float],
-                 ) -> dict[str, list[VerifiedTerm]]:  # fmt: skip
+def ranked_terms(
+    combination: Combination,
+    index: ProteinIndex,
+    hits: Sequence[Homolog],
+    cands: dict[str, list[tuple[str, float]]],
+    model_yes: dict[tuple[str, str], float],
+) -> dict[str, list[VerifiedTerm]]:
     """Per aspect, the candidates the system names (confidence at or above the validation
     threshold), most confident first; aspects without weights are left out."""
     facts = graph_facts(index)

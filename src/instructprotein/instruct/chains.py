@@ -41,7 +41,9 @@ class ChainGraph(Protocol):
     def parents(self, entity_id: str) -> list[tuple[Entity, str]]: ...
     def ancestors(self, entity_id: str) -> list[tuple[Entity, int]]: ...
     def ancestor_chain(self, entity_id: str) -> list[tuple[Entity, str]]: ...
-    def direct_annotations(self, accession: str, kind: str | None = None, aspect: str | None = None) -> list[Annotation]: ...
+    def direct_annotations(
+        self, accession: str, kind: str | None = None, aspect: str | None = None
+    ) -> list[Annotation]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,8 +310,16 @@ _PROCESS_AFTER_FUNCTION: dict[str, tuple[str, ...]] = {
     "contributes_to": (", which takes part in {p}", "; this activity contributes to {p}", ", an activity used in {p}"),
     "part_of": (", as part of {p}", ", which is part of {p}", ", one step of {p}"),
     "regulates": (", which regulates {p}", ", and so regulates {p}", ", an activity that regulates {p}"),
-    "positively_regulates": (", which promotes {p}", ", and so positively regulates {p}", ", an activity that promotes {p}"),
-    "negatively_regulates": (", which inhibits {p}", ", and so negatively regulates {p}", ", an activity that represses {p}"),
+    "positively_regulates": (
+        ", which promotes {p}",
+        ", and so positively regulates {p}",
+        ", an activity that promotes {p}",
+    ),
+    "negatively_regulates": (
+        ", which inhibits {p}",
+        ", and so negatively regulates {p}",
+        ", an activity that represses {p}",
+    ),
 }
 
 
@@ -328,9 +338,9 @@ def _cross_text(chain: Chain, rng: random.Random | None) -> str:
             rng,
         ).format(d=dom.term_name, fb=function_phrase(f.term_name, "base"), ft=function_phrase(f.term_name))
     elif dom is not None:
-        text = _pick(("It has a {d} domain", "The protein carries a {d} domain", "It contains the {d} domain"), rng).format(
-            d=dom.term_name
-        )
+        text = _pick(
+            ("It has a {d} domain", "The protein carries a {d} domain", "It contains the {d} domain"), rng
+        ).format(d=dom.term_name)
     elif f is not None:
         text = _pick(("It {ft}", "The protein {ft}", "This protein {ft}"), rng).format(ft=function_phrase(f.term_name))
     if p is not None:
@@ -338,16 +348,18 @@ def _cross_text(chain: Chain, rng: random.Random | None) -> str:
             rel = f.relation if f.relation in _PROCESS_AFTER_FUNCTION else "contributes_to"
             text += _pick(_PROCESS_AFTER_FUNCTION[rel], rng).format(p=p.term_name)
         elif text:
-            text += _pick((", and it takes part in {p}", " and is involved in {p}", ", taking part in {p}"), rng).format(
-                p=p.term_name
-            )
+            text += _pick(
+                (", and it takes part in {p}", " and is involved in {p}", ", taking part in {p}"), rng
+            ).format(p=p.term_name)
         else:
-            text = _pick(("It takes part in {p}", "The protein takes part in {p}", "This protein is involved in {p}"), rng).format(
-                p=p.term_name
-            )
+            text = _pick(
+                ("It takes part in {p}", "The protein takes part in {p}", "This protein is involved in {p}"), rng
+            ).format(p=p.term_name)
     if c is not None:
         if text:
-            text += _pick((", in the {l}", ", working in the {l}", "; it does so in the {l}"), rng).format(l=c.term_name)
+            text += _pick((", in the {l}", ", working in the {l}", "; it does so in the {l}"), rng).format(
+                l=c.term_name
+            )
         else:
             text = _pick(("It is located in the {l}", "The protein is found in the {l}"), rng).format(l=c.term_name)
     return text + "."

@@ -66,8 +66,20 @@ PRIORITY: tuple[str, ...] = (
 )
 """Order of classes in an answer and tie-break for a single label (first wins)."""
 
-ANCHOR_NAMES = frozenset({"plasma membrane", "cytoplasm", "endoplasmic reticulum", "golgi apparatus", "vacuole",
-                          "mitochondrion", "nucleus", "peroxisome", "chloroplast", "extracellular region"})
+ANCHOR_NAMES = frozenset(
+    {
+        "plasma membrane",
+        "cytoplasm",
+        "endoplasmic reticulum",
+        "golgi apparatus",
+        "vacuole",
+        "mitochondrion",
+        "nucleus",
+        "peroxisome",
+        "chloroplast",
+        "extracellular region",
+    }
+)
 """GO names of the anchors: a term named so adds nothing after its class word."""
 
 
@@ -161,12 +173,13 @@ class LocationMapper:
             found.setdefault(term, set()).add(class_of_anchor[anchor])
         marks = ",".join("?" * len(IGNORED))
         self.ignored = frozenset(
-            t for (t,) in con.execute(
+            t
+            for (t,) in con.execute(
                 "SELECT e.id FROM closure c JOIN entity e ON e.eid = c.eid JOIN entity a ON a.eid = c.ancestor"
                 f" WHERE a.id IN ({marks})",
                 list(IGNORED),
             )
-        )  # fmt: skip
+        )
         term_classes = {t: frozenset(v) for t, v in found.items() if t not in self.ignored}
         more_general = {c: set(term_classes.get(a, frozenset())) - {c} for c, a in ANCHORS.items()}
         self.compartments = Compartments(term_classes, more_general)

@@ -188,11 +188,23 @@ def _record(inst: Instruction, split: str, focus: str, residues: int) -> dict:
 
 SCHEMA = pa.schema(
     [
-        ("split", pa.string()), ("task", pa.string()), ("direction", pa.string()), ("accession", pa.string()),
-        ("focus_term", pa.string()), ("prompt", pa.string()), ("answer", pa.string()), ("text", pa.string()),
-        ("answer_start", pa.int32()), ("answer_end", pa.int32()), ("triples", pa.list_(pa.list_(pa.string()))),
-        ("negatives", pa.list_(pa.string())), ("chain", pa.string()), ("aspect", pa.string()),
-        ("phrasing", pa.int16()), ("format", pa.string()), ("residues", pa.int32()),
+        ("split", pa.string()),
+        ("task", pa.string()),
+        ("direction", pa.string()),
+        ("accession", pa.string()),
+        ("focus_term", pa.string()),
+        ("prompt", pa.string()),
+        ("answer", pa.string()),
+        ("text", pa.string()),
+        ("answer_start", pa.int32()),
+        ("answer_end", pa.int32()),
+        ("triples", pa.list_(pa.list_(pa.string()))),
+        ("negatives", pa.list_(pa.string())),
+        ("chain", pa.string()),
+        ("aspect", pa.string()),
+        ("phrasing", pa.int16()),
+        ("format", pa.string()),
+        ("residues", pa.int32()),
     ]
 )
 
@@ -264,14 +276,27 @@ def build_instructions(
     out_dir.mkdir(parents=True, exist_ok=True)
     options = GenerateOptions(**{"evidence_fraction": config.evidence_fraction, **config.generate})
     with KnowledgeGraph(kg_path) as kg:
-        removed = decontaminate(
-            kg, config.benchmarks, out_dir / "decontamination", min_identity=config.min_identity,
-            sensitivity=config.sensitivity, progress=progress,
-        ) if config.benchmarks else None
+        removed = (
+            decontaminate(
+                kg,
+                config.benchmarks,
+                out_dir / "decontamination",
+                min_identity=config.min_identity,
+                sensitivity=config.sensitivity,
+                progress=progress,
+            )
+            if config.benchmarks
+            else None
+        )
         excluded = removed.excluded if removed else frozenset()
         splits = make_splits(
-            kg, out_dir / "splits", min_seq_id=config.split_identity, seed=config.seed, exclude=excluded,
-            progress=progress, linclust=config.split_linclust,
+            kg,
+            out_dir / "splits",
+            min_seq_id=config.split_identity,
+            seed=config.seed,
+            exclude=excluded,
+            progress=progress,
+            linclust=config.split_linclust,
         )
         reps = sequence_clusters(kg, out_dir / "splits", config.cluster_identity, progress=progress)
     with progress.step("load the graph into memory"):
@@ -310,7 +335,10 @@ def build_instructions(
             d_tasks = choose_tasks(view, d_eids, rng, config.task_multipliers)
             drawn[name] = (d_pids, d_eids, d_tasks)
             plan_stats[name] = {
-                "triples": int(len(s_pids)), "clusters": sampling.clusters, "proteins": sampling.proteins, "draws": n,
+                "triples": int(len(s_pids)),
+                "clusters": sampling.clusters,
+                "proteins": sampling.proteins,
+                "draws": n,
             }
             if name == "train":
                 frequency_before.update(s_eids.tolist())
@@ -330,7 +358,9 @@ def build_instructions(
         d_pids, d_eids, d_tasks = drawn[name]
         n_shards = max(1, min(config.shards, len(d_pids))) if name == "train" else 1
         for k, part in enumerate(_pid_aligned_chunks(d_pids, n_shards)):
-            jobs.append((out_dir, f"{name}-{k:05d}", name, d_pids[part], d_eids[part], d_tasks[part], config.seed, options))
+            jobs.append(
+                (out_dir, f"{name}-{k:05d}", name, d_pids[part], d_eids[part], d_tasks[part], config.seed, options)
+            )
     for sub in ("jsonl", "parquet"):
         (out_dir / sub).mkdir(exist_ok=True)
         for old in (out_dir / sub).glob("*"):
@@ -380,9 +410,14 @@ def build_instructions(
 
 
 def _evidence(
-    kg_path: str | Path, view: KGView, drawn: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], splits,
-    out_dir: Path, config: BuildConfig, progress: Progress,
-) -> tuple[Evidence, dict]:  # fmt: skip
+    kg_path: str | Path,
+    view: KGView,
+    drawn: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    splits,
+    out_dir: Path,
+    config: BuildConfig,
+    progress: Progress,
+) -> tuple[Evidence, dict]:
     """Search the homologs of every protein a protein -> text instruction is drawn about (all
     splits) among the training split's proteins (:mod:`~instructprotein.instruct.homologs`)."""
     design = TASK_NAMES.index("design")
@@ -393,13 +428,27 @@ def _evidence(
         max_identity = config.min_identity if config.benchmarks else 0.7
     with KnowledgeGraph(kg_path) as kg:
         found = training_homologs(
-            kg, [view.accessions[p] for p in pids], train, out_dir / "homologs", top_k=config.evidence_top_k,
-            max_identity=max_identity, sensitivity=config.evidence_sensitivity, progress=progress,
-        )  # fmt: skip
-    by_pid = {view.pid_of[q]: [(view.pid_of[a], ident) for a, ident in hits if a in view.pid_of]
-              for q, hits in found.items() if q in view.pid_of}  # fmt: skip
-    info = {"proteins_searched": len(by_pid), "with_homologs": sum(1 for v in by_pid.values() if v),
-            "max_identity": max_identity, "top_k": config.evidence_top_k, "fraction": config.evidence_fraction}  # fmt: skip
+            kg,
+            [view.accessions[p] for p in pids],
+            train,
+            out_dir / "homologs",
+            top_k=config.evidence_top_k,
+            max_identity=max_identity,
+            sensitivity=config.evidence_sensitivity,
+            progress=progress,
+        )
+    by_pid = {
+        view.pid_of[q]: [(view.pid_of[a], ident) for a, ident in hits if a in view.pid_of]
+        for q, hits in found.items()
+        if q in view.pid_of
+    }
+    info = {
+        "proteins_searched": len(by_pid),
+        "with_homologs": sum(1 for v in by_pid.values() if v),
+        "max_identity": max_identity,
+        "top_k": config.evidence_top_k,
+        "fraction": config.evidence_fraction,
+    }
     return Evidence(ViewFacts(view), by_pid), info
 
 

@@ -186,9 +186,15 @@ def decontaminate(
     if queries:
         tool = mmseqs or MMseqs.locate()
         hits = tool.search(
-            _stable(queries.values()), targets(), out_dir, min_seq_id=0.0, sensitivity=sensitivity,
-            max_seqs=max_seqs, threads=threads, progress=progress,
-        )  # fmt: skip
+            _stable(queries.values()),
+            targets(),
+            out_dir,
+            min_seq_id=0.0,
+            sensitivity=sensitivity,
+            max_seqs=max_seqs,
+            threads=threads,
+            progress=progress,
+        )
         for hit in hits:
             hits_per_query[hit.query] += 1
             if hit.fident < min_identity or hit.shorter_coverage < min_coverage:
@@ -203,9 +209,7 @@ def decontaminate(
             pass
 
     with progress.step(f"write {REMOVED_TSV} and {HITS_TSV}"):
-        digest = write_tsv(
-            out_dir / REMOVED_TSV, HEADER, ((acc, *removed[acc]) for acc in sorted(removed))
-        )
+        digest = write_tsv(out_dir / REMOVED_TSV, HEADER, ((acc, *removed[acc]) for acc in sorted(removed)))
         hits_digest = _write_hits(out_dir / HITS_TSV, queries, hits if queries else [], groups)
     reasons = Counter(reason for _, _, reason in removed.values())
     counts = {
@@ -248,7 +252,9 @@ def _write_hits(path: Path, queries: dict[bytes, SequenceRecord], hits: Sequence
                 q = digest_of[h.query]
                 seen.add(q)
                 for acc in groups.members(h.target):
-                    fh.write(f"{q}\t{acc}\t{h.fident:.3f}\t{h.alnlen}\t{h.evalue:.3g}\t{h.bits:g}\t{h.qcov:.3f}\t{h.tcov:.3f}\n")
+                    fh.write(
+                        f"{q}\t{acc}\t{h.fident:.3f}\t{h.alnlen}\t{h.evalue:.3g}\t{h.bits:g}\t{h.qcov:.3f}\t{h.tcov:.3f}\n"
+                    )
             for q in sorted(set(digest_of.values()) - seen):
                 fh.write(f"{q}\t\t\t\t\t\t\t\n")
     return file_sha256(path)

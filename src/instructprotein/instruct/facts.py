@@ -93,8 +93,9 @@ class GraphFacts:
                 anns = self.kg.direct_annotations(accession, kind="go")
             except KeyError:
                 anns = []
-            self._direct[accession] = [(a.entity.id, a.entity.name, a.entity.aspect) for a in anns
-                                       if a.entity.id not in GO_ROOTS]  # fmt: skip
+            self._direct[accession] = [
+                (a.entity.id, a.entity.name, a.entity.aspect) for a in anns if a.entity.id not in GO_ROOTS
+            ]
         return self._direct[accession]
 
     def most_specific(self, terms: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -53,7 +53,8 @@ Triple = tuple[str, str, str]
 
 # relation of a protein -> entity triple by annotation group (GO aspect or entity kind)
 RELATION: dict[str, str] = {
-    (aspect if kind == "go" else kind): rel for (kind, aspect), rel in PROTEIN_RELATIONS.items()  # type: ignore[misc]
+    (aspect if kind == "go" else kind): rel
+    for (kind, aspect), rel in PROTEIN_RELATIONS.items()  # type: ignore[misc]
 }
 SIGNATURE_KINDS = ("interpro", "pfam")
 
@@ -158,8 +159,15 @@ class Evidence:
 class _Protein:
     """Per-protein working state: looked-up once, shared by every task."""
 
-    def __init__(self, view: KGView, accession: str, rng: random.Random, sampler: NegativeSampler, options: GenerateOptions,
-                 evidence: Evidence | None = None):  # fmt: skip
+    def __init__(
+        self,
+        view: KGView,
+        accession: str,
+        rng: random.Random,
+        sampler: NegativeSampler,
+        options: GenerateOptions,
+        evidence: Evidence | None = None,
+    ):
         self.evidence = evidence
         self.view = view
         self.pid = view.pid(accession)
@@ -170,9 +178,7 @@ class _Protein:
         self.terms: ProteinTerms = view.terms(self.pid)
         self._info: ProteinInfo | None = None
         self._protein_text: str | None = None
-        self.specific: dict[str, list[int]] = {
-            a: view.most_specific(self.terms.direct.get(a, ())) for a in GO_ASPECTS
-        }
+        self.specific: dict[str, list[int]] = {a: view.most_specific(self.terms.direct.get(a, ())) for a in GO_ASPECTS}
         self._carried: dict[str, list[int]] = {}
         self._cross: Chain | None | Literal[False] = False
         # the sampled triple's term an instruction must be about (debiased sampling), if any
@@ -184,8 +190,10 @@ class _Protein:
 
     def ordered(self, group: str) -> list[int]:
         """The most specific direct terms of a group, the focus term first when it is of it."""
-        terms = self.specific[group] if group in self.specific else sorted(
-            self.terms.direct.get(group, ()), key=lambda e: self.view.ids[e]
+        terms = (
+            self.specific[group]
+            if group in self.specific
+            else sorted(self.terms.direct.get(group, ()), key=lambda e: self.view.ids[e])
         )
         f = self.focus
         if f is None or self.view.group[f] != group:
@@ -290,8 +298,19 @@ class _Protein:
         else:
             text, span = render_paper(None, question, answer)
         return Instruction(
-            task, direction, text[: span[0]], answer, text, span, self.accession, triples, ctext, index,
-            negatives or [], aspect, fmt,
+            task,
+            direction,
+            text[: span[0]],
+            answer,
+            text,
+            span,
+            self.accession,
+            triples,
+            ctext,
+            index,
+            negatives or [],
+            aspect,
+            fmt,
         )
 
 
@@ -398,8 +417,16 @@ def _yes_no(p: _Protein) -> Instruction | None:
     index = p.phrasing("yes_no")
     if p.rng.random() < p.options.yes_fraction:
         question, answer = render("yes_no", index, {"term": p.name(positive), "answer": "yes"})
-        return p.finish("yes_no", index, question, answer, [p.triple(positive)], p.chain_for(positive), aspect=aspect,
-                        asked=positive)  # fmt: skip
+        return p.finish(
+            "yes_no",
+            index,
+            question,
+            answer,
+            [p.triple(positive)],
+            p.chain_for(positive),
+            aspect=aspect,
+            asked=positive,
+        )
     negs = p.sampler.sample(p.rng, aspect, p.terms, 1, anchor=positive, hard_fraction=p.options.hard_fraction)
     if not negs:
         return None
@@ -425,11 +452,22 @@ def _multiple_choice(p: _Protein) -> Instruction | None:
     lines = "\n".join(f"{letters[i]}. {p.name(e)}" for i, e in enumerate(options))
     right = options.index(positive)
     index = p.phrasing("multiple_choice")
-    slots = {"options": lines, "letter": letters[right], "option": p.name(positive), "aspect_name": ASPECT_NAMES[aspect]}
+    slots = {
+        "options": lines,
+        "letter": letters[right],
+        "option": p.name(positive),
+        "aspect_name": ASPECT_NAMES[aspect],
+    }
     question, answer = render("multiple_choice", index, slots)
     return p.finish(
-        "multiple_choice", index, question, answer, [p.triple(positive)], p.chain_for(positive),
-        [p.view.ids[n.eid] for n in negs], aspect,
+        "multiple_choice",
+        index,
+        question,
+        answer,
+        [p.triple(positive)],
+        p.chain_for(positive),
+        [p.view.ids[n.eid] for n in negs],
+        aspect,
     )
 
 
@@ -461,9 +499,12 @@ def _design(p: _Protein) -> Instruction | None:
         picked.append(e)
         names.append(name if group != "signature" else f"{name} ({v.ids[e]})")
         clauses.append(
-            signature_phrase(name, v.ids[e]) if group == "signature"
-            else function_phrase(name) if group == "F"
-            else process_phrase(name) if group == "P"
+            signature_phrase(name, v.ids[e])
+            if group == "signature"
+            else function_phrase(name)
+            if group == "F"
+            else process_phrase(name)
+            if group == "P"
             else location_phrase(name)
         )
     task = TASKS["design"]

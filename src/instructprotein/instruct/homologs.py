@@ -87,21 +87,34 @@ def training_homologs(
         marks = ",".join("?" * len(chunk))
         seqs.update(kg.con.execute(f"SELECT accession, sequence FROM protein WHERE accession IN ({marks})", chunk))
     exclude = frozenset(kg.accessions()) - train_set
-    with progress.step(f"homologs of {len(seqs):,} proteins among {len(train_set):,} training proteins (MMseqs2 -s {sensitivity:g})"):
+    with progress.step(
+        f"homologs of {len(seqs):,} proteins among {len(train_set):,} training proteins (MMseqs2 -s {sensitivity:g})"
+    ):
         hits = index.search(
-            {q: s for q, s in seqs.items() if s}, top_k=top_k, exclude=exclude, exclude_self=True,
-            max_identity=max_identity, sensitivity=sensitivity, max_seqs=max_seqs, workdir=out_dir,
-        )  # fmt: skip
+            {q: s for q, s in seqs.items() if s},
+            top_k=top_k,
+            exclude=exclude,
+            exclude_self=True,
+            max_identity=max_identity,
+            sensitivity=sensitivity,
+            max_seqs=max_seqs,
+            workdir=out_dir,
+        )
     found = {q: [(h.accession, round(h.identity, 3)) for h in hits.get(q, [])] for q in queries}
     out_dir.mkdir(parents=True, exist_ok=True)
-    digest = write_tsv(out_dir / TSV, HEADER,
-                       ((q, r, acc, ident) for q in queries for r, (acc, ident) in enumerate(found[q], 1)))  # fmt: skip
+    digest = write_tsv(
+        out_dir / TSV, HEADER, ((q, r, acc, ident) for q in queries for r, (acc, ident) in enumerate(found[q], 1))
+    )
     with_hits = sum(1 for v in found.values() if v)
     summary = {
         "inputs": inputs,
         "outputs": {TSV: digest},
-        "counts": {"queries": len(queries), "with_homologs": with_hits, "targets": len(train_set),
-                   "pairs": sum(len(v) for v in found.values())},  # fmt: skip
+        "counts": {
+            "queries": len(queries),
+            "with_homologs": with_hits,
+            "targets": len(train_set),
+            "pairs": sum(len(v) for v in found.values()),
+        },
         "seconds": round(time.perf_counter() - start, 1),
     }
     write_text(out_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")

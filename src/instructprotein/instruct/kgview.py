@@ -100,7 +100,9 @@ class KGView:
         except sqlite3.DatabaseError as exc:
             raise InputError(f"not a knowledge graph file ({exc})", self.path) from exc
         if meta.get("schema_version") != SCHEMA_VERSION:
-            raise InputError(f"schema version {meta.get('schema_version')} but this code reads {SCHEMA_VERSION}", self.path)
+            raise InputError(
+                f"schema version {meta.get('schema_version')} but this code reads {SCHEMA_VERSION}", self.path
+            )
         self.meta = meta
         self._load_entities(con)
         self._load_edges(con)
@@ -158,8 +160,12 @@ class KGView:
             children.setdefault(parent, []).append((child, rel))
             self.edge_relation.setdefault((child, parent), rel)
         key = lambda pr: (pr[1], self.ids[pr[0]])  # noqa: E731 - as KnowledgeGraph orders them
-        self.parents_of: dict[int, tuple[tuple[int, str], ...]] = {c: tuple(sorted(v, key=key)) for c, v in parents.items()}
-        self.children_of: dict[int, tuple[tuple[int, str], ...]] = {p: tuple(sorted(v, key=key)) for p, v in children.items()}
+        self.parents_of: dict[int, tuple[tuple[int, str], ...]] = {
+            c: tuple(sorted(v, key=key)) for c, v in parents.items()
+        }
+        self.children_of: dict[int, tuple[tuple[int, str], ...]] = {
+            p: tuple(sorted(v, key=key)) for p, v in children.items()
+        }
 
     def _load_closure(self, con: sqlite3.Connection) -> None:
         count = con.execute("SELECT COUNT(*) FROM closure").fetchone()[0]
@@ -289,7 +295,9 @@ class KGView:
                 if rel in PROPAGATING_RELATIONS and target in self.ancestor_set(p)
             ]
             if not options:  # cannot happen on a consistent closure; fail loudly rather than loop
-                raise RuntimeError(f"closure says {self.ids[target]} is above {self.ids[current]} but no edge leads there")
+                raise RuntimeError(
+                    f"closure says {self.ids[target]} is above {self.ids[current]} but no edge leads there"
+                )
             near = min(self.ancestor_distances(p)[target] for p, _ in options)
             best, rel = self._best_parent([o for o in options if self.ancestor_distances(o[0])[target] == near])
             path.append((current, rel))
@@ -336,9 +344,7 @@ class KGView:
         for e in go:
             carried.update(self.ancestor_set(e))
         carried.difference_update(self.roots)
-        return ProteinTerms(
-            pid, {g: tuple(v) for g, v in groups.items()}, frozenset(go), frozenset(carried)
-        )
+        return ProteinTerms(pid, {g: tuple(v) for g, v in groups.items()}, frozenset(go), frozenset(carried))
 
     def protein_info(self, pid: int) -> ProteinInfo:
         """Sequence and text of a protein.
@@ -399,7 +405,9 @@ class KGView:
     def ancestor_chain(self, entity_id: str) -> list[tuple[Entity, str]]:
         return [(self._entity(e), rel) for e, rel in self.chain_eids(self.eid(entity_id))]
 
-    def direct_annotations(self, accession: str, kind: str | None = None, aspect: str | None = None) -> list[Annotation]:
+    def direct_annotations(
+        self, accession: str, kind: str | None = None, aspect: str | None = None
+    ) -> list[Annotation]:
         eids = self.direct_eids(self.pid(accession))
         eids.sort(key=lambda e: (self.kinds[e], self.aspects[e] or "", self.ids[e]))
         return [
@@ -415,7 +423,9 @@ class KGView:
                 if a not in self.roots and d < best.get(a, 1 << 30):
                     best[a] = d
         order = sorted(best, key=lambda a: (self.aspects[a] or "", best[a], self.ids[a]))
-        return [Annotation(self._entity(a), None, best[a]) for a in order if aspect is None or self.aspects[a] == aspect]
+        return [
+            Annotation(self._entity(a), None, best[a]) for a in order if aspect is None or self.aspects[a] == aspect
+        ]
 
     def protein(self, accession: str) -> Protein:
         row = self.con.execute(

@@ -178,5 +178,7 @@ class NegativeSampler:
         n_hard = sum(rng.random() < hard_fraction for _ in range(k)) if anchor is not None else 0
         out = self.hard_negatives(rng, anchor, terms, n_hard, exclude) if n_hard else []
         taken = exclude | {n.eid for n in out}
-        out.extend(Negative(e, "random") for e in self.random_negatives(rng, aspect, terms, k - len(out), frozenset(taken)))
+        out.extend(
+            Negative(e, "random") for e in self.random_negatives(rng, aspect, terms, k - len(out), frozenset(taken))
+        )
         return out

@@ -46,11 +46,18 @@ def instruction_stats(out_dir: str | Path) -> dict:
     return {
         "summary": summary,
         "terms": len(rows),
-        "before": {"gini": round(gini(before), 4), "entropy_bits": round(entropy_bits(before), 3),
-                   "top_share": round(float(np.sort(before)[::-1][:top].sum() / max(before.sum(), 1)), 4)},
-        "after": {"gini": round(gini(after), 4), "entropy_bits": round(entropy_bits(after), 3),
-                  "top_share": round(float(np.sort(after)[::-1][:top].sum() / max(after.sum(), 1)), 4),
-                  "terms_drawn": int((drawn > 0).sum()), "draws": int(drawn.sum())},
+        "before": {
+            "gini": round(gini(before), 4),
+            "entropy_bits": round(entropy_bits(before), 3),
+            "top_share": round(float(np.sort(before)[::-1][:top].sum() / max(before.sum(), 1)), 4),
+        },
+        "after": {
+            "gini": round(gini(after), 4),
+            "entropy_bits": round(entropy_bits(after), 3),
+            "top_share": round(float(np.sort(after)[::-1][:top].sum() / max(after.sum(), 1)), 4),
+            "terms_drawn": int((drawn > 0).sum()),
+            "draws": int(drawn.sum()),
+        },
         "top_before": [(r[0], r[1], r[3], round(r[4], 1)) for r in sorted(rows, key=lambda r: -r[3])[:top]],
         "top_after": [(r[0], r[1], r[3], round(r[4], 1)) for r in sorted(rows, key=lambda r: -r[4])[:top]],
     }
@@ -67,8 +74,14 @@ def plot_sampling(out_dir: str | Path, out: str | Path) -> Path:
     before = np.sort(np.array([r[3] for r in rows], dtype=np.float64))[::-1]
     after = np.sort(np.array([r[4] for r in rows], dtype=np.float64))[::-1]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    ax.loglog(np.arange(1, len(before) + 1), before / before.sum(), label=f"triples in the graph (Gini {gini(before):.2f})")
-    ax.loglog(np.arange(1, len(after) + 1), after / after.sum(), label=f"expected after debiased sampling (Gini {gini(after):.2f})")
+    ax.loglog(
+        np.arange(1, len(before) + 1), before / before.sum(), label=f"triples in the graph (Gini {gini(before):.2f})"
+    )
+    ax.loglog(
+        np.arange(1, len(after) + 1),
+        after / after.sum(),
+        label=f"expected after debiased sampling (Gini {gini(after):.2f})",
+    )
     ax.set(xlabel="term rank", ylabel="share of instructions", title="Term frequency before and after sampling")
     ax.legend(fontsize=8)
     fig.tight_layout()

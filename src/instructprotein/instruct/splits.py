@@ -211,9 +211,15 @@ def sequence_clusters(
     tool = mmseqs or MMseqs.locate()
     groups = SequenceGroups(kg)
     distinct = tool.cluster(
-        groups.records(), out_dir, min_seq_id=min_seq_id, coverage=coverage, cov_mode=0,
-        linclust=linclust, threads=threads, progress=progress,
-    )  # fmt: skip
+        groups.records(),
+        out_dir,
+        min_seq_id=min_seq_id,
+        coverage=coverage,
+        cov_mode=0,
+        linclust=linclust,
+        threads=threads,
+        progress=progress,
+    )
     clusters: dict[str, str] = {}
     for member, rep in distinct.items():
         for acc in groups.members(member):
@@ -249,7 +255,9 @@ def load_sequence_clusters(path: str | Path) -> dict[str, str]:
 
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
-        raise ValueError(f"fractions must be three non-negative numbers (train, valid, test) summing to 1, got {fractions}")
+        raise ValueError(
+            f"fractions must be three non-negative numbers (train, valid, test) summing to 1, got {fractions}"
+        )
     return float(fractions[0]), float(fractions[1]), float(fractions[2])
 
 
@@ -362,9 +370,15 @@ def make_splits(
         return Splits.load(out_dir)
 
     clusters = sequence_clusters(
-        kg, out_dir, min_seq_id, coverage=coverage, linclust=linclust, threads=threads, mmseqs=mmseqs,
+        kg,
+        out_dir,
+        min_seq_id,
+        coverage=coverage,
+        linclust=linclust,
+        threads=threads,
+        mmseqs=mmseqs,
         progress=progress,
-    )  # fmt: skip
+    )
     split = assign_splits(clusters, cuts, seed, excluded)
     with progress.step(f"write {tsv.name}"):
         digest = write_tsv(

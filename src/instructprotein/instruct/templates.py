@@ -167,7 +167,9 @@ GO_TERMS = Task(
     slots=frozenset({"aspect_name", "terms", "term_lines", "n"}),
     phrasings=[
         Phrasing("List the {aspect_name} GO terms of this protein.", "{term_lines}"),
-        Phrasing("Which Gene Ontology {aspect_name} terms annotate the protein?", "The protein is annotated with {terms}."),
+        Phrasing(
+            "Which Gene Ontology {aspect_name} terms annotate the protein?", "The protein is annotated with {terms}."
+        ),
         Phrasing("What are the protein's GO annotations in the {aspect_name} aspect?", "{Terms}."),
         Phrasing("GO {aspect_name} terms?", "{term_lines}"),
         Phrasing(
@@ -176,11 +178,11 @@ GO_TERMS = Task(
             "Its {aspect_name} terms are:\n{term_lines}",
         ),
         Phrasing("Annotate the protein with Gene Ontology terms ({aspect_name} only).", "{term_lines}"),
-        Phrasing("Which {aspect_name} terms would a curator assign to this protein?", "A curator would assign {terms}."),
-        Phrasing("Name the GO terms for the {aspect_name} of the protein above.", "{Terms}."),
         Phrasing(
-            "Predict the Gene Ontology {aspect_name} annotations of this sequence, one per line.", "{term_lines}"
+            "Which {aspect_name} terms would a curator assign to this protein?", "A curator would assign {terms}."
         ),
+        Phrasing("Name the GO terms for the {aspect_name} of the protein above.", "{Terms}."),
+        Phrasing("Predict the Gene Ontology {aspect_name} annotations of this sequence, one per line.", "{term_lines}"),
         Phrasing(
             "How would you annotate this protein's {aspect_name} using the Gene Ontology?",
             "I would annotate it with {n} {aspect_name} term(s): {terms}.",
@@ -236,10 +238,8 @@ YES_NO = Task(
             "Based on the record, the answer is {answer}.",
         ),
         Phrasing("Check whether the protein carries the annotation {term}.", "{Answer}, according to its annotations."),
-        Phrasing(
-            "True or false (reply yes or no): this protein is linked to {term}.", "{Answer}."
-        ),
-        Phrasing("Can the protein be described by the term \"{term}\"?", "{Answer}."),
+        Phrasing("True or false (reply yes or no): this protein is linked to {term}.", "{Answer}."),
+        Phrasing('Can the protein be described by the term "{term}"?', "{Answer}."),
         Phrasing("Is there a record linking this protein to {term}?", "Based on the record, the answer is {answer}."),
         Phrasing("Would you annotate this sequence with {term}? Answer yes or no.", "{Answer}."),
     ],
@@ -251,7 +251,9 @@ MULTIPLE_CHOICE = Task(
     description="Pick the one true annotation among lettered options; distractors from NegativeSampler.",
     slots=frozenset({"options", "letter", "option", "aspect_name"}),
     phrasings=[
-        Phrasing("Which of the following {aspect_name} terms applies to this protein?\n{options}", "{letter}. {option}"),
+        Phrasing(
+            "Which of the following {aspect_name} terms applies to this protein?\n{options}", "{letter}. {option}"
+        ),
         Phrasing("Choose the correct annotation for the protein.\n{options}", "The answer is {letter}: {option}."),
         Phrasing("{options}\nWhich option describes the protein above?", "{letter} ({option})"),
         Phrasing(
@@ -342,7 +344,7 @@ def capitalize_first(text: str) -> str:
 
 
 def join_list(items: Sequence[str]) -> str:
-    """"a", "a and b", "a, b and c"; with "; " when an item has its own comma (GO names can)."""
+    """ "a", "a and b", "a, b and c"; with "; " when an item has its own comma (GO names can)."""
     items = list(items)
     if not items:
         return ""
@@ -422,10 +424,18 @@ def scaffold_texts(repeat: int = 50) -> list[str]:
     """
     from instructprotein.prompt.render import INSTRUCTION_PREFIX, OUTPUT_SEPARATOR
 
-    pieces = [INSTRUCTION_PREFIX, OUTPUT_SEPARATOR, "Based on the record, the answer is yes.",
-              "Based on the record, the answer is no.", "Homologs: none found.", "Homologs with",
-              "62% identical: yes. 41% identical: no. 35% identical: unknown.", "location unknown.",
-              "no GO annotation.", "The protein is located in"]  # fmt: skip
+    pieces = [
+        INSTRUCTION_PREFIX,
+        OUTPUT_SEPARATOR,
+        "Based on the record, the answer is yes.",
+        "Based on the record, the answer is no.",
+        "Homologs: none found.",
+        "Homologs with",
+        "62% identical: yes. 41% identical: no. 35% identical: unknown.",
+        "location unknown.",
+        "no GO annotation.",
+        "The protein is located in",
+    ]
     from instructprotein.instruct.compartments import ANCHORS  # (imports this module: here, not at the top)
 
     pieces += [f"The protein is located in {c}." for c in ANCHORS]

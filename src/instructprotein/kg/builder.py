@@ -166,7 +166,9 @@ class GraphBuilder:
             with progress.step("write proteins", total=len(self.proteins)) as bar:
                 chunk = 50_000
                 for start in range(0, len(self.proteins), chunk):
-                    con.executemany("INSERT INTO protein VALUES (?,?,?,?,?,?,?,?,?,?)", self.proteins[start : start + chunk])
+                    con.executemany(
+                        "INSERT INTO protein VALUES (?,?,?,?,?,?,?,?,?,?)", self.proteins[start : start + chunk]
+                    )
                     bar.advance(min(chunk, len(self.proteins) - start))
                 con.executemany("INSERT OR IGNORE INTO protein_alias VALUES (?,?)", self.aliases.items())
             with progress.step("write annotations", total=len(self.ann_pid)) as bar:
@@ -250,9 +252,13 @@ class GraphBuilder:
         # Families, keywords and locations have no hierarchy here; a self row keeps every
         # "term or its descendants" query uniform across entity kinds.
         first_other = len(self.graph.ids) + 1
-        con.executemany("INSERT INTO closure VALUES (?,?,0)", ((e, e) for e in range(first_other, len(self.entity_ids) + 1)))
+        con.executemany(
+            "INSERT INTO closure VALUES (?,?,0)", ((e, e) for e in range(first_other, len(self.entity_ids) + 1))
+        )
 
-    def _write_stats(self, con: sqlite3.Connection, pids: np.ndarray, eids: np.ndarray, closure: list[dict[int, int]]) -> None:
+    def _write_stats(
+        self, con: sqlite3.Connection, pids: np.ndarray, eids: np.ndarray, closure: list[dict[int, int]]
+    ) -> None:
         n_ent = len(self.entity_ids) + 1
         n_prot = len(self.proteins) + 1
         direct = np.bincount(eids, minlength=n_ent)

@@ -152,14 +152,29 @@ class ProteinIndex:
                 db = Path(tmp_dir) / "targets"
                 self.mmseqs.run(["createdb", self.fasta, db, "-v", "1"])
                 if want_index:
-                    self.mmseqs.run(["createindex", db, Path(tmp_dir) / "tmp", "-s", f"{self.index_sensitivity:g}",
-                                     "--threads", threads, "-v", "1"])  # fmt: skip
+                    self.mmseqs.run(
+                        [
+                            "createindex",
+                            db,
+                            Path(tmp_dir) / "tmp",
+                            "-s",
+                            f"{self.index_sensitivity:g}",
+                            "--threads",
+                            threads,
+                            "-v",
+                            "1",
+                        ]
+                    )
                     shutil.rmtree(Path(tmp_dir) / "tmp", ignore_errors=True)
             has_index = bool(want_index)
             stamp = {
-                "format": INDEX_FORMAT, "content_hash": self.key, "proteins": n, "graph": str(self.kg.path),
-                "index": has_index, "index_sensitivity": self.index_sensitivity if has_index else None,
-            }  # fmt: skip
+                "format": INDEX_FORMAT,
+                "content_hash": self.key,
+                "proteins": n,
+                "graph": str(self.kg.path),
+                "index": has_index,
+                "index_sensitivity": self.index_sensitivity if has_index else None,
+            }
             with atomic_path(self.stamp) as tmp:
                 tmp.write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
         self._built = True
@@ -167,9 +182,14 @@ class ProteinIndex:
 
     # -- searching --------------------------------------------------------------------------------------
     def preload(
-        self, hits: Mapping[str, list[_RawHit]], *, sensitivity: float = 4.0, evalue: float = 1e-3,
-        max_seqs: int = 300, min_identity: float = 0.0,
-    ) -> int:  # fmt: skip
+        self,
+        hits: Mapping[str, list[_RawHit]],
+        *,
+        sensitivity: float = 4.0,
+        evalue: float = 1e-3,
+        max_seqs: int = 300,
+        min_identity: float = 0.0,
+    ) -> int:
         """Take raw hits (sequence -> hits) found elsewhere with these same settings against this
         same graph (the decontamination search), so :meth:`search` runs no MMseqs2 for them.
         Returns how many sequences were taken."""
@@ -235,7 +255,12 @@ class ProteinIndex:
         return result
 
     def _run_search(
-        self, sequences: list[str], sensitivity: float, evalue: float, max_seqs: int, min_identity: float,
+        self,
+        sequences: list[str],
+        sensitivity: float,
+        evalue: float,
+        max_seqs: int,
+        min_identity: float,
         workdir: str | Path | None,
     ) -> list[list[_RawHit]]:
         """One ``easy-search`` of distinct sequences; per sequence its hits, best (bit score) first."""
@@ -250,13 +275,29 @@ class ProteinIndex:
                     fh.write(f">{i}\n{seq}\n")
             self.mmseqs.run(
                 [
-                    "easy-search", tmp / "queries.fasta", db, tmp / "hits.tsv", tmp / "tmp",
-                    "--format-mode", "0", "--format-output", ",".join(SEARCH_COLUMNS),
-                    "-s", f"{sensitivity:g}", "--max-seqs", str(max_seqs), "-e", f"{evalue:g}",
-                    "--min-seq-id", f"{min_identity:g}", "--threads", str(self.threads or default_threads()),
-                    "-v", "1",
+                    "easy-search",
+                    tmp / "queries.fasta",
+                    db,
+                    tmp / "hits.tsv",
+                    tmp / "tmp",
+                    "--format-mode",
+                    "0",
+                    "--format-output",
+                    ",".join(SEARCH_COLUMNS),
+                    "-s",
+                    f"{sensitivity:g}",
+                    "--max-seqs",
+                    str(max_seqs),
+                    "-e",
+                    f"{evalue:g}",
+                    "--min-seq-id",
+                    f"{min_identity:g}",
+                    "--threads",
+                    str(self.threads or default_threads()),
+                    "-v",
+                    "1",
                 ]
-            )  # fmt: skip
+            )
             lines = (tmp / "hits.tsv").read_text(encoding="ascii").splitlines()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -82,5 +82,5 @@ class TermGraph:
             seen[node] = len(path)
             path.append(node)
             node = next(p for p in up[node] if p in nodes)
-        loop = path[seen[node]:] + [node]
+        loop = path[seen[node] :] + [node]
         return [self.ids[i] for i in loop]

@@ -47,9 +47,12 @@ def distribution(counts: dict[str, int], names: dict[str, str] | None = None, to
 
 def graph_stats(kg: KnowledgeGraph) -> dict:
     con = kg.con
-    kinds = {f"{k}{'/' + a if a else ''}": n for k, a, n in con.execute(
-        "SELECT kind, aspect, COUNT(*) FROM entity GROUP BY kind, aspect ORDER BY kind, aspect"
-    )}
+    kinds = {
+        f"{k}{'/' + a if a else ''}": n
+        for k, a, n in con.execute(
+            "SELECT kind, aspect, COUNT(*) FROM entity GROUP BY kind, aspect ORDER BY kind, aspect"
+        )
+    }
     relations: dict[str, int] = {}
     for kind, aspect, n in con.execute(
         "SELECT e.kind, e.aspect, COUNT(*) FROM annotation a JOIN entity e ON e.eid = a.eid GROUP BY e.kind, e.aspect"
@@ -96,10 +99,18 @@ def plot_frequencies(kg: KnowledgeGraph, out: str | Path) -> Path:
             axes[0].loglog(np.arange(1, len(counts) + 1), counts, style, color=colours[aspect], label=label, lw=1.2)
             if not propagated:
                 bins = np.logspace(0, np.log10(max(counts.max(), 10)) + 0.1, 30)
-                axes[1].hist(counts, bins=bins, histtype="step", color=colours[aspect], label=namespace.replace("_", " "), lw=1.5)
+                axes[1].hist(
+                    counts, bins=bins, histtype="step", color=colours[aspect], label=namespace.replace("_", " "), lw=1.5
+                )
     axes[0].set(xlabel="term rank", ylabel="proteins annotated", title="Rank-frequency of GO terms")
     axes[0].legend(fontsize=7)
-    axes[1].set(xscale="log", yscale="log", xlabel="proteins per term (direct)", ylabel="terms", title="How many terms have n proteins")
+    axes[1].set(
+        xscale="log",
+        yscale="log",
+        xlabel="proteins per term (direct)",
+        ylabel="terms",
+        title="How many terms have n proteins",
+    )
     axes[1].legend(fontsize=7)
     fig.suptitle(f"{kg.count('protein'):,} proteins, {kg.count('annotation'):,} direct annotations")
     fig.tight_layout()

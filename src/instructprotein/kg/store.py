@@ -117,7 +117,9 @@ class KnowledgeGraph:
         ).fetchall()
 
     # -- annotations ----------------------------------------------------------------------
-    def direct_annotations(self, accession: str, kind: str | None = None, aspect: str | None = None) -> list[Annotation]:
+    def direct_annotations(
+        self, accession: str, kind: str | None = None, aspect: str | None = None
+    ) -> list[Annotation]:
         """What the source states for the protein, nothing inferred."""
         rows = self.con.execute(
             "SELECT e.id, e.kind, e.aspect, e.name, e.definition, a.evidence FROM annotation a"
@@ -125,7 +127,9 @@ class KnowledgeGraph:
             (self._pid(accession),),
         ).fetchall()
         out = [Annotation(Entity(*r[:5]), r[5]) for r in rows]
-        return [a for a in out if (kind is None or a.entity.kind == kind) and (aspect is None or a.entity.aspect == aspect)]
+        return [
+            a for a in out if (kind is None or a.entity.kind == kind) and (aspect is None or a.entity.aspect == aspect)
+        ]
 
     def propagated_annotations(self, accession: str, aspect: str | None = None) -> list[Annotation]:
         """GO terms the protein carries by the true-path rule (direct ones at distance 0).
@@ -216,7 +220,16 @@ class KnowledgeGraph:
 
     # -- statistics -----------------------------------------------------------------------
     def count(self, table: str) -> int:
-        if table not in {"protein", "entity", "annotation", "edge", "closure", "synonym", "entity_alias", "protein_alias"}:
+        if table not in {
+            "protein",
+            "entity",
+            "annotation",
+            "edge",
+            "closure",
+            "synonym",
+            "entity_alias",
+            "protein_alias",
+        }:
             raise ValueError(table)
         return self.con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 

@@ -24,12 +24,25 @@ from instructprotein.atomic import write_text
 
 CARD_FILE = "README.md"
 
-CARD_TASKS = ("deeploc10", "deeploc_binary", "metal_ion_binding", "go_mf", "heldout_location", "heldout_metal",
-              "heldout_go_mf", "heldout_go_bp", "heldout_go_cc")  # fmt: skip
+CARD_TASKS = (
+    "deeploc10",
+    "deeploc_binary",
+    "metal_ion_binding",
+    "go_mf",
+    "heldout_location",
+    "heldout_metal",
+    "heldout_go_mf",
+    "heldout_go_bp",
+    "heldout_go_cc",
+)
 """Choice tasks shown in the card's table, in this order (others in the results follow)."""
 
-_BASELINES = (("majority", "majority"), ("homology_best", "homology (best hit)"), ("composition", "composition + LR"),
-              ("term_frequency", "term frequency"))  # fmt: skip
+_BASELINES = (
+    ("majority", "majority"),
+    ("homology_best", "homology (best hit)"),
+    ("composition", "composition + LR"),
+    ("term_frequency", "term frequency"),
+)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -102,10 +115,13 @@ def evaluation_table(results: dict[str, Any]) -> list[str]:
         )
     if not rows:
         return []
-    head = ["| task | n | system (model + homologs, combination.json) | model, first token (paper's rule) | "
-            "model, full option | model alone (no evidence) | "
-            + " | ".join(label for _, label in _BASELINES) + " | paper (1.3B) |",
-            "|---|---:|---:|---:|---:|---:|" + "---:|" * len(_BASELINES) + "---|"]  # fmt: skip
+    head = [
+        "| task | n | system (model + homologs, combination.json) | model, first token (paper's rule) | "
+        "model, full option | model alone (no evidence) | "
+        + " | ".join(label for _, label in _BASELINES)
+        + " | paper (1.3B) |",
+        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(_BASELINES) + "---|",
+    ]
     return head + rows
 
 
@@ -134,10 +150,24 @@ def render_card(folder: str | Path, results: dict[str, Any] | None = None) -> st
     datasets = ["UniProtKB/Swiss-Prot (release of the knowledge graph below)", "Gene Ontology"]
     if results and any(str(t).startswith("deeploc") for t in results.get("tasks", {})):
         datasets.append("DeepLoc (evaluation only)")
-    tags = ["protein", "biology", "gene-ontology", "instructprotein", "knowledge-graph", "text-generation",
-            config.get("model_type") or "causal-lm"]  # fmt: skip
-    header = ["---", "license: other", "license_name: mixed", 'license_link: "LICENSE"',
-              "library_name: transformers", "pipeline_tag: text-generation", "tags:"]  # fmt: skip
+    tags = [
+        "protein",
+        "biology",
+        "gene-ontology",
+        "instructprotein",
+        "knowledge-graph",
+        "text-generation",
+        config.get("model_type") or "causal-lm",
+    ]
+    header = [
+        "---",
+        "license: other",
+        "license_name: mixed",
+        'license_link: "LICENSE"',
+        "library_name: transformers",
+        "pipeline_tag: text-generation",
+        "tags:",
+    ]
     header += [f"- {_yaml_value(t)}" for t in tags]
     if base:
         header.append(f"base_model: {_yaml_value(base)}")
@@ -145,20 +175,30 @@ def render_card(folder: str | Path, results: dict[str, Any] | None = None) -> st
     header += [f"- {_yaml_value(d)}" for d in datasets]
     header.append("---")
 
-    what = "instruction-tuned" if stage == "finetune" else "pre-trained (not instruction-tuned)" if stage == "pretrain" else "causal"
+    what = (
+        "instruction-tuned"
+        if stage == "finetune"
+        else "pre-trained (not instruction-tuned)"
+        if stage == "pretrain"
+        else "causal"
+    )
     body = [
         "",
         f"# InstructProtein {preset_name + ' ' if preset else ''}model ({what})",
         "",
-        ("A decoder-only language model that reads and writes both English and protein sequences, trained by "
-        "[instructprotein](https://arxiv.org/abs/2310.03269) (an implementation of InstructProtein, Wang et al., "
-        "ACL 2024): pre-training on protein sequences and biomedical text, then instruction tuning on questions "
-        "generated from a knowledge graph of Swiss-Prot proteins and their Gene Ontology annotations."),
+        (
+            "A decoder-only language model that reads and writes both English and protein sequences, trained by "
+            "[instructprotein](https://arxiv.org/abs/2310.03269) (an implementation of InstructProtein, Wang et al., "
+            "ACL 2024): pre-training on protein sequences and biomedical text, then instruction tuning on questions "
+            "generated from a knowledge graph of Swiss-Prot proteins and their Gene Ontology annotations."
+        ),
         "",
         "| | |",
         "|---|---|",
-        (f"| architecture | {config.get('model_type', '?')}, {config.get('num_hidden_layers', '?')} layers, hidden size "
-        f"{config.get('hidden_size', '?')}, {ctx or '?'} positions |"),
+        (
+            f"| architecture | {config.get('model_type', '?')}, {config.get('num_hidden_layers', '?')} layers, hidden size "
+            f"{config.get('hidden_size', '?')}, {ctx or '?'} positions |"
+        ),
         f"| parameters | {f'{params / 1e6:.1f} M' if params else '?'} |",
         f"| vocabulary | {config.get('vocab_size', '?')} tokens (tokenizer layout: {layout}; one token per residue) |",
     ]
@@ -167,21 +207,29 @@ def render_card(folder: str | Path, results: dict[str, Any] | None = None) -> st
     if stage:
         body.append(f"| stage | {stage} |")
     if "step" in metrics:
-        body.append(f"| steps | {metrics['step']} (this folder holds the best validation loss; tokens read: "
-                    f"{metrics.get('tokens', '?')}) |")  # fmt: skip
+        body.append(
+            f"| steps | {metrics['step']} (this folder holds the best validation loss; tokens read: "
+            f"{metrics.get('tokens', '?')}) |"
+        )
     if isinstance(metrics.get("val_loss"), (int, float)):
         body.append(f"| validation loss | {metrics['val_loss']:.4f} |")
     if seed is not None:
         body.append(f"| seed | {seed} |")
     if graph:
-        body.append(f"| knowledge graph | {graph.get('source', '?')}; GO {graph.get('ontology_version') or '?'}; "
-                    f"content hash `{graph.get('content_hash', '?')}` |")  # fmt: skip
+        body.append(
+            f"| knowledge graph | {graph.get('source', '?')}; GO {graph.get('ontology_version') or '?'}; "
+            f"content hash `{graph.get('content_hash', '?')}` |"
+        )
     if instr:
-        body.append(f"| instruction set | `{instr.get('path', '?')}`, `instructions.json` sha256 "
-                    f"`{instr.get('sha256', '?')}`; {instr.get('train', '?')} training instructions, evidence fraction "
-                    f"{instr.get('evidence_fraction', '?')} |")  # fmt: skip
+        body.append(
+            f"| instruction set | `{instr.get('path', '?')}`, `instructions.json` sha256 "
+            f"`{instr.get('sha256', '?')}`; {instr.get('train', '?')} training instructions, evidence fraction "
+            f"{instr.get('evidence_fraction', '?')} |"
+        )
     if corpus:
-        body.append(f"| pre-training corpus | `{corpus.get('path', '?')}`, `corpus.json` sha256 `{corpus.get('sha256', '?')}` |")
+        body.append(
+            f"| pre-training corpus | `{corpus.get('path', '?')}`, `corpus.json` sha256 `{corpus.get('sha256', '?')}` |"
+        )
     if init:
         body.append(f"| started from | `{init}` |")
     if residues:
@@ -203,9 +251,11 @@ def render_card(folder: str | Path, results: dict[str, Any] | None = None) -> st
             *table,
         ]
     else:
-        body.append("Not evaluated yet. `instructprotein evaluate --model THIS_FOLDER` writes `results.json` with "
-                    "the model beside majority-class, homology-transfer and composition baselines; "
-                    "`instructprotein run` rewrites this card with those numbers.")  # fmt: skip
+        body.append(
+            "Not evaluated yet. `instructprotein evaluate --model THIS_FOLDER` writes `results.json` with "
+            "the model beside majority-class, homology-transfer and composition baselines; "
+            "`instructprotein run` rewrites this card with those numbers."
+        )
 
     bos = "`</s>`" if layout == "paper" else "`<s>`"
     body += [
@@ -218,22 +268,30 @@ def render_card(folder: str | Path, results: dict[str, Any] | None = None) -> st
         "<protein>ƤMƤKƤT…</protein>Instruction: {question}\\n\\nOutput: {answer}",
         "```",
         "",
-        (f"- Every sequence starts with {bos} (the tokenizer in this folder adds it: `add_bos_token`, and a "
-        "post-processor in `tokenizer.json`); answers end with the eos token `</s>`."),
+        (
+            f"- Every sequence starts with {bos} (the tokenizer in this folder adds it: `add_bos_token`, and a "
+            "post-processor in `tokenizer.json`); answers end with the eos token `</s>`."
+        ),
         "- A protein is `<protein>`, one token per residue written `Ƥ` + letter, `</protein>`. With plain "
-        "`transformers` write the residues in that notation: `\"<protein>Ƥ\" + \"Ƥ\".join(seq) + \"</protein>\"`. "
+        '`transformers` write the residues in that notation: `"<protein>Ƥ" + "Ƥ".join(seq) + "</protein>"`. '
         "U is written as C, O as K, B/Z/J/X as the unknown residue"
         + (" `ƤX`." if layout != "paper" else " (the text token `X`: this layout has no `ƤX`)."),
-        ("- Scoring options (the paper's zero-shot rule): end the prompt after the answer prefix without a trailing "
-        "space, e.g. `…Output: The protein is located in`, and compare the log-probability of each option's "
-        "first token (each option written with one leading space, ` nucleus`)."),
-        ("- With retrieval, the question is preceded by a line of homologs' annotations, e.g. "
-        "`Homologs: 62% identical: nucleus. 41% identical: cytoplasm.` (the instructprotein package writes it "
-        "from a knowledge graph)."),
+        (
+            "- Scoring options (the paper's zero-shot rule): end the prompt after the answer prefix without a trailing "
+            "space, e.g. `…Output: The protein is located in`, and compare the log-probability of each option's "
+            "first token (each option written with one leading space, ` nucleus`)."
+        ),
+        (
+            "- With retrieval, the question is preceded by a line of homologs' annotations, e.g. "
+            "`Homologs: 62% identical: nucleus. 41% identical: cytoplasm.` (the instructprotein package writes it "
+            "from a knowledge graph)."
+        ),
     ]
     if residues:
-        body.append(f"- The model was tuned on proteins cut to {residues} residues (first three quarters, one `X`, "
-                    "last quarter); longer proteins should be cut the same way.")  # fmt: skip
+        body.append(
+            f"- The model was tuned on proteins cut to {residues} residues (first three quarters, one `X`, "
+            "last quarter); longer proteins should be cut the same way."
+        )
     stop = gen.get("eos_token_id")
     body += [
         "",
@@ -242,32 +300,36 @@ def render_card(folder: str | Path, results: dict[str, Any] | None = None) -> st
         "```python",
         "from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline",
         "",
-        "folder = \"path/to/this/folder\"",
+        'folder = "path/to/this/folder"',
         "tok = AutoTokenizer.from_pretrained(folder)",
         "model = AutoModelForCausalLM.from_pretrained(folder)",
-        "seq = \"MKTAYIAKQRQISFVKSHFSRQ\"",
-        "prompt = \"<protein>Ƥ\" + \"Ƥ\".join(seq) + \"</protein>Instruction: What is the function of this protein?\\n\\nOutput:\"",
-        "generate = pipeline(\"text-generation\", model=model, tokenizer=tok)",
-        "print(generate(prompt, return_full_text=False)[0][\"generated_text\"])",
+        'seq = "MKTAYIAKQRQISFVKSHFSRQ"',
+        'prompt = "<protein>Ƥ" + "Ƥ".join(seq) + "</protein>Instruction: What is the function of this protein?\\n\\nOutput:"',
+        'generate = pipeline("text-generation", model=model, tokenizer=tok)',
+        'print(generate(prompt, return_full_text=False)[0]["generated_text"])',
         "```",
         "",
-        (f"`generation_config.json` holds the decoding the package's `describe` uses (greedy, at most "
-        f"{gen.get('max_new_tokens', '?')} new tokens, stop at eos id {stop}). `describe` also masks residue "
-        "tokens outside a protein segment; plain `generate` does not."),
+        (
+            f"`generation_config.json` holds the decoding the package's `describe` uses (greedy, at most "
+            f"{gen.get('max_new_tokens', '?')} new tokens, stop at eos id {stop}). `describe` also masks residue "
+            "tokens outside a protein segment; plain `generate` does not."
+        ),
         "",
         "## Use with instructprotein",
         "",
         "```python",
         "from instructprotein.infer.model import Model",
         "",
-        "m = Model.load(\"path/to/this/folder\", kg=\"instructprotein-work/kg.sqlite\")  # kg: retrieval, GO ids, checks",
-        "print(m.describe(\"MKTAYIAKQRQISFVKSHFSRQ\").to_text())",
-        "print(m.classify(\"MKTAYIAKQRQISFVKSHFSRQ\", \"What cellular components is the protein located in?\",",
-        "                 [\"nucleus\", \"cytoplasm\"], prefix=\"The protein is located in\").answer)",
+        'm = Model.load("path/to/this/folder", kg="instructprotein-work/kg.sqlite")  # kg: retrieval, GO ids, checks',
+        'print(m.describe("MKTAYIAKQRQISFVKSHFSRQ").to_text())',
+        'print(m.classify("MKTAYIAKQRQISFVKSHFSRQ", "What cellular components is the protein located in?",',
+        '                 ["nucleus", "cytoplasm"], prefix="The protein is located in").answer)',
         "```",
         "",
-        ("The package writes proteins plainly (`<protein>MKT</protein>`) and translates; `instructprotein describe`, "
-        "`design`, `evaluate` and `serve` take this folder with `--model`."),
+        (
+            "The package writes proteins plainly (`<protein>MKT</protein>`) and translates; `instructprotein describe`, "
+            "`design`, `evaluate` and `serve` take this folder with `--model`."
+        ),
         "",
         "## Limits",
         "",
@@ -275,22 +337,32 @@ def render_card(folder: str | Path, results: dict[str, Any] | None = None) -> st
         + (f", trained for {metrics['step']} steps" if "step" in metrics else "")
         + ". Its answers come mostly from the homologs' annotations it is shown; without them it often answers "
         "with the most frequent classes. Do not use its answers as annotations without checking them.",
-        ("- Knowledge: Swiss-Prot and GO as of the graph's release (2014 for the default data); newer terms and "
-        "proteins are unknown to it. Proteins in the same 70 %-identity cluster as a benchmark test protein were "
-        "removed from training; proteins outside Swiss-Prot's coverage are out of distribution."),
-        ("- Designed sequences are not checked for folding or function by the model; the package's `design` "
-        "checks them against the knowledge graph only."),
-        ("- Reads only the 20 standard residues (others are mapped, see above); a prompt without the leading bos "
-        "token gives worse answers."),
-        ("- The package's answers (the \"system\" column) combine this model with the homologs' vote using the "
-        "weights in `combination.json`, fit on the instruction set's validation split; plain transformers gives the "
-        "model's own answers (the \"model\" columns) only."),
+        (
+            "- Knowledge: Swiss-Prot and GO as of the graph's release (2014 for the default data); newer terms and "
+            "proteins are unknown to it. Proteins in the same 70 %-identity cluster as a benchmark test protein were "
+            "removed from training; proteins outside Swiss-Prot's coverage are out of distribution."
+        ),
+        (
+            "- Designed sequences are not checked for folding or function by the model; the package's `design` "
+            "checks them against the knowledge graph only."
+        ),
+        (
+            "- Reads only the 20 standard residues (others are mapped, see above); a prompt without the leading bos "
+            "token gives worse answers."
+        ),
+        (
+            "- The package's answers (the \"system\" column) combine this model with the homologs' vote using the "
+            "weights in `combination.json`, fit on the instruction set's validation split; plain transformers gives the "
+            'model\'s own answers (the "model" columns) only.'
+        ),
         "",
         "## Licence",
         "",
-        ("Code: MIT (instructprotein). The weights are derived from UniProtKB/Swiss-Prot and the Gene Ontology "
-        "(CC BY 4.0), here as shipped in Debian's `metastudent-data` package (GPL-2+); check those terms before "
-        "you redistribute the model."),
+        (
+            "Code: MIT (instructprotein). The weights are derived from UniProtKB/Swiss-Prot and the Gene Ontology "
+            "(CC BY 4.0), here as shipped in Debian's `metastudent-data` package (GPL-2+); check those terms before "
+            "you redistribute the model."
+        ),
         "",
     ]
     return "\n".join(header + body)

@@ -158,15 +158,22 @@ def check_loading_info(info: Mapping[str, Any], folder: str | Path) -> None:
     nonsense with exit 0. Missing, unexpected or wrongly shaped weights are therefore an error.
     """
     problems = []
-    for key, what in (("missing_keys", "missing from the weights"), ("unexpected_keys", "not in config.json's model"),
-                      ("mismatched_keys", "of another shape than config.json says")):  # fmt: skip
+    for key, what in (
+        ("missing_keys", "missing from the weights"),
+        ("unexpected_keys", "not in config.json's model"),
+        ("mismatched_keys", "of another shape than config.json says"),
+    ):
         names = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get(key) or ())
         if names:
             shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
             problems.append(f"{len(names)} weight(s) {what} ({shown})")
     if problems:
-        raise InputError("config.json does not match the weights: " + "; ".join(problems)
-                         + " (was config.json edited, or copied from another model?)", folder)  # fmt: skip
+        raise InputError(
+            "config.json does not match the weights: "
+            + "; ".join(problems)
+            + " (was config.json edited, or copied from another model?)",
+            folder,
+        )
 
 
 def load_model_and_tokenizer(

@@ -30,7 +30,6 @@ from instructprotein.model.tokenizer import PROTEIN_TOKENS
 PRESET_NAMES = ("tiny", "small", "paper")
 
 
-
 def _no_bool(value: Any) -> Any:
     """YAML's ``true`` is not a number: refuse it where pydantic's lax mode would read 1."""
     if isinstance(value, bool):
@@ -431,19 +430,25 @@ def _is_text(kind: Any) -> bool:
     return all(a is str or typing.get_origin(a) is Literal for a in args)
 
 
-def _input_error(exc: ValidationError, data: dict[str, Any], path: Path, where: typing.Callable[[str], str]) -> InputError:
+def _input_error(
+    exc: ValidationError, data: dict[str, Any], path: Path, where: typing.Callable[[str], str]
+) -> InputError:
     """pydantic's first complaint as this project's one-line error: the dotted key, what it must be."""
     errors = exc.errors()
     first = errors[0]
     loc = [str(part) for part in first["loc"]]
     key = ".".join(loc[:2])
     if first["type"] == "unexpected_keyword_argument":
-        known = sorted(_TOP_LEVEL - {"base"}) if len(loc) == 1 else [f.name for f in dataclasses.fields(_SECTIONS[loc[0]])]
+        known = (
+            sorted(_TOP_LEVEL - {"base"}) if len(loc) == 1 else [f.name for f in dataclasses.fields(_SECTIONS[loc[0]])]
+        )
         return InputError(f"unknown key '{key}' (known: {', '.join(sorted(known))})", where(key))
     if first["type"] == "missing" and len(loc) == 1:
         return InputError(f"missing section {key!r}", path)
     if first["type"] == "missing" and len(loc) == 2:
-        missing = [e["loc"][1] for e in errors if e["type"] == "missing" and len(e["loc"]) == 2 and e["loc"][0] == loc[0]]
+        missing = [
+            e["loc"][1] for e in errors if e["type"] == "missing" and len(e["loc"]) == 2 and e["loc"][0] == loc[0]
+        ]
         return InputError(f"section {loc[0]!r} lacks {', '.join(map(str, missing))}", where(key))
     value: Any = data
     for part in loc[:2]:
@@ -459,8 +464,11 @@ def _input_error(exc: ValidationError, data: dict[str, Any], path: Path, where: 
 
 
 def _type_name(kind: Any) -> str:
-    args = [a for a in typing.get_args(kind) if a is not type(None)] if typing.get_origin(kind) in (
-        typing.Union, type(int | None)) else [kind]
+    args = (
+        [a for a in typing.get_args(kind) if a is not type(None)]
+        if typing.get_origin(kind) in (typing.Union, type(int | None))
+        else [kind]
+    )
     kind = args[0] if args else kind
     if typing.get_origin(kind) is Annotated:
         kind = typing.get_args(kind)[0]
@@ -474,15 +482,23 @@ def _check(p: Preset, where: typing.Callable[[str], str]) -> None:
     m = p.model
     if m.hidden_size % m.num_heads:
         raise InputError(
-            f"model.hidden_size {m.hidden_size} is not divisible by model.num_heads {m.num_heads}", where("model.num_heads")
+            f"model.hidden_size {m.hidden_size} is not divisible by model.num_heads {m.num_heads}",
+            where("model.num_heads"),
         )
-    for key, value in (("hidden_size", m.hidden_size), ("num_layers", m.num_layers), ("num_heads", m.num_heads),
-                       ("ffn_dim", m.ffn_dim), ("context_length", m.context_length)):
+    for key, value in (
+        ("hidden_size", m.hidden_size),
+        ("num_layers", m.num_layers),
+        ("num_heads", m.num_heads),
+        ("ffn_dim", m.ffn_dim),
+        ("context_length", m.context_length),
+    ):
         if value <= 0:
             raise InputError(f"model.{key} must be positive", where(f"model.{key}"))
     if m.prompt_residues is not None and m.prompt_residues < 8:
-        raise InputError("model.prompt_residues must be null or at least 8 (a protein cut shorter says nothing)",
-                         where("model.prompt_residues"))
+        raise InputError(
+            "model.prompt_residues must be null or at least 8 (a protein cut shorter says nothing)",
+            where("model.prompt_residues"),
+        )
     for key, value in (("dropout", m.dropout), ("attention_dropout", m.attention_dropout)):
         if not 0.0 <= value < 1.0:
             raise InputError(f"model.{key} must be in [0, 1)", where(f"model.{key}"))
@@ -517,7 +533,9 @@ def _check(p: Preset, where: typing.Callable[[str], str]) -> None:
             if getattr(s, key) <= 0:
                 raise InputError(f"{stage}.{key} must be positive", where(f"{stage}.{key}"))
         if s.eval_tokens < m.context_length:
-            raise InputError(f"{stage}.eval_tokens must be at least model.context_length", where(f"{stage}.eval_tokens"))
+            raise InputError(
+                f"{stage}.eval_tokens must be at least model.context_length", where(f"{stage}.eval_tokens")
+            )
         if s.max_minutes is not None and s.max_minutes <= 0:
             raise InputError(f"{stage}.max_minutes must be positive (or null)", where(f"{stage}.max_minutes"))
         if s.max_tokens is not None and s.max_tokens <= 0:

@@ -249,9 +249,7 @@ class ProteinTokenizer:
                 plan.append(("text", len(pieces), pos))
                 pieces.append(text[pos:])
             plans.append(plan)
-        encoded_pieces = (
-            self.backend(pieces, add_special_tokens=False, return_offsets_mapping=True) if pieces else None
-        )
+        encoded_pieces = self.backend(pieces, add_special_tokens=False, return_offsets_mapping=True) if pieces else None
         out: list[Encoded] = []
         for text, plan in zip(texts, plans):
             ids: list[int] = []
@@ -499,7 +497,12 @@ def add_bos_post_processor(backend: Any, bos_id: int) -> None:
         single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1", special_tokens=[(bos, bos_id)]
     )
     current = rust.post_processor
-    keep = current is not None and type(current).__name__ not in ("TemplateProcessing", "BertProcessing", "RobertaProcessing", "Sequence")
+    keep = current is not None and type(current).__name__ not in (
+        "TemplateProcessing",
+        "BertProcessing",
+        "RobertaProcessing",
+        "Sequence",
+    )
     rust.post_processor = processors.Sequence([current, template]) if keep else template
 
 
@@ -612,7 +615,7 @@ def load_tokenizer(path: str | Path, *, add_missing: bool = False) -> ProteinTok
         _notice_once(
             folder,
             f"note: {folder} was saved before tokenizer folders added <s> for plain transformers; read as before "
-            "(this package adds it). To upgrade it: python -c \"from instructprotein.model.card import "
+            '(this package adds it). To upgrade it: python -c "from instructprotein.model.card import '
             f"upgrade_folder; upgrade_folder('{folder}')\"",
         )
     return tokenizer

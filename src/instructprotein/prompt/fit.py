@@ -239,8 +239,13 @@ def fit_shared(fitted: Sequence[Fitted], proteins: Sequence[str | None]) -> list
     for f, seq in zip(fitted, proteins):
         if seq and seq in shortest and f.fits:
             keep = shortest[seq]
-            f = Fitted(replace(f.prompt, protein=fit_residues(seq, keep)), f.tokens - (f.residues - keep), True,
-                       True, f.evidence_cut)  # fmt: skip
+            f = Fitted(
+                replace(f.prompt, protein=fit_residues(seq, keep)),
+                f.tokens - (f.residues - keep),
+                True,
+                True,
+                f.evidence_cut,
+            )
         out.append(f)
     return out
 
@@ -282,8 +287,9 @@ def fit_prompt(
 ) -> Fitted:
     """An inference prompt about ``sequence`` capped (:func:`cap_protein`) and fitted (:func:`fit`)."""
     seq = cap_protein(sequence, cut_above=cut_above, keep=keep, max_residues=max_residues)
-    return fit(Prompt(seq, question_text, prefix, context), tokenizer, context_len=context_len,
-               answer_tokens=answer_tokens)  # fmt: skip
+    return fit(
+        Prompt(seq, question_text, prefix, context), tokenizer, context_len=context_len, answer_tokens=answer_tokens
+    )
 
 
 def design_prompt(question_text: str) -> str:

@@ -103,31 +103,51 @@ class _Body(BaseModel):
 class DescribeRequest(_Body):
     """One sequence (plain residues, whitespace allowed) or FASTA text (one or more records)."""
 
-    sequence: str | None = Field(None, description="Residue letters; whitespace and line breaks are dropped.",
-                                 examples=["MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQ"])
+    sequence: str | None = Field(
+        None,
+        description="Residue letters; whitespace and line breaks are dropped.",
+        examples=["MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQ"],
+    )
     fasta: str | None = Field(None, description="FASTA text: '>id' header lines, then residues.")
-    retrieval: bool | None = Field(None, description="Homologs' annotations in the prompt (default: on with a knowledge graph).")
+    retrieval: bool | None = Field(
+        None, description="Homologs' annotations in the prompt (default: on with a knowledge graph)."
+    )
     max_new_tokens: int = field("max_new_tokens", 128)
 
 
 class DesignRequest(_Body):
     """A text request and how to sample from it."""
 
-    description: str = Field(..., description="What the protein should do, e.g. 'binds zinc ion and is located in nucleus'.",
-                             examples=["binds zinc ion and is located in nucleus"])
+    description: str = Field(
+        ...,
+        description="What the protein should do, e.g. 'binds zinc ion and is located in nucleus'.",
+        examples=["binds zinc ion and is located in nucleus"],
+    )
     n: int = field("n", 4, description="Number of sequences.")
     temperature: float = field("temperature", 1.0)
     top_p: float = field("top_p", 0.95)
-    seed: int = field("seed", 0, description="The same seed gives the same designs; design i depends only on "
-                      "the seed and i, so n=2 gives the first two of n=4.")
+    seed: int = field(
+        "seed",
+        0,
+        description="The same seed gives the same designs; design i depends only on "
+        "the seed and i, so n=2 gives the first two of n=4.",
+    )
     min_len: int = field("min_len", 30, description="Fewest residues (</protein> is masked before).")
-    max_len: int | None = field("max_len", None, description="Most residues (</protein> is forced there); default "
-                                "400, or less where the model's context or the server's limit leaves less.")
+    max_len: int | None = field(
+        "max_len",
+        None,
+        description="Most residues (</protein> is forced there); default "
+        "400, or less where the model's context or the server's limit leaves less.",
+    )
     length: int | None = field("length", None, description="A length hint written into the instruction.")
     strategy: Literal["auto", "exemplar", "sample"] = Field(
-        "auto", description="exemplar: rewrite known proteins that carry the requested GO terms (~60 % identity); "
-        "sample: from the request alone; auto: exemplar where the graph has such proteins.")
-    candidates: int | None = Field(None, ge=1, description="Generate this many, keep the best n (default 2 n with a graph).")
+        "auto",
+        description="exemplar: rewrite known proteins that carry the requested GO terms (~60 % identity); "
+        "sample: from the request alone; auto: exemplar where the graph has such proteins.",
+    )
+    candidates: int | None = Field(
+        None, ge=1, description="Generate this many, keep the best n (default 2 n with a graph)."
+    )
 
 
 class ClassifyRequest(_Body):
@@ -154,10 +174,16 @@ class ErrorBody(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "The input is wrong for the model (empty sequence, a digit, too long for its context...)"},
+    400: {
+        "model": ErrorBody,
+        "description": "The input is wrong for the model (empty sequence, a digit, too long for its context...)",
+    },
     413: {"model": ErrorBody, "description": "The request body is over the server's limit"},
     422: {"model": ErrorBody, "description": "Malformed request, or a field over the server's limits"},
-    503: {"model": ErrorBody, "description": "Too many requests waiting for the model; retry after Retry-After seconds"},
+    503: {
+        "model": ErrorBody,
+        "description": "Too many requests waiting for the model; retry after Retry-After seconds",
+    },
 }
 
 
@@ -358,6 +384,7 @@ class TokenGuard:
             await self.app(scope, receive, send)
             return
         if any(hmac.compare_digest(g, self.token) for g in from_query):
+
             async def send_with_cookie(message: dict[str, Any]) -> None:
                 if message["type"] == "http.response.start":
                     value = f"{TOKEN_COOKIE}={self.token.decode()}; Path=/; HttpOnly; SameSite=Strict"
@@ -366,8 +393,11 @@ class TokenGuard:
 
             await self.app(scope, receive, send_with_cookie)
             return
-        await _error(401, "this server needs its token: open the address it printed (with ?token=...) "
-                          "or send 'Authorization: Bearer TOKEN'")(scope, receive, send)  # fmt: skip
+        await _error(
+            401,
+            "this server needs its token: open the address it printed (with ?token=...) "
+            "or send 'Authorization: Bearer TOKEN'",
+        )(scope, receive, send)
 
 
 # -- the app ---------------------------------------------------------------------------------------------
@@ -470,8 +500,11 @@ def create_app(
 
     @app.exception_handler(_Busy)
     async def _busy(_: Request, exc: _Busy) -> JSONResponse:
-        return _error(503, f"server busy: {exc.pending} requests are waiting for the model; retry later",
-                      headers={"Retry-After": "1"})
+        return _error(
+            503,
+            f"server busy: {exc.pending} requests are waiting for the model; retry later",
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
@@ -522,22 +555,38 @@ def create_app(
             raise LimitError("candidates", f"{req.candidates} asked, at most {4 * limits.max_designs} per request")
         max_len = req.max_len
         if max_len is None:  # design's default (at most 400: what the model's context leaves), within the limit
-            max_len = min(default_max_len(model.model, model.tokenizer, req.description, req.length, req.min_len),
-                          limits.max_design_length)
+            max_len = min(
+                default_max_len(model.model, model.tokenizer, req.description, req.length, req.min_len),
+                limits.max_design_length,
+            )
         if max_len > limits.max_design_length:
             raise LimitError("max_len", f"{max_len}, at most {limits.max_design_length} residues")
         if req.min_len > max_len:
             raise LimitError("min_len", f"{req.min_len} is above max_len {max_len}")
-        check_design(n=req.n, temperature=req.temperature, top_p=req.top_p, seed=req.seed, min_len=req.min_len,
-                     max_len=max_len, length=req.length)  # the CLI's rules (the schema holds the same bounds)
+        check_design(
+            n=req.n,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            seed=req.seed,
+            min_len=req.min_len,
+            max_len=max_len,
+            length=req.length,
+        )  # the CLI's rules (the schema holds the same bounds)
         start = time.perf_counter()
         run = await run_model(
             lambda: model.design(
-                req.description, n=req.n, temperature=req.temperature, top_p=req.top_p, seed=req.seed,
-                min_len=req.min_len, max_len=max_len, length=req.length, strategy=req.strategy,
+                req.description,
+                n=req.n,
+                temperature=req.temperature,
+                top_p=req.top_p,
+                seed=req.seed,
+                min_len=req.min_len,
+                max_len=max_len,
+                length=req.length,
+                strategy=req.strategy,
                 candidates=req.candidates,
             )
-        )  # fmt: skip
+        )
         body = run.to_dict()
         body["fasta"] = "".join(
             f">{d.id} length={len(d.sequence)} ended_by={d.ended_by}\n"
@@ -562,9 +611,10 @@ def create_app(
         check_classify(req.question, req.options, req.prefix)  # the CLI's rules
         seq = clean_sequence(req.sequence, "sequence")
         choice = await run_model(
-            lambda: model.classify(seq, req.question, req.options, prefix=req.prefix, rule=req.rule,
-                                   retrieval=req.retrieval)
-        )  # fmt: skip
+            lambda: model.classify(
+                seq, req.question, req.options, prefix=req.prefix, rule=req.rule, retrieval=req.retrieval
+            )
+        )
         return JSONResponse(finite(choice.to_dict()))
 
     # -- the page and the docs ---------------------------------------------------------------------------

@@ -82,8 +82,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise InputError(f"cannot serve on {host}:{port}: the port is in use (another server?); "
-                             "pick another with --port") from None  # fmt: skip
+            raise InputError(
+                f"cannot serve on {host}:{port}: the port is in use (another server?); pick another with --port"
+            ) from None
         raise InputError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)
     return sock
@@ -100,8 +101,10 @@ def guarded_h11(read_timeout: float = READ_TIMEOUT) -> type:
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     body = b'{"error": "request timeout: the request was not sent in time"}'
-    timeout_response = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+    timeout_response = (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
 
     class GuardedH11Protocol(H11Protocol):  # type: ignore[misc]
         _deadline: asyncio.TimerHandle | None = None
@@ -150,8 +153,15 @@ def server_config(app: Any, *, log_level: str = "info", read_timeout: float = RE
     header limits above, one process."""
     import uvicorn
 
-    return uvicorn.Config(app, log_level=log_level, http=guarded_h11(read_timeout), timeout_keep_alive=KEEP_ALIVE,
-                          h11_max_incomplete_event_size=MAX_HEADER_BYTES, workers=1, **extra)  # fmt: skip
+    return uvicorn.Config(
+        app,
+        log_level=log_level,
+        http=guarded_h11(read_timeout),
+        timeout_keep_alive=KEEP_ALIVE,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        workers=1,
+        **extra,
+    )
 
 
 def serve(
@@ -186,18 +196,32 @@ def serve(
         if token is None and not is_loopback(host):
             token = secrets.token_urlsafe(24)
         hosts = list(allowed_hosts) if allowed_hosts else default_allowed_hosts(host)
-        app = create_app(model_path, kg_path, limits or Limits(), device=device, retrieval=retrieval,
-                         allowed_hosts=hosts, token=token)  # fmt: skip
+        app = create_app(
+            model_path,
+            kg_path,
+            limits or Limits(),
+            device=device,
+            retrieval=retrieval,
+            allowed_hosts=hosts,
+            token=token,
+        )
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         if host in ("0.0.0.0", "::"):
             shown = "localhost"
         query = f"?token={token}" if token else ""
-        print(f"InstructProtein: {app.state.model!r}\n  page  http://{shown}:{bound}/{query}\n"
-              f"  API   http://{shown}:{bound}/docs{query}", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"InstructProtein: {app.state.model!r}\n  page  http://{shown}:{bound}/{query}\n"
+            f"  API   http://{shown}:{bound}/docs{query}",
+            file=sys.stderr,
+            flush=True,
+        )
         if token:
-            print("  the API needs the token: 'Authorization: Bearer TOKEN' (the page gets a cookie)",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                "  the API needs the token: 'Authorization: Bearer TOKEN' (the page gets a cookie)",
+                file=sys.stderr,
+                flush=True,
+            )
         if "*" not in hosts:
             print(f"  answering Host names: {', '.join(hosts)} (more with --allow-host)", file=sys.stderr, flush=True)
         config = server_config(app, log_level=log_level, read_timeout=read_timeout, timeout_graceful_shutdown=10)
@@ -217,8 +241,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def running_server(app: Any, host: str = "127.0.0.1", *, log_level: str = "warning", timeout: float = 30.0,
-                   read_timeout: float = READ_TIMEOUT) -> Iterator[str]:  # fmt: skip
+def running_server(
+    app: Any,
+    host: str = "127.0.0.1",
+    *,
+    log_level: str = "warning",
+    timeout: float = 30.0,
+    read_timeout: float = READ_TIMEOUT,
+) -> Iterator[str]:
     """``app`` served by uvicorn on a thread, on a port the OS picks; yields the base URL.
 
     The socket is bound before the thread starts (no race for the port), and the server is
@@ -230,8 +260,14 @@ def running_server(app: Any, host: str = "127.0.0.1", *, log_level: str = "warni
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    config = server_config(app, log_level=log_level, read_timeout=read_timeout, access_log=False, lifespan="on",
-                           timeout_graceful_shutdown=5)  # fmt: skip
+    config = server_config(
+        app,
+        log_level=log_level,
+        read_timeout=read_timeout,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
     thread.start()
@@ -254,23 +290,42 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m instructprotein.serve``: the same as ``instructprotein serve``."""
     from instructprotein.errors import InstructProteinError
 
-    p = argparse.ArgumentParser(prog="python -m instructprotein.serve", description="Serve a model: HTTP API and web page.")
+    p = argparse.ArgumentParser(
+        prog="python -m instructprotein.serve", description="Serve a model: HTTP API and web page."
+    )
     p.add_argument("--model", required=True, help="model folder (save_model's output or a checkpoint)")
     p.add_argument("--kg", default=None, help="knowledge graph file: GO terms, design checks, retrieval")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda where available)")
     p.add_argument("--no-retrieval", action="store_true", help="no homologs in prompts even with a graph")
-    p.add_argument("--allow-host", action="append", default=None, metavar="NAME",
-                   help="a Host header name to answer (repeat; '*' for any; default: loopback names)")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a Host header name to answer (repeat; '*' for any; default: loopback names)",
+    )
     p.add_argument("--read-timeout", type=float, default=READ_TIMEOUT, help="seconds to send a whole request")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
-                   help="uvicorn's log level (info logs every request)")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn's log level (info logs every request)",
+    )
     args = p.parse_args(argv)
     try:
-        serve(args.model, args.kg, args.host, args.port, device=args.device,
-              retrieval=False if args.no_retrieval else None, log_level=args.log_level,
-              allowed_hosts=args.allow_host, read_timeout=args.read_timeout)  # fmt: skip
+        serve(
+            args.model,
+            args.kg,
+            args.host,
+            args.port,
+            device=args.device,
+            retrieval=False if args.no_retrieval else None,
+            log_level=args.log_level,
+            allowed_hosts=args.allow_host,
+            read_timeout=args.read_timeout,
+        )
     except InstructProteinError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

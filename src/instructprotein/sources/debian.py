@@ -93,9 +93,7 @@ def apt_download(name: str, dest: Path) -> Path:
         )
 
     def attempt() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["apt-get", "download", "-q", name], cwd=dest, capture_output=True, text=True
-        )
+        return subprocess.run(["apt-get", "download", "-q", name], cwd=dest, capture_output=True, text=True)
 
     result = attempt()
     missing = "Unable to locate package" in result.stderr or "has no installation candidate" in result.stderr

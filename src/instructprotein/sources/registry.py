@@ -122,7 +122,6 @@ def resource_path(name: str, cache: str | Path | None = None, must_exist: bool =
         group = PACKAGES[res.package].group
         flag = "" if group == "data" else f" --group {group}"
         raise SourceError(
-            f"{name} ({res.description}) is not in the cache at {path}; "
-            f"run `instructprotein data fetch{flag}` first"
+            f"{name} ({res.description}) is not in the cache at {path}; run `instructprotein data fetch{flag}` first"
         )
     return path

@@ -177,7 +177,10 @@ class MMseqs:
         libs: tuple[Path, ...] = ()
         with contextlib.suppress(SourceError):
             libs = _library_dirs(resource_path("mmseqs-lib", cache))
-        for chosen, what in ((binary, "the given MMseqs2 binary"), (os.environ.get(MMSEQS_ENV) or None, f"${MMSEQS_ENV}")):
+        for chosen, what in (
+            (binary, "the given MMseqs2 binary"),
+            (os.environ.get(MMSEQS_ENV) or None, f"${MMSEQS_ENV}"),
+        ):
             if chosen is None:
                 continue
             path = Path(chosen).expanduser()
@@ -265,10 +268,22 @@ class MMseqs:
                     raise InputError(f"duplicate sequence id {rid!r}: cluster members must be unique")
                 seen.add(rid)
             args: list[str | Path] = [
-                workflow, tmp / "input.fasta", tmp / "result", tmp / "tmp",
-                "--min-seq-id", f"{min_seq_id:g}", "-c", f"{coverage:g}", "--cov-mode", str(cov_mode),
-                "--threads", str(threads or default_threads()), "-v", "1", *extra_args,
-            ]  # fmt: skip
+                workflow,
+                tmp / "input.fasta",
+                tmp / "result",
+                tmp / "tmp",
+                "--min-seq-id",
+                f"{min_seq_id:g}",
+                "-c",
+                f"{coverage:g}",
+                "--cov-mode",
+                str(cov_mode),
+                "--threads",
+                str(threads or default_threads()),
+                "-v",
+                "1",
+                *extra_args,
+            ]
             with progress.step(f"mmseqs {workflow} of {len(ids):,} sequences at {min_seq_id:.0%} identity"):
                 self.run(args)
             clusters: dict[str, str] = {}
@@ -320,12 +335,33 @@ class MMseqs:
             if not qids or not tids:
                 return []
             args: list[str | Path] = [
-                "easy-search", tmp / "queries.fasta", tmp / "targets.fasta", tmp / "hits.tsv", tmp / "tmp",
-                "--format-mode", "0", "--format-output", ",".join(SEARCH_COLUMNS),
-                "-s", f"{sensitivity:g}", "--max-seqs", str(max_seqs), "-e", f"{evalue:g}",
-                "--min-seq-id", f"{min_seq_id:g}", "-c", f"{coverage:g}", "--cov-mode", str(cov_mode),
-                "--threads", str(threads or default_threads()), "-v", "1", *extra_args,
-            ]  # fmt: skip
+                "easy-search",
+                tmp / "queries.fasta",
+                tmp / "targets.fasta",
+                tmp / "hits.tsv",
+                tmp / "tmp",
+                "--format-mode",
+                "0",
+                "--format-output",
+                ",".join(SEARCH_COLUMNS),
+                "-s",
+                f"{sensitivity:g}",
+                "--max-seqs",
+                str(max_seqs),
+                "-e",
+                f"{evalue:g}",
+                "--min-seq-id",
+                f"{min_seq_id:g}",
+                "-c",
+                f"{coverage:g}",
+                "--cov-mode",
+                str(cov_mode),
+                "--threads",
+                str(threads or default_threads()),
+                "-v",
+                "1",
+                *extra_args,
+            ]
             desc = f"mmseqs easy-search of {len(qids):,} against {len(tids):,} sequences (-s {sensitivity:g})"
             with progress.step(desc):
                 self.run(args)
@@ -334,9 +370,17 @@ class MMseqs:
                 for line in fh:
                     q, t, fident, alnlen, ev, bits, qcov, tcov = line.rstrip("\n").split("\t")
                     hits.append(
-                        Hit(qids[int(q)], tids[int(t)], float(fident), int(alnlen), float(ev), float(bits),
-                            float(qcov), float(tcov))
-                    )  # fmt: skip
+                        Hit(
+                            qids[int(q)],
+                            tids[int(t)],
+                            float(fident),
+                            int(alnlen),
+                            float(ev),
+                            float(bits),
+                            float(qcov),
+                            float(tcov),
+                        )
+                    )
         return hits
 
 
@@ -357,9 +401,15 @@ def cluster(
     """:meth:`MMseqs.cluster` with the binary located by :meth:`MMseqs.locate` unless given."""
     tool = mmseqs or MMseqs.locate()
     return tool.cluster(
-        records, workdir, min_seq_id=min_seq_id, coverage=coverage, cov_mode=cov_mode,
-        linclust=linclust, threads=threads, progress=progress,
-    )  # fmt: skip
+        records,
+        workdir,
+        min_seq_id=min_seq_id,
+        coverage=coverage,
+        cov_mode=cov_mode,
+        linclust=linclust,
+        threads=threads,
+        progress=progress,
+    )
 
 
 def search(
@@ -376,9 +426,15 @@ def search(
     """:meth:`MMseqs.search` with the binary located by :meth:`MMseqs.locate` unless given."""
     tool = mmseqs or MMseqs.locate()
     return tool.search(
-        queries, targets, workdir, min_seq_id=min_seq_id, sensitivity=sensitivity,
-        max_seqs=max_seqs, threads=threads, progress=progress,
-    )  # fmt: skip
+        queries,
+        targets,
+        workdir,
+        min_seq_id=min_seq_id,
+        sensitivity=sensitivity,
+        max_seqs=max_seqs,
+        threads=threads,
+        progress=progress,
+    )
 
 
 # -- helpers --------------------------------------------------------------------------------------------

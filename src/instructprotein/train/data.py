@@ -218,7 +218,9 @@ def load_packed(folder: str | Path) -> StageData:
         rows = int(meta["rows"][name])
         shape = (rows, context)
         if rows == 0:
-            return PackedRows(np.zeros(shape, dtype), np.zeros(shape, bool), np.zeros(shape, "<u2") if meta["positions"] else None)
+            return PackedRows(
+                np.zeros(shape, dtype), np.zeros(shape, bool), np.zeros(shape, "<u2") if meta["positions"] else None
+            )
         ids = np.memmap(folder / f"{name}.ids", dtype=dtype, mode="r", shape=shape)
         mask = np.memmap(folder / f"{name}.mask", dtype=np.bool_, mode="r", shape=shape)
         pos = np.memmap(folder / f"{name}.pos", dtype="<u2", mode="r", shape=shape) if meta["positions"] else None
@@ -263,8 +265,15 @@ def _fingerprint(**parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _write_meta(folder: Path, fingerprint: str, context: int, id_dtype: np.dtype, positions: bool,
-                rows: dict[str, int], stats: dict[str, Any]) -> None:
+def _write_meta(
+    folder: Path,
+    fingerprint: str,
+    context: int,
+    id_dtype: np.dtype,
+    positions: bool,
+    rows: dict[str, int],
+    stats: dict[str, Any],
+) -> None:
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -287,7 +296,9 @@ def corpus_shards(corpus_dir: str | Path) -> list[Path]:
         raise InputError("corpus folder not found; build it with `instructprotein corpus build`", folder)
     shards = sorted(folder.glob("shard-*.jsonl"))
     if not shards:
-        raise InputError("no shard-*.jsonl files: not a corpus folder (build it with `instructprotein corpus build`)", folder)
+        raise InputError(
+            "no shard-*.jsonl files: not a corpus folder (build it with `instructprotein corpus build`)", folder
+        )
     return shards
 
 
@@ -393,8 +404,13 @@ def prepare_pretrain_data(
     cache = Path(cache_dir)
     shards = corpus_shards(corpus_dir)
     fingerprint = _fingerprint(
-        kind="pretrain", files=files_fingerprint(shards), tokenizer=tokenizer_fingerprint(tokenizer),
-        context=context_length, seed=seed, val_fraction=val_fraction, version=VERSION,
+        kind="pretrain",
+        files=files_fingerprint(shards),
+        tokenizer=tokenizer_fingerprint(tokenizer),
+        context=context_length,
+        seed=seed,
+        val_fraction=val_fraction,
+        version=VERSION,
     )
     hit = _cached(cache, fingerprint)
     if hit is not None:

@@ -45,8 +45,9 @@ def make_accelerator(spec: TrainSpec, *, deterministic: bool = False) -> Acceler
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
     mixed = resolve_precision(spec.precision, state.device.type)
-    accelerator = Accelerator(cpu=cpu, gradient_accumulation_steps=accumulation, mixed_precision=mixed,
-                              step_scheduler_with_optimizer=False)
+    accelerator = Accelerator(
+        cpu=cpu, gradient_accumulation_steps=accumulation, mixed_precision=mixed, step_scheduler_with_optimizer=False
+    )
     return accelerator
 
 

@@ -171,7 +171,9 @@ def fit_prompt_protein(text: str, span: tuple[int, int], max_residues: int) -> t
     parsed = Prompt.parse(text, span)
     if parsed is None or len(parsed.protein or "") <= max_residues:
         return text, span
-    return replace(parsed, protein=cap_protein(parsed.protein or "", cut_above=None, max_residues=max_residues)).render()
+    return replace(
+        parsed, protein=cap_protein(parsed.protein or "", cut_above=None, max_residues=max_residues)
+    ).render()
 
 
 def _crop_protein(
@@ -189,8 +191,14 @@ def _crop_protein(
     if parsed is None:
         return None
     prompt = int(ex.prompt_tokens)
-    fitted = fit(parsed, lambda _p: prompt, context_len=context, answer_tokens=n - prompt, tokens=prompt,
-                 evidence_gives_way=False)  # fmt: skip
+    fitted = fit(
+        parsed,
+        lambda _p: prompt,
+        context_len=context,
+        answer_tokens=n - prompt,
+        tokens=prompt,
+        evidence_gives_way=False,
+    )
     if not fitted.fits:
         return None
     new_text, new_span = fitted.prompt.render()
@@ -208,10 +216,13 @@ def load_instruction_splits(instructions_dir: str | Path) -> dict[str, Any]:
     folder = Path(instructions_dir)
     hf = folder / "hf"
     if not folder.is_dir():
-        raise InputError("instruction dataset folder not found; build it with `instructprotein instructions build`", folder)
+        raise InputError(
+            "instruction dataset folder not found; build it with `instructprotein instructions build`", folder
+        )
     if not (hf / "dataset_dict.json").exists():
-        raise InputError("no instruction dataset here (no hf/dataset_dict.json); run `instructprotein instructions build`",
-                         folder)
+        raise InputError(
+            "no instruction dataset here (no hf/dataset_dict.json); run `instructprotein instructions build`", folder
+        )
     try:
         names = json.loads((hf / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -269,9 +280,17 @@ def prepare_instruction_data(
     hf = Path(instructions_dir) / "hf"
     data_files = sorted(p for p in hf.rglob("*") if p.is_file())
     fingerprint = _fingerprint(
-        kind="instructions", files=[[str(p.relative_to(hf)), *files_fingerprint([p])[0][1:]] for p in data_files],
-        tokenizer=tokenizer_fingerprint(tokenizer), context=context_length, loss_on=loss_on, pack=pack,
-        long=long, seed=seed, val_fraction=val_fraction, version=VERSION, max_residues=max_residues,
+        kind="instructions",
+        files=[[str(p.relative_to(hf)), *files_fingerprint([p])[0][1:]] for p in data_files],
+        tokenizer=tokenizer_fingerprint(tokenizer),
+        context=context_length,
+        loss_on=loss_on,
+        pack=pack,
+        long=long,
+        seed=seed,
+        val_fraction=val_fraction,
+        version=VERSION,
+        max_residues=max_residues,
     )
     hit = _cached(cache, fingerprint)
     if hit is not None:
@@ -296,16 +315,29 @@ def prepare_instruction_data(
 
     id_dtype = _id_dtype(tokenizer)
     stats: dict[str, Any] = {
-        "loss_on": loss_on, "pack": pack, "valid_from_train": held_out,
-        "examples": {}, "too_long": {}, "longest": {}, "cropped": {}, "dropped_long": {}, "without_answer_tokens": {},
-        "tokens": {}, "label_tokens": {}, "rows": {}, "padding_fraction": {}, "examples_per_row": {},
+        "loss_on": loss_on,
+        "pack": pack,
+        "valid_from_train": held_out,
+        "examples": {},
+        "too_long": {},
+        "longest": {},
+        "cropped": {},
+        "dropped_long": {},
+        "without_answer_tokens": {},
+        "tokens": {},
+        "label_tokens": {},
+        "rows": {},
+        "padding_fraction": {},
+        "examples_per_row": {},
     }
     too_long_examples: dict[str, list[tuple[int, int, str]]] = {}
     with atomic_dir(cache) as tmp:
         rows: dict[str, int] = {}
         for split in ("train", "valid"):
             ds, idx = sources[split], order[split]
-            packer = _RowPacker(_RowWriter(tmp, split, context_length, id_dtype, positions=True), tokenizer.pad_token_id, pack)
+            packer = _RowPacker(
+                _RowWriter(tmp, split, context_length, id_dtype, positions=True), tokenizer.pad_token_id, pack
+            )
             too_long: list[tuple[int, int, str]] = []
             cropped = over_context = 0
             no_answer = 0
@@ -321,7 +353,8 @@ def prepare_instruction_data(
                         if not isinstance(text, str) or a is None or b is None or not 0 <= a <= b <= len(text):
                             raise InputError(
                                 f"{split} example {chunk[k]}: answer span ({a}, {b}) is not inside its text "
-                                f"of {len(text) if isinstance(text, str) else 0} characters", hf,
+                                f"of {len(text) if isinstance(text, str) else 0} characters",
+                                hf,
                             )
                     if max_residues is not None:
                         for k, (text, (a, b)) in enumerate(zip(texts, spans)):

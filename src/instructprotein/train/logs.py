@@ -176,8 +176,14 @@ class _TrainBar:
         if self.budget_s:
             left = max(0.0, self.budget_s - (time.perf_counter() - self.start))
             budget = f"budget {int(left // 60)}:{int(left % 60):02d} left"
-        self.bar.update(self.task, completed=step, loss=f"{loss:.3f}", val="-" if val is None else f"{val:.3f}",
-                        tps=f"{tps:,.0f}", budget=budget)
+        self.bar.update(
+            self.task,
+            completed=step,
+            loss=f"{loss:.3f}",
+            val="-" if val is None else f"{val:.3f}",
+            tps=f"{tps:,.0f}",
+            budget=budget,
+        )
 
     def stop(self) -> None:
         self.bar.stop()
@@ -206,8 +212,15 @@ def plot_losses(csv_path: str | Path, png_path: str | Path, title: str = "") -> 
             smooth[i] = acc / (1 - 0.9 ** (i + 1))
         ax.plot(steps, smooth, color="tab:blue", linewidth=1.6, label="train (smoothed)")
     if val:
-        ax.plot([s for s, _ in val], [v for _, v in val], "o-", color="tab:orange", linewidth=1.6, markersize=4,
-                label="validation")
+        ax.plot(
+            [s for s, _ in val],
+            [v for _, v in val],
+            "o-",
+            color="tab:orange",
+            linewidth=1.6,
+            markersize=4,
+            label="validation",
+        )
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("loss (nats per label token)")
     if title:

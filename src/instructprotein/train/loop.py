@@ -130,10 +130,26 @@ from instructprotein.train.runfolder import (
 )
 
 __all__ = [  # the loop, and what callers of the one-module loop imported from here
-    "KEEP_CHECKPOINTS", "LOG_COLUMNS", "RUN_OUTPUTS", "SCAFFOLD_VERSION", "TrainResult", "TrainState", "check_run_dir",
-    "clear_run_dir", "finetune", "latest_checkpoint", "main_first", "make_accelerator", "plot_losses", "pretrain",
-    "read_log", "resolve_precision", "save_checkpoint", "token_loss_sum", "train_loop",
-]  # fmt: skip
+    "KEEP_CHECKPOINTS",
+    "LOG_COLUMNS",
+    "RUN_OUTPUTS",
+    "SCAFFOLD_VERSION",
+    "TrainResult",
+    "TrainState",
+    "check_run_dir",
+    "clear_run_dir",
+    "finetune",
+    "latest_checkpoint",
+    "main_first",
+    "make_accelerator",
+    "plot_losses",
+    "pretrain",
+    "read_log",
+    "resolve_precision",
+    "save_checkpoint",
+    "token_loss_sum",
+    "train_loop",
+]
 
 if TYPE_CHECKING:
     import torch
@@ -197,8 +213,10 @@ def pretrain(
     spec = preset.pretrain
     # ---- every check that needs no heavy work, before anything is written
     if spec.loss_weighting != "token":
-        raise InputError("pretrain.loss_weighting must be 'token': pre-training rows are a stream of text, not "
-                         f"separate examples (got {spec.loss_weighting!r})")
+        raise InputError(
+            "pretrain.loss_weighting must be 'token': pre-training rows are a stream of text, not "
+            f"separate examples (got {spec.loss_weighting!r})"
+        )
     check_run_dir(run_dir, resume=resume, force=force)
     if first_document(corpus_shards(corpus_dir)) is None:
         raise InputError("the corpus is empty (no documents in its shards)", corpus_dir)
@@ -233,38 +251,67 @@ def pretrain(
         if init_from:
             model, tok = start_from(init_from, context_length=preset.model.context_length)
         else:
+
             def get_tokenizer():
                 if tokenizer is not None:
                     return load_tokenizer(tokenizer)
                 folder = run_dir / "tokenizer"
-                made_from = json.dumps({"corpus": files_fingerprint(corpus_shards(corpus_dir)),
-                                        "tokenizer": asdict(preset.tokenizer), "scaffold": SCAFFOLD_VERSION},
-                                       sort_keys=True)  # fmt: skip
+                made_from = json.dumps(
+                    {
+                        "corpus": files_fingerprint(corpus_shards(corpus_dir)),
+                        "tokenizer": asdict(preset.tokenizer),
+                        "scaffold": SCAFFOLD_VERSION,
+                    },
+                    sort_keys=True,
+                )
                 marker = folder / "trained_on.json"
-                if folder.exists() and (resume and latest_checkpoint(run_dir) is not None
-                                        or marker.exists() and marker.read_text(encoding="utf-8") == made_from):
+                if folder.exists() and (
+                    resume
+                    and latest_checkpoint(run_dir) is not None
+                    or marker.exists()
+                    and marker.read_text(encoding="utf-8") == made_from
+                ):
                     return load_tokenizer(folder)  # the model being resumed was built on it, or nothing changed
                 with reporter.step("training the tokenizer"):
                     # the corpus's text, and the instructions' fixed words (the model reads them in every prompt)
-                    texts = itertools.chain(corpus_texts(corpus_dir, limit=preset.tokenizer.max_documents),
-                                            scaffold_texts())  # fmt: skip
-                    trained = train_tokenizer(texts, preset.tokenizer.bpe_vocab_size, folder,
-                                              min_frequency=preset.tokenizer.min_frequency)
+                    texts = itertools.chain(
+                        corpus_texts(corpus_dir, limit=preset.tokenizer.max_documents), scaffold_texts()
+                    )
+                    trained = train_tokenizer(
+                        texts, preset.tokenizer.bpe_vocab_size, folder, min_frequency=preset.tokenizer.min_frequency
+                    )
                 marker.write_text(made_from, encoding="utf-8")
                 return trained
 
             tok = main_first(accelerator, get_tokenizer)
             model = create_model(preset, tok, seed=preset.seed)
         # ---- data
-        data = main_first(accelerator, lambda: prepare_pretrain_data(
-            corpus_dir, tok, preset.model.context_length, run_dir / "data" / "pretrain",
-            seed=preset.seed, val_fraction=val_fraction, progress=reporter,
-        ))
+        data = main_first(
+            accelerator,
+            lambda: prepare_pretrain_data(
+                corpus_dir,
+                tok,
+                preset.model.context_length,
+                run_dir / "data" / "pretrain",
+                seed=preset.seed,
+                val_fraction=val_fraction,
+                progress=reporter,
+            ),
+        )
     finally:
         _stop(reporter)
     return train_loop(
-        accelerator=accelerator, model=model, tokenizer=tok, data=data, spec=spec, preset=preset,
-        stage="pretrain", run_dir=run_dir, resume=resume, show_progress=show, on_step=on_step,
+        accelerator=accelerator,
+        model=model,
+        tokenizer=tok,
+        data=data,
+        spec=spec,
+        preset=preset,
+        stage="pretrain",
+        run_dir=run_dir,
+        resume=resume,
+        show_progress=show,
+        on_step=on_step,
         provenance=data_provenance("corpus", corpus_dir, init_from, model),
     )
 
@@ -301,8 +348,10 @@ def finetune(
     check_run_dir(run_dir, resume=resume, force=force)
     source = init or preset.model.init_from
     if not source:
-        raise InputError("instruction tuning needs a model to start from: pass --init MODEL_DIR (e.g. RUN/model of "
-                         "`train pretrain`) or set model.init_from")
+        raise InputError(
+            "instruction tuning needs a model to start from: pass --init MODEL_DIR (e.g. RUN/model of "
+            "`train pretrain`) or set model.init_from"
+        )
 
     from instructprotein.model.factory import (
         check_model_folder,
@@ -323,8 +372,11 @@ def finetune(
         model, tok = start_from(source, context_length=preset.model.context_length)
     positions = getattr(model.config, "max_position_embeddings", None)
     if isinstance(positions, int) and preset.model.context_length > positions:
-        raise InputError(f"model.context_length {preset.model.context_length} exceeds the model's {positions} "
-                         "positions; lower it with --set model.context_length=...", source)
+        raise InputError(
+            f"model.context_length {preset.model.context_length} exceeds the model's {positions} "
+            "positions; lower it with --set model.context_length=...",
+            source,
+        )
     # the tuned model reads what it was tuned on: inference cuts its prompts by this config key
     model.config.prompt_residues = preset.model.prompt_residues
     accelerator = make_accelerator(spec, deterministic=deterministic)
@@ -333,11 +385,21 @@ def finetune(
         _on_main(accelerator, lambda: clear_run_dir(run_dir))
     reporter = _reporter(show)
     try:
-        data = main_first(accelerator, lambda: prepare_instruction_data(
-            instructions_dir, tok, preset.model.context_length, run_dir / "data" / "finetune",
-            loss_on=loss_on, pack=pack, long=long, seed=preset.seed, progress=reporter,
-            max_residues=preset.model.prompt_residues,
-        ))
+        data = main_first(
+            accelerator,
+            lambda: prepare_instruction_data(
+                instructions_dir,
+                tok,
+                preset.model.context_length,
+                run_dir / "data" / "finetune",
+                loss_on=loss_on,
+                pack=pack,
+                long=long,
+                seed=preset.seed,
+                progress=reporter,
+                max_residues=preset.model.prompt_residues,
+            ),
+        )
     finally:
         _stop(reporter)
     if show:
@@ -353,8 +415,17 @@ def finetune(
             + (f"; {dropped:,} longer than the context left out ({why})" if dropped else "")
         )
     return train_loop(
-        accelerator=accelerator, model=model, tokenizer=tok, data=data, spec=spec, preset=preset,
-        stage="finetune", run_dir=run_dir, resume=resume, show_progress=show, on_step=on_step,
+        accelerator=accelerator,
+        model=model,
+        tokenizer=tok,
+        data=data,
+        spec=spec,
+        preset=preset,
+        stage="finetune",
+        run_dir=run_dir,
+        resume=resume,
+        show_progress=show,
+        on_step=on_step,
         provenance=data_provenance("instructions", instructions_dir, source, model),
     )
 
@@ -394,8 +465,10 @@ def train_loop(
     micro_rows = spec.rows_per_micro_batch(context)
     accumulation = spec.accumulation_steps(processes)
     if accelerator.gradient_accumulation_steps != accumulation:
-        raise ValueError(f"the Accelerator accumulates {accelerator.gradient_accumulation_steps} micro-batches, the "
-                         f"preset needs {accumulation} on {processes} process(es): create it with make_accelerator")
+        raise ValueError(
+            f"the Accelerator accumulates {accelerator.gradient_accumulation_steps} micro-batches, the "
+            f"preset needs {accumulation} on {processes} process(es): create it with make_accelerator"
+        )
     schedule = RowSchedule(data.train.rows, rows_per_batch, preset.seed)
     parameters = count_parameters(model)
     say = _say(show_progress)
@@ -456,9 +529,20 @@ def train_loop(
         return float(total[0] / total[1]) if total[1] > 0 else float("nan")
 
     def save_best(val: float) -> None:
-        _save_model(accelerator, model, tokenizer, run_dir / "model", preset,
-                    {"stage": stage, "step": state.step, "tokens": state.tokens, "val_loss": val,
-                     **({"data": provenance} if provenance else {})})
+        _save_model(
+            accelerator,
+            model,
+            tokenizer,
+            run_dir / "model",
+            preset,
+            {
+                "stage": stage,
+                "step": state.step,
+                "tokens": state.tokens,
+                "val_loss": val,
+                **({"data": provenance} if provenance else {}),
+            },
+        )
 
     def run_eval() -> float:
         val = evaluate()
@@ -479,9 +563,11 @@ def train_loop(
     segment_start = time.perf_counter()
     elapsed_before = state.elapsed_s
     bar = _TrainBar(stage, spec.max_steps, state.step, budget_s, elapsed_before) if show_progress else None
-    say(f"{stage}: {parameters:,} parameters, {data.train.rows:,} rows of {context} tokens, "
+    say(
+        f"{stage}: {parameters:,} parameters, {data.train.rows:,} rows of {context} tokens, "
         f"{rows_per_batch} rows per step = {processes} process(es) x {accumulation} micro-batch(es) x {micro_rows} rows; "
-        f"attention {data.attention}; precision {accelerator.mixed_precision}")
+        f"attention {data.attention}; precision {accelerator.mixed_precision}"
+    )
     if state.step == 0 and state.last_eval_step < 0:  # where the validation curve starts
         val0 = run_eval()
         csv_log.write(step=0, epoch=0.0, tokens=0, val_loss=val0, lr=spec.lr_at(0), elapsed_s=0.0)
@@ -545,9 +631,17 @@ def train_loop(
             if gn is not None:
                 board.scalar("train/grad_norm", gn, state.step)
             val = run_eval() if state.step % spec.eval_interval == 0 else None
-            csv_log.write(step=state.step, epoch=round(schedule.epoch(state.rows_seen), 4), tokens=state.tokens,
-                          train_loss=loss, val_loss=val, lr=lr, grad_norm=gn, tokens_per_s=round(tps, 1),
-                          elapsed_s=round(state.elapsed_s, 2))
+            csv_log.write(
+                step=state.step,
+                epoch=round(schedule.epoch(state.rows_seen), 4),
+                tokens=state.tokens,
+                train_loss=loss,
+                val_loss=val,
+                lr=lr,
+                grad_norm=gn,
+                tokens_per_s=round(tps, 1),
+                elapsed_s=round(state.elapsed_s, 2),
+            )
             if bar is not None:
                 bar.update(state.step, loss, state.last_val, step_times)
             if on_step is not None and accelerator.is_main_process:
@@ -567,8 +661,13 @@ def train_loop(
     if state.last_eval_step != state.step:  # a row of its own: the step's training row is written
         val_end = run_eval()
         state.elapsed_s = elapsed_before + time.perf_counter() - segment_start
-        csv_log.write(step=state.step, epoch=round(schedule.epoch(state.rows_seen), 4), tokens=state.tokens,
-                      val_loss=val_end, elapsed_s=round(state.elapsed_s, 2))
+        csv_log.write(
+            step=state.step,
+            epoch=round(schedule.epoch(state.rows_seen), 4),
+            tokens=state.tokens,
+            val_loss=val_end,
+            elapsed_s=round(state.elapsed_s, 2),
+        )
     csv_log.close()
     state.elapsed_s = elapsed_before + time.perf_counter() - segment_start
     last = latest_checkpoint(run_dir)
@@ -582,24 +681,37 @@ def train_loop(
     tokens_timed = sum(t for t, _ in step_times)
     seconds_timed = sum(s for _, s in step_times)
     result = TrainResult(
-        stage=stage, run_dir=str(run_dir), model_dir=str(run_dir / "model"), stop_reason=stop_reason,
-        steps=state.step, tokens=state.tokens, epochs=round(schedule.epoch(state.rows_seen), 4),
+        stage=stage,
+        run_dir=str(run_dir),
+        model_dir=str(run_dir / "model"),
+        stop_reason=stop_reason,
+        steps=state.step,
+        tokens=state.tokens,
+        epochs=round(schedule.epoch(state.rows_seen), 4),
         wall_seconds=round(state.elapsed_s, 2),
         tokens_per_second=round(tokens_timed / seconds_timed, 1) if seconds_timed else 0.0,
         first_train_loss=train_hist[0] if train_hist else None,
         last_train_loss=float(np.mean(train_hist[-10:])) if train_hist else None,
-        initial_val_loss=state.initial_val, best_val_loss=state.best_val if math.isfinite(state.best_val) else None,
-        best_step=state.best_step, final_val_loss=state.last_val, processes=processes, accumulation_steps=accumulation,
-        precision=accelerator.mixed_precision, parameters=parameters, data=data.stats,
+        initial_val_loss=state.initial_val,
+        best_val_loss=state.best_val if math.isfinite(state.best_val) else None,
+        best_step=state.best_step,
+        final_val_loss=state.last_val,
+        processes=processes,
+        accumulation_steps=accumulation,
+        precision=accelerator.mixed_precision,
+        parameters=parameters,
+        data=data.stats,
     )
     if accelerator.is_main_process:
         plot_losses(run_dir / "log.csv", run_dir / "loss.png", title=f"{stage} ({preset.name}): {run_dir.name}")
         summary = asdict(result) | {"preset": preset.to_dict()}
         write_text(run_dir / "training.json", json.dumps(summary, indent=2, default=_json_default) + "\n")
     accelerator.wait_for_everyone()
-    say(f"{stage} done: {state.step:,} steps, {state.tokens:,} tokens in {state.elapsed_s / 60:.1f} min; "
+    say(
+        f"{stage} done: {state.step:,} steps, {state.tokens:,} tokens in {state.elapsed_s / 60:.1f} min; "
         f"validation loss {state.initial_val:.4f} -> best {state.best_val:.4f} (step {state.best_step:,}); "
-        f"model in {run_dir / 'model'}")
+        f"model in {run_dir / 'model'}"
+    )
     return result
 
 
@@ -639,8 +751,11 @@ def data_provenance(kind: str, data_dir: str | Path, init: str | Path | None, mo
 
             with KnowledgeGraph(kg_path) as kg:
                 if kg.meta.get("content_hash") == kg_hash or not kg_hash:
-                    graph.update(source=kg.meta.get("source"), ontology_version=kg.meta.get("ontology_version"),
-                                 content_hash=kg.meta.get("content_hash"))  # fmt: skip
+                    graph.update(
+                        source=kg.meta.get("source"),
+                        ontology_version=kg.meta.get("ontology_version"),
+                        content_hash=kg.meta.get("content_hash"),
+                    )
         except Exception:  # noqa: BLE001 -- provenance is a courtesy: a graph that will not open leaves it out
             pass
     if graph:
@@ -686,8 +801,9 @@ HORIZON_AFTER = 10
 """Steps of a segment before its pace is trusted for projecting where a time budget ends."""
 
 
-def _horizon(spec: TrainSpec, step: int, budget_s: float | None, elapsed: float, elapsed_before: float,
-             segment_steps: list[int]) -> int | None:  # fmt: skip
+def _horizon(
+    spec: TrainSpec, step: int, budget_s: float | None, elapsed: float, elapsed_before: float, segment_steps: list[int]
+) -> int | None:
     """The step a time-capped run is projected to stop at, so the learning rate decays to its
     floor by then instead of being cut off high (a 10-minute run of a 1,000-step schedule
     would otherwise end at a quarter of its decay). None without a time budget, or before
@@ -705,5 +821,7 @@ def _attention_mask(position_ids: torch.Tensor, attn_impl: str) -> torch.Tensor:
 
     mask = block_causal_mask(position_ids)
     if attn_impl == "eager":  # added to the scores
-        return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(~mask, torch.finfo(torch.float32).min)
+        return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(
+            ~mask, torch.finfo(torch.float32).min
+        )
     return mask  # sdpa, flex: boolean, True = attend

@@ -114,7 +114,9 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, state: TrainState) 
         accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2, default=_json_default) + "\n", encoding="utf-8")
+        (tmp / "state.json").write_text(
+            json.dumps(asdict(state), indent=2, default=_json_default) + "\n", encoding="utf-8"
+        )
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -136,8 +138,9 @@ def _quiet(logger: str):
         target.setLevel(level)
 
 
-def _save_model(accelerator: Accelerator, model: Any, tokenizer: Any, path: Path, preset: Preset,
-                metrics: dict[str, Any]) -> None:
+def _save_model(
+    accelerator: Accelerator, model: Any, tokenizer: Any, path: Path, preset: Preset, metrics: dict[str, Any]
+) -> None:
     """The unwrapped model as a Hugging Face folder; FSDP/DeepSpeed gather the full state dict first."""
     from accelerate.utils import DistributedType
 
@@ -151,9 +154,16 @@ def _save_model(accelerator: Accelerator, model: Any, tokenizer: Any, path: Path
         bars = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()  # "Writing model shards" at every improvement would bury the training bar
         try:
-            save_model(accelerator.unwrap_model(model), tokenizer, path, state_dict=state_dict,
-                       extra_files={"preset.yaml": preset.to_yaml(),
-                                    "metrics.json": json.dumps(metrics, indent=2, default=_json_default) + "\n"})
+            save_model(
+                accelerator.unwrap_model(model),
+                tokenizer,
+                path,
+                state_dict=state_dict,
+                extra_files={
+                    "preset.yaml": preset.to_yaml(),
+                    "metrics.json": json.dumps(metrics, indent=2, default=_json_default) + "\n",
+                },
+            )
         finally:
             if bars:
                 hf_logging.enable_progress_bar()
@@ -167,5 +177,3 @@ def _data_fingerprint(data: StageData) -> str:
         return json.loads((data.path / "meta.json").read_text(encoding="utf-8")).get("fingerprint", "")
     except (OSError, ValueError):
         return ""
-
-
