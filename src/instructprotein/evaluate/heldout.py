@@ -46,6 +46,9 @@ from instructprotein.kg.store import KnowledgeGraph
 from instructprotein.prompt.render import normalize_sequence
 
 METAL_ION_BINDING = "GO:0046872"
+MEMBRANE = "GO:0016020"
+"""DeepLoc's binary label is membrane attachment: a protein is membrane-bound when it carries GO
+membrane (by propagation), as the deeploc_binary homology rule reads its hits."""
 
 
 def _direct_terms(kg: KnowledgeGraph, accessions: list[str], aspect: str) -> dict[str, list[str]]:
@@ -174,6 +177,8 @@ class HeldOut:
             items = self._location(accessions, info, cap)
         elif source.heldout == "metal":
             items = self._metal(accessions, info, cap)
+        elif source.heldout == "membrane":
+            items = self._carries(accessions, info, cap, MEMBRANE, "C")
         elif source.heldout == "go":
             items = self._go(accessions, str(source.aspect), seed, info, cap)
         elif source.heldout == "describe":
@@ -224,16 +229,21 @@ class HeldOut:
         return [Item(a, seqs[a], classes[a][0], accession=a) for a in kept if a in seqs]
 
     def _metal(self, accessions: list[str], info: dict[str, Any], cap: _Cap) -> list[Item]:
-        mf = _direct_terms(self.kg, accessions, "F")
-        with_mf = [a for a in accessions if mf[a]]
-        info["without_mf"] = len(accessions) - len(with_mf)
-        with_mf = cap(with_mf)
+        return self._carries(accessions, info, cap, METAL_ION_BINDING, "F")
+
+    def _carries(self, accessions: list[str], info: dict[str, Any], cap: _Cap, term: str, aspect: str) -> list[Item]:
+        """Proteins with at least one annotation of ``term``'s aspect; "yes" when they carry
+        ``term`` directly or by propagation."""
+        annotated = _direct_terms(self.kg, accessions, aspect)
+        usable = [a for a in accessions if annotated[a]]
+        info[f"without_{aspect.lower()}"] = len(accessions) - len(usable)
+        usable = cap(usable)
         try:
-            binders = set(self.kg.proteins_with(METAL_ION_BINDING))
+            carriers = set(self.kg.proteins_with(term))
         except KeyError:
-            binders = set()
-        seqs = self._seqs(with_mf)
-        return [Item(a, seqs[a], "yes" if a in binders else "no", accession=a) for a in with_mf if a in seqs]
+            carriers = set()
+        seqs = self._seqs(usable)
+        return [Item(a, seqs[a], "yes" if a in carriers else "no", accession=a) for a in usable if a in seqs]
 
     def _first_records(self, split: str, task: str, fields: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         """Accession -> ``fields`` of the split's first ``task`` instruction about the protein

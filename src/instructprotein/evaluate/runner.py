@@ -383,8 +383,10 @@ def _evaluate(
             stored = None
             combination_info["source"] = "none: fitting needs the instruction set's validation split (instructions_dir)"
     elif kinds:
-        stored = None  # fit for another model or split: fit again
-        twin_specs = [sysm.validation_spec(t) for t in twins.values()]
+        # kinds fit for this model and split are kept; the others (or all, for another model) are fit now
+        stored = stored if sysm.usable(stored, set(), want) else None
+        have = set(stored.kinds) if stored is not None else set()
+        twin_specs = [sysm.validation_spec(t) for t in twins.values() if not sysm.stored_kinds(t) <= have]
         with progress.step("read the validation items of the system's combination", total=len(twin_specs)) as bar:
             for vs in twin_specs:
                 try:

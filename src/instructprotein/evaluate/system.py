@@ -44,6 +44,9 @@ def validation_spec(spec: TaskSpec) -> TaskSpec:
     through its candidates (" plasma membrane" -> membrane-bound)."""
     assert spec.combine is not None
     labels = {c.strip(): cls for c, cls in spec.candidates.items()}
+    rule = spec.homology
+    if rule is not None and rule.rule == "carries_term" and rule.yes and rule.no:  # yes / no items: the rule's classes
+        labels.update({"yes": rule.yes, "no": rule.no})
     if spec.format == "go_pairs":
         labels = dict(spec.labels or {})
     return dataclasses.replace(
@@ -140,7 +143,7 @@ def _fit_combination(
 
     if not fit_specs:
         return stored
-    combination = Combination({}, {"fingerprint": want})
+    combination = Combination(dict(stored.kinds) if stored is not None else {}, {"fingerprint": want})
     with progress.step(
         f"fit the system's combination ({len(fit_specs)} kinds, validation split)", total=len(fit_specs)
     ) as bar:

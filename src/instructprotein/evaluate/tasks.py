@@ -114,7 +114,7 @@ from instructprotein.errors import InputError
 
 TASK_SUFFIXES = (".yaml", ".yml", ".json")
 FORMATS = ("labelled", "go_pairs")
-HELDOUT_KINDS = ("location", "metal", "go", "describe", "design", "design_rank")
+HELDOUT_KINDS = ("location", "metal", "membrane", "go", "describe", "design", "design_rank")
 METRICS = ("accuracy", "aupr")
 HOMOLOGY_RULES = ("location", "carries_term", "item_term", "go_terms")
 _NAME = re.compile(r"[A-Za-z0-9_\-]+")
