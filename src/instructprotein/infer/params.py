@@ -109,6 +109,10 @@ def check_all(values: dict[str, Any], *, cli: bool = False) -> None:
         check(name, value, label=cli_label(name) if cli else None)
 
 
+DESIGN_MIN_LEN = 30
+"""``design``'s fewest residues when a request gives none."""
+
+
 def check_design(
     *,
     n: Any,
@@ -133,6 +137,8 @@ def check_design(
         },
         cli=cli,
     )
+    if min_len is None:
+        min_len = DESIGN_MIN_LEN  # what design() uses when it is not given
     if max_len is not None and min_len > max_len:
         lo, hi = (cli_label("min_len"), cli_label("max_len")) if cli else ("min_len", "max_len")
         raise InputError(f"{lo} {min_len} is above {hi} {max_len}")
