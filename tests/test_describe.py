@@ -9,7 +9,7 @@ import pytest
 import helpers_model as h
 from instructprotein.errors import InputError
 from instructprotein.infer.commands import classify_command, describe_command, design_command
-from instructprotein.infer.generate import describe
+from instructprotein.infer.describe import describe
 from instructprotein.infer.inputs import Query, check_description, clean_sequence, read_queries
 from instructprotein.infer.model import Model
 from instructprotein.infer.prompts import LOCATION_LABELS

@@ -74,7 +74,8 @@ def test_auto_tokenizer_gives_our_ids_bos_included(layouts, tmp_path, layout):
 def test_generation_config_is_describes_decoding():
     from transformers import AutoModelForCausalLM, GenerationConfig
 
-    from instructprotein.infer.generate import describe, generate_answers
+    from instructprotein.infer.describe import describe
+    from instructprotein.infer.generate import generate_answers
     from instructprotein.model.factory import DESCRIBE_DECODING
 
     folder = h.model_path()

@@ -123,7 +123,7 @@ def test_homology_transfer(kg, index):
 
 def test_describe_and_classify_put_homologs_in_the_prompt(index):
     from instructprotein.infer.classify import classify
-    from instructprotein.infer.generate import describe
+    from instructprotein.infer.describe import describe
     from instructprotein.infer.prompts import LOCATION_LABELS, LOCATION_PREFIX, LOCATION_QUESTION, build_prompt
 
     model, tok = h.model_and_tokenizer()

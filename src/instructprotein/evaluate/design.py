@@ -76,8 +76,9 @@ def generate_designs(
     identity to the exemplar first)."""
     from instructprotein.infer.checks import check_sequence
     from instructprotein.infer.classify import context_length
+    from instructprotein.infer.describe import describe
     from instructprotein.infer.exemplars import find_exemplars, identity_of, request_gain, rewrite_exemplars
-    from instructprotein.infer.generate import describe, sample_proteins
+    from instructprotein.infer.generate import sample_proteins
     from instructprotein.infer.inputs import Query
     from instructprotein.infer.terms import TermIndex
     from instructprotein.prompt import design_prompt

@@ -28,7 +28,8 @@ from typing import Any
 from instructprotein.atomic import atomic_path
 from instructprotein.errors import InputError
 from instructprotein.infer.classify import DEFAULT_RULE, RULES, Choice
-from instructprotein.infer.generate import Description, DesignRun
+from instructprotein.infer.describe import Description
+from instructprotein.infer.generate import DesignRun
 from instructprotein.infer.inputs import read_queries
 from instructprotein.infer.model import Model
 from instructprotein.infer.params import check, check_all, check_classify, check_design

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from instructprotein.errors import InputError
 from instructprotein.infer.classify import DEFAULT_RULE, Choice, Rule, classify
-from instructprotein.infer.generate import Description, DesignRun, describe, design
+from instructprotein.infer.describe import Description, describe
+from instructprotein.infer.generate import DesignRun, design
 from instructprotein.infer.inputs import CUT_ABOVE, KEEP_LAST, Query, clean_sequence, read_queries
 from instructprotein.infer.retrieval import Homolog, ProteinIndex, Transfer, go_labels, transfer
 from instructprotein.infer.terms import TermIndex, TermSet
@@ -129,7 +130,7 @@ class Model:
     def describe(
         self, sequence: str, *, id: str = "query", retrieval: bool | None = None, **options: Any
     ) -> Description:
-        """Function, location and GO terms of one sequence (see :func:`~instructprotein.infer.generate.describe`)."""
+        """Function, location and GO terms of one sequence (see :func:`~instructprotein.infer.describe.describe`)."""
         return self.describe_many([Query(id, clean_sequence(sequence, id))], retrieval=retrieval, **options)[0]
 
     def describe_many(

@@ -252,7 +252,7 @@ def _sync_generation_ids(model: PreTrainedModel, tokenizer: ProteinTokenizer) ->
 
 
 DESCRIBE_DECODING: dict[str, Any] = {"do_sample": False, "num_beams": 1, "max_new_tokens": 128}
-"""The decoding :func:`~instructprotein.infer.generate.describe` uses (greedy, 128 new tokens at
+"""The decoding :func:`~instructprotein.infer.describe.describe` uses (greedy, 128 new tokens at
 most, stop at eos), written into every saved folder's ``generation_config.json`` so that a plain
 ``model.generate`` or ``pipeline("text-generation")`` decodes and stops as ``describe`` does
 (a test keeps the two in step)."""
