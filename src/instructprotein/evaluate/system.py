@@ -138,8 +138,6 @@ def _fit_combination(
 ) -> Any:
     """Fit every kind on its validation twin (or keep the stored fit) and store it in the model folder."""
     from instructprotein.errors import InputError as _InputError
-    from instructprotein.evaluate.system import class_probabilities, fit_kind
-    from instructprotein.infer.combine import Combination
 
     if not fit_specs:
         return stored
@@ -197,7 +195,7 @@ def _prepare_verification(
     from instructprotein.formats.records import GO_ROOTS
 
     assert spec.homology is not None
-    get = ver.aspect_of(side.kg)
+    get = ver.aspect_lookup(side.kg)
 
     def name_of(term: str) -> str:
         try:
@@ -231,7 +229,6 @@ def _prepare_verification(
 def _verified_model(meta: dict[str, Any], prepared: dict[str, dict[str, Any]]) -> np.ndarray:
     """Pairs x [no, yes]: the model's verification (0.5 / 0.5 where it was not asked)."""
     from instructprotein.evaluate import verify as ver
-    from instructprotein.evaluate.system import class_probabilities
 
     prep = prepared.get(meta["spec"].name)
     if prep is None:
@@ -308,13 +305,13 @@ def _describe_system(
         sysr = ver.fmax_threshold(m["pairs"], scores, items, m["truth"])
         sysr["aupr_pooled"] = ver.pooled_aupr(m["pairs"], scores, m["truth"])
         thr = kw.fit.get("threshold") or 0.5
-        at = gen_fmax_at(m["pairs"], scores, items, m["truth"], thr)
+        at = ver.f1_at(m["pairs"], scores, items, m["truth"], thr)
         sysr["at_validation_threshold"] = {"threshold": thr, **at}
         vote = ver.fmax_threshold(m["pairs"], m["votes"], items, m["truth"])
         vote["aupr_pooled"] = ver.pooled_aupr(m["pairs"], m["votes"], m["truth"])
         top = ver.frequent_terms(side.kg, a, 300)
         naive_scores = {t: min(1.0, tf(t) / n_train) for t in top}
-        naive = ver.gen.go_fmax({i.id: naive_scores for i in items}, {i.id: t for i, t in zip(items, m["truth"])})
+        naive = ver.naive_fmax(naive_scores, items, m["truth"])
         out["aspects"][a] = {
             "system": sysr,
             "homology_vote": vote,
@@ -327,13 +324,3 @@ def _describe_system(
             got = sorted(((t, s) for t, s in ranked.get(item.id, {}).items() if s >= thr), key=lambda ts: -ts[1])
             out["terms"][n][a] = [(t, round(s, 3)) for t, s in got]
     return out
-
-
-def gen_fmax_at(
-    pairs: Sequence[Item], scores: Sequence[float], items: Sequence[Item], truth: Sequence[set[str]], threshold: float
-) -> dict[str, Any]:
-    """Precision, recall and F1 at one threshold (the one validation chose)."""
-    from instructprotein.evaluate import verify as ver
-
-    r = ver.gen.go_fmax(ver.by_protein(pairs, scores), {i.id: t for i, t in zip(items, truth)}, thresholds=[threshold])
-    return {"f1": r["f_max"], "precision": r["precision"], "recall": r["recall"]}

@@ -30,7 +30,6 @@ from instructprotein.infer.verify import (  # noqa: F401 (ASPECTS, FREQUENT, fre
 
 ASPECT_TASK = {"F": "heldout_go_mf", "P": "heldout_go_bp", "C": "heldout_go_cc"}
 SEP = "|"
-aspect_of = aspect_lookup
 
 
 def candidates(
@@ -92,6 +91,19 @@ def fmax_threshold(
     """CAFA F-max of the pair scores against the proteins' true terms (every true term counts,
     candidate or not), with the threshold that reaches it."""
     return gen.go_fmax(by_protein(pairs, scores), {i.id: t for i, t in zip(items, truth)})
+
+
+def f1_at(
+    pairs: Sequence[Item], scores: Sequence[float], items: Sequence[Item], truth: Sequence[set[str]], threshold: float
+) -> dict[str, Any]:
+    """Precision, recall and F1 at one threshold (the one validation chose)."""
+    r = gen.go_fmax(by_protein(pairs, scores), {i.id: t for i, t in zip(items, truth)}, thresholds=[threshold])
+    return {"f1": r["f_max"], "precision": r["precision"], "recall": r["recall"]}
+
+
+def naive_fmax(scores: dict[str, float], items: Sequence[Item], truth: Sequence[set[str]]) -> dict[str, Any]:
+    """CAFA F-max of the naive predictor: the same term scores for every protein."""
+    return gen.go_fmax({i.id: scores for i in items}, {i.id: t for i, t in zip(items, truth)})
 
 
 def pooled_aupr(pairs: Sequence[Item], scores: Sequence[float], truth: Sequence[set[str]]) -> float:

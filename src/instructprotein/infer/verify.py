@@ -40,21 +40,29 @@ SEARCH_K = 20
 """Hits searched per protein, from which the first VOTE_K labelled ones vote."""
 
 
+def _term_counts(kg: Any, aspect: str | None) -> tuple[dict[str, int], int]:
+    """Proteins carrying each GO term of ``aspect`` (with descendants), and all proteins: read
+    once per graph and aspect (kept on the graph object, as the index keeps its facts), since
+    every describe call and every verified pair asks for them."""
+    cache = getattr(kg, "_term_counts", None)
+    if cache is None:
+        cache = {}
+        kg._term_counts = cache
+    if aspect not in cache:
+        cache[aspect] = (kg.frequencies("go", aspect, propagated=True), max(1, kg.count("protein")))
+    return cache[aspect]
+
+
 def frequent_terms(kg: Any, aspect: str, n: int = FREQUENT) -> list[str]:
     """The aspect's ``n`` terms carried (with descendants) by the most proteins of the graph."""
-    freq = {t: c for t, c in kg.frequencies("go", aspect, propagated=True).items() if t not in GO_ROOTS}
+    counts = _term_counts(kg, aspect)[0]
+    freq = {t: c for t, c in counts.items() if t not in GO_ROOTS}
     return sorted(freq, key=lambda t: (-freq[t], t))[:n]
-
-
-_FREQ: dict[tuple[int, str | None], tuple[dict[str, int], int]] = {}
 
 
 def term_frequency(kg: Any, term: str, aspect: str | None) -> float:
     """The share of the graph's proteins that carry ``term`` (with its descendants)."""
-    key = (id(kg), aspect)
-    if key not in _FREQ:
-        _FREQ[key] = (kg.frequencies("go", aspect, propagated=True), max(1, kg.count("protein")))
-    counts, n = _FREQ[key]
+    counts, n = _term_counts(kg, aspect)
     return counts.get(term, 0) / n
 
 
@@ -166,15 +174,12 @@ def verification_questions(
     index: ProteinIndex, hits: Sequence[Homolog], cands: dict[str, list[tuple[str, float]]], top_k: int = 3
 ) -> list[tuple[str, str, str, str]]:
     """(aspect, term, term name, evidence block) of every candidate the model is asked about."""
-    facts = graph_facts(index)
+    shown = list(hits)[:top_k]
     out = []
     for a, terms in cands.items():
         for term, _ in terms[:MAX_SCORED]:
             name = _name(index.kg, term)
-            out.append(
-                (a, term, name, homolog_block(index, list(hits)[:top_k], "term", term, term_name=name, aspect=a))
-            )
-    del facts
+            out.append((a, term, name, homolog_block(index, shown, "term", term, term_name=name, aspect=a)))
     return out
 
 
