@@ -125,6 +125,25 @@ def test_80_percent_clusters_are_saved_and_reused(kg, tmp_path):
         sequence_clusters(kg, tmp_path, min_seq_id=0.9, mmseqs=NO_MMSEQS)
 
 
+def test_a_shared_folder_serves_another_work_folder_without_mmseqs(kg, tmp_path):
+    shared = tmp_path / "cache" / "clusters"
+    first = make_splits(kg, tmp_path / "a", linclust=True, seed=7, shared=shared)
+    # a second work folder over the same graph copies the clustering instead of running MMseqs2
+    second = make_splits(kg, tmp_path / "b", linclust=True, seed=7, mmseqs=NO_MMSEQS, shared=shared)
+    assert second.split == first.split
+    assert (tmp_path / "b" / "clusters30.tsv").read_bytes() == (tmp_path / "a" / "clusters30.tsv").read_bytes()
+    # a damaged shared copy is never trusted: the folder falls back to MMseqs2
+    (shelf,) = shared.iterdir()
+    with open(shelf / "clusters30.tsv", "a", encoding="utf-8") as fh:
+        fh.write("P99999\tP99999\n")
+    with pytest.raises(SourceError):
+        sequence_clusters(kg, tmp_path / "c", 0.3, linclust=True, mmseqs=NO_MMSEQS, shared=shared)
+    # another clustering of the same graph (80 %) is its own file on the shelf
+    assert sequence_clusters(kg, tmp_path / "d", shared=shared) == sequence_clusters(
+        kg, tmp_path / "e", mmseqs=NO_MMSEQS, shared=shared
+    )
+
+
 def test_assign_splits_is_per_cluster_and_checks_fractions():
     reps = {f"P{i}": f"R{i % 40}" for i in range(400)}
     split = assign_splits(reps, (0.6, 0.2, 0.2), seed=3, exclude={"P5"})

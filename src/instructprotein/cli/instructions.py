@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from instructprotein.cli.common import KgOpt, WorkOpt, err, out, progress_bar
-from instructprotein.paths import default_kg_path, work_dir
+from instructprotein.cli.common import CacheOpt, KgOpt, WorkOpt, err, out, progress_bar
+from instructprotein.paths import cache_dir, default_kg_path, work_dir
 
 instr_app = typer.Typer(help="Build and inspect the knowledge-instruction dataset.", no_args_is_help=True)
 
@@ -67,6 +67,7 @@ def instructions_build(
     kg: KgOpt = None,
     workdir: WorkOpt = None,
     out_path: InstrOpt = None,
+    cache: CacheOpt = None,
     n: Annotated[
         int, typer.Option("--n", help="Training instructions to draw (valid/test get --eval-fraction of it each).")
     ] = 100_000,
@@ -138,7 +139,7 @@ def instructions_build(
     progress = progress_bar()
     start = time.perf_counter()
     try:
-        result = build_instructions(kg_path, target, config, progress)
+        result = build_instructions(kg_path, target, config, progress, cluster_cache=cache_dir(cache) / "clusters")
     finally:
         progress.stop()
     totals = {k: v["total"] for k, v in result.summary["instructions"].items()}

@@ -102,6 +102,7 @@ def run(
                 kg=kg_path,
                 workdir=workdir,
                 out_path=instr_dir,
+                cache=cache,
                 n=n,
                 eval_fraction=ins.eval_fraction,
                 seed=ins.seed,

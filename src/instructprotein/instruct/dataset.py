@@ -268,8 +268,10 @@ def build_instructions(
     out_dir: str | Path,
     config: BuildConfig,
     progress: Progress | None = None,
+    cluster_cache: str | Path | None = None,
 ) -> BuildResult:
-    """Run every stage; reuse those whose outputs match their inputs."""
+    """Run every stage; reuse those whose outputs match their inputs (``cluster_cache``: a
+    folder that keeps the graph's sequence clusterings for other work folders)."""
     global _VIEW, _SAMPLER, _EVIDENCE
     progress = progress or Progress()
     out_dir = Path(out_dir)
@@ -297,8 +299,11 @@ def build_instructions(
             exclude=excluded,
             progress=progress,
             linclust=config.split_linclust,
+            shared=cluster_cache,
         )
-        reps = sequence_clusters(kg, out_dir / "splits", config.cluster_identity, progress=progress)
+        reps = sequence_clusters(
+            kg, out_dir / "splits", config.cluster_identity, progress=progress, shared=cluster_cache
+        )
     with progress.step("load the graph into memory"):
         view = KGView(kg_path)
         sampler = NegativeSampler(view, min_depth=options.min_depth)

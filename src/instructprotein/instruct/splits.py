@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -182,6 +183,7 @@ def sequence_clusters(
     threads: int | None = None,
     mmseqs: MMseqs | None = None,
     progress: Progress | None = None,
+    shared: str | Path | None = None,
 ) -> dict[str, str]:
     """Cluster every protein of the graph by sequence; return accession -> representative accession.
 
@@ -190,6 +192,11 @@ def sequence_clusters(
     (MMseqs2 is then not needed at all). ``coverage`` is MMseqs2's ``-c`` with ``--cov-mode
     0`` (the alignment covers that fraction of both sequences); ``linclust`` chooses
     ``easy-linclust`` (default: fast, meant for >= 50 % identity) over ``easy-cluster``.
+
+    ``shared``: a folder that keeps clusterings across work folders, by graph content hash
+    (the data cache's ``clusters/``). A clustering depends on the graph alone, and the
+    sensitive 30 % one is the longest step before training, so a second work folder over
+    the same graph (another seed, another recipe) copies it instead of running MMseqs2.
     """
     progress = progress or Progress()
     out_dir = Path(out_dir)
@@ -205,6 +212,9 @@ def sequence_clusters(
         "method_version": METHOD_VERSION,
     }
     if reusable(summary_path, inputs) is not None:
+        return load_sequence_clusters(tsv)
+    shelf = Path(shared) / inputs["kg_content_hash"][:32] if shared is not None else None
+    if shelf is not None and _copy_clustering(shelf, out_dir, name, inputs):
         return load_sequence_clusters(tsv)
 
     start = time.perf_counter()
@@ -242,7 +252,26 @@ def sequence_clusters(
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_text(summary_path, json.dumps(summary, indent=2) + "\n")
+    if shelf is not None:
+        _copy_clustering(out_dir, shelf, name, inputs)
     return clusters
+
+
+def _copy_clustering(src: Path, dst: Path, name: str, inputs: Mapping[str, Any]) -> bool:
+    """Copy a clustering's TSV and summary from ``src`` to ``dst`` when ``src`` holds one made
+    from ``inputs`` with intact outputs; the summary goes last, so a copy cut short is never
+    trusted. Returns whether it copied. A shared folder that cannot be written is skipped:
+    it only saves time."""
+    if reusable(src / f"{name}.json", inputs) is None:
+        return False
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+        for suffix in (".tsv", ".json"):
+            with atomic_path(dst / f"{name}{suffix}") as tmp:
+                shutil.copyfile(src / f"{name}{suffix}", tmp)
+    except OSError:
+        return False
+    return reusable(dst / f"{name}.json", inputs) is not None
 
 
 def load_sequence_clusters(path: str | Path) -> dict[str, str]:
@@ -340,6 +369,7 @@ def make_splits(
     coverage: float = 0.8,
     linclust: bool = False,
     threads: int | None = None,
+    shared: str | Path | None = None,
 ) -> Splits:
     """Homology-aware splits: cluster at ``min_seq_id`` and give each cluster one split.
 
@@ -378,6 +408,7 @@ def make_splits(
         threads=threads,
         mmseqs=mmseqs,
         progress=progress,
+        shared=shared,
     )
     split = assign_splits(clusters, cuts, seed, excluded)
     with progress.step(f"write {tsv.name}"):
