@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from instructprotein.evaluate.report import summary_rows
+from instructprotein.evaluate.report_rows import summary_rows
 from instructprotein.evaluate.tasks import builtin_tasks
 from instructprotein.evaluate.tasks import list_tasks as _list_tasks
 
@@ -155,7 +155,7 @@ def evaluate_command(
             progress.stop()
     if summary_rows(results):  # choice tasks (describe, design and rank tasks print their own lines)
         console.print(results_table(results))
-    from instructprotein.evaluate.report import rank_rows
+    from instructprotein.evaluate.report_rows import rank_rows
 
     for row in rank_rows(results):
         console.print(

@@ -49,14 +49,8 @@ from instructprotein.errors import InputError
 from instructprotein.evaluate.data import Item, TaskData
 from instructprotein.evaluate.results import entry_head, write_predictions
 from instructprotein.evaluate.stats import wilson
-from instructprotein.evaluate.tasks import (
-    _DATA_KEYS,
-    _NAME,
-    HomologyRule,
-    TaskSpec,
-    _source,
-    _unknown,
-)
+from instructprotein.evaluate.task_parse import _DATA_KEYS, _NAME, _source, _unknown
+from instructprotein.evaluate.task_spec import HomologyRule, TaskSpec
 
 FORMATS = ("scope", "candidates", "go_rank")
 SCOPE_DES = "scope_des"

@@ -4,259 +4,64 @@ The report is made from the results dictionary alone (:func:`write_report`), so 
 redrawn from a ``results.json`` at any time (:func:`report_from_file`). Plots are PNG files
 next to the report: an overview of every task (model beside baselines, 95 % intervals), and
 per task a confusion matrix per rule, per-class accuracy, and a reliability diagram.
+The cells and rows of its tables are :mod:`.report_rows` (the command line prints them too),
+the plots :mod:`.report_plots`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from instructprotein.atomic import write_text
+from instructprotein.evaluate.report_plots import plot_calibration, plot_confusion, plot_overview, plot_per_class
+from instructprotein.evaluate.report_rows import (
+    BASELINE_NAMES,
+    EXTRA_ROWS,
+    RULE_NAMES,
+    RULES,
+    _rate_cell,
+    baseline_cell,
+    describe_rows,
+    design_rows,
+    paper_cell,
+    pct,
+    predictor_entries,
+    rank_rows,
+    summary_rows,
+    with_ci,
+)
 
-RULES = ("first_token", "sum")
-RULE_NAMES = {"first_token": "first token (paper)", "sum": "full option"}
-BASELINE_NAMES = {
-    "majority": "majority class",
-    "homology_best": "homology, best hit",
-    "homology_vote": "homology, top-k vote",
-    "composition": "composition + LR",
-    "term_frequency": "term frequency",
-}
-
-
-def pct(x: float | None, digits: int = 1) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{100 * x:.{digits}f}"
-
-
-def with_ci(r: dict[str, Any] | None, key: str = "accuracy", ci: str = "ci95") -> str:
-    if not r or r.get(key) is None:
-        return "-"
-    lo, hi = r.get(ci, [None, None])
-    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
-        return pct(r[key])
-    return f"{pct(r[key])} [{pct(lo)}–{pct(hi)}]"
-
-
-def baseline_cell(task: dict[str, Any], name: str) -> str:
-    b = task["baselines"].get(name)
-    if not b:
-        return "-"
-    text = pct(b["accuracy"])
-    if name.startswith("homology"):
-        text += f" (cov. {pct(b['coverage'], 0)} %)"
-    if name == "majority":
-        text += f" ({b['source']})"
-    if name == "term_frequency":
-        text += f", AUPR {pct(b['aupr'])}*"
-    return text
-
-
-def paper_cell(task: dict[str, Any]) -> str:
-    p = task.get("paper") or {}
-    return ", ".join(f"{v:g}" + ("" if k == "accuracy" else f" ({k.upper()})") for k, v in p.items()) or "-"
-
-
-EXTRA_ROWS = {"system": "system: model + homologs (the answer users get)", "model_alone": "model alone, no evidence"}
-"""Predictors of a choice task besides the model's two rules, as results.json names them."""
-
-
-def predictor_entries(t: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(label, entry) of every predictor of a choice task that is not a baseline: the system's
-    answer first, then the model with its evidence under each rule, then the model alone."""
-    out = [(EXTRA_ROWS["system"], t["system"])] if "system" in t else []
-    out += [(f"model, {RULE_NAMES[rule]}", t["model"][rule]) for rule in RULES]
-    if "model_alone" in t:
-        out.append((EXTRA_ROWS["model_alone"], t["model_alone"]))
-    return out
-
-
-def summary_rows(results: dict[str, Any]) -> list[dict[str, str]]:
-    """One row per (task, predictor): the table of the report and of the command line."""
-    rows = []
-    for name, t in results["tasks"].items():
-        if "model" not in t:  # describe tasks have their own table
-            continue
-        for label, m in predictor_entries(t):
-            rows.append(
-                {
-                    "task": name,
-                    "n": f"{t['n']:,}",
-                    "rule": label.removeprefix("model, "),
-                    "accuracy": with_ci(m),
-                    "aupr": with_ci(m, "aupr", "aupr_ci95") if "aupr" in m else "-",
-                    "majority": baseline_cell(t, "majority"),
-                    "homology": baseline_cell(t, "homology_best"),
-                    "homology_vote": baseline_cell(t, "homology_vote"),
-                    "composition": baseline_cell(t, "composition"),
-                    "term_frequency": baseline_cell(t, "term_frequency"),
-                    "paper": paper_cell(t),
-                }
-            )
-    return rows
+__all__ = [
+    "BASELINE_NAMES",
+    "EXTRA_ROWS",
+    "RANK_RULES",
+    "RULES",
+    "RULE_NAMES",
+    "baseline_cell",
+    "describe_rows",
+    "design_rows",
+    "paper_cell",
+    "pct",
+    "plot_calibration",
+    "plot_confusion",
+    "plot_overview",
+    "plot_per_class",
+    "predictor_entries",
+    "rank_rows",
+    "render_markdown",
+    "report_from_file",
+    "summary_rows",
+    "with_ci",
+    "write_report",
+]
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out)
-
-
-# -- plots --------------------------------------------------------------------------------------------------
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_confusion(task: dict[str, Any], path: Path) -> None:
-    import numpy as np
-
-    plt = _plt()
-    classes = task["task"]["resolved"]["classes"]
-    k = len(classes)
-    fig, axes = plt.subplots(1, 2, figsize=(4 + 0.9 * k, 2.4 + 0.45 * k), squeeze=False)
-    for ax, rule in zip(axes[0], RULES):
-        m = np.array(task["model"][rule]["confusion"], dtype=float)
-        norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
-        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(k), classes, rotation=60, ha="right", fontsize=7)
-        ax.set_yticks(range(k), classes, fontsize=7)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(f"{RULE_NAMES[rule]}: {pct(task['model'][rule]['accuracy'])} %", fontsize=9)
-        for i in range(k):
-            for j in range(k):
-                if m[i, j]:
-                    ax.text(
-                        j,
-                        i,
-                        f"{int(m[i, j])}",
-                        ha="center",
-                        va="center",
-                        fontsize=6,
-                        color="white" if norm[i, j] > 0.5 else "black",
-                    )
-    fig.suptitle(f"{task['task']['name']}: confusion (rows normalised, counts shown)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_per_class(task: dict[str, Any], path: Path) -> None:
-    import numpy as np
-
-    plt = _plt()
-    classes = task["task"]["resolved"]["classes"]
-    series: list[tuple[str, dict[str, Any]]] = [(RULE_NAMES[r], task["model"][r]["per_class"]) for r in RULES]
-    for b in ("homology_best", "composition"):
-        if b in task["baselines"]:
-            series.append((BASELINE_NAMES[b], task["baselines"][b]["per_class"]))
-    x = np.arange(len(classes))
-    width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(5, 1.0 * len(classes) + 2), 3.6))
-    for s, (label, pc) in enumerate(series):
-        acc = [pc[c]["accuracy"] if pc[c]["n"] else 0 for c in classes]
-        lo = [max(0.0, a - pc[c]["ci95"][0]) if pc[c]["n"] else 0 for a, c in zip(acc, classes)]
-        hi = [max(0.0, pc[c]["ci95"][1] - a) if pc[c]["n"] else 0 for a, c in zip(acc, classes)]
-        ax.bar(x + (s - (len(series) - 1) / 2) * width, acc, width, label=label, yerr=[lo, hi], capsize=2)
-    ax.set_xticks(
-        x,
-        [f"{c}\n(n={task['model']['sum']['per_class'][c]['n']})" for c in classes],
-        fontsize=7,
-        rotation=30 if len(classes) > 4 else 0,
-        ha="right" if len(classes) > 4 else "center",
-    )
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("accuracy (recall) per true class")
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title(f"{task['task']['name']}: per-class accuracy, 95 % Wilson intervals", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_calibration(task: dict[str, Any], path: Path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.2, 4.0))
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
-    for (label, entry), marker in zip(predictor_entries(task), ("D", "o", "s", "^")):
-        cal = entry.get("calibration")
-        if not cal:
-            continue
-        pts = [(b["confidence"], b["accuracy"], b["n"]) for b in cal["bins"] if b["n"]]
-        if not pts:
-            continue
-        xs, ys, _ns = zip(*pts)
-        ax.plot(xs, ys, marker=marker, label=f"{label.split(':')[0]} (ECE {cal['ece']:.3f})")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("confidence (probability of the predicted class)")
-    ax.set_ylabel("accuracy")
-    ax.legend(fontsize=7, loc="upper left")
-    ax.set_title(f"{task['task']['name']}: reliability", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_overview(results: dict[str, Any], path: Path) -> None:
-    import numpy as np
-
-    plt = _plt()
-    names = [n for n, t in results["tasks"].items() if "model" in t]
-    if not names:
-        return
-    series = [("first token (paper)", "first_token"), ("full option", "sum")]
-    extra = [
-        b
-        for b in ("majority", "homology_best", "composition")
-        if any(b in results["tasks"][n]["baselines"] for n in names)
-    ]
-    width = 0.8 / (len(series) + len(extra))
-    x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(names) + 2), 4))
-    s = 0
-    for label, rule in series:
-        acc = [results["tasks"][n]["model"][rule]["accuracy"] for n in names]
-        ci = [results["tasks"][n]["model"][rule]["ci95"] for n in names]
-        # clipped at 0: a Wilson bound can sit a rounding error inside an accuracy of exactly 0 or 1
-        err = [[max(0.0, a - c[0]) for a, c in zip(acc, ci)], [max(0.0, c[1] - a) for a, c in zip(acc, ci)]]
-        ax.bar(x + (s - (len(series) + len(extra) - 1) / 2) * width, acc, width, yerr=err, capsize=2, label=label)
-        s += 1
-    for b in extra:
-        acc = [results["tasks"][n]["baselines"].get(b, {}).get("accuracy", 0) for n in names]
-        ax.bar(x + (s - (len(series) + len(extra) - 1) / 2) * width, acc, width, label=BASELINE_NAMES[b], alpha=0.7)
-        s += 1
-    for i, n in enumerate(names):
-        p = results["tasks"][n].get("paper", {}).get("accuracy")
-        if p is not None:
-            ax.plot(
-                [i - 0.45, i + 0.45],
-                [p / 100, p / 100],
-                color="black",
-                lw=1.5,
-                label="paper" if i == 0 or "paper" not in ax.get_legend_handles_labels()[1] else None,
-            )
-    ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("accuracy")
-    ax.legend(fontsize=7, ncol=3)
-    ax.set_title("accuracy by task: model (95 % Wilson) beside baselines", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-# -- markdown ------------------------------------------------------------------------------------------------
 
 
 def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] | None = None) -> str:
@@ -505,87 +310,10 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
     return "\n".join(lines) + "\n"
 
 
-def _prf(r: dict[str, Any] | None) -> str:
-    if not r or "precision" not in r:
-        return "-"
-    return f"{pct(r['precision'])} / {pct(r['recall'])} / {pct(r['f1'])}"
-
-
-def describe_rows(results: dict[str, Any]) -> list[list[str]]:
-    rows = []
-    for name, t in results["tasks"].items():
-        if "generated" not in t:
-            continue
-        g, b = t["generated"], t["baselines"]
-        rows.append(
-            [
-                name,
-                f"{t['n']:,}",
-                pct(g.get("bleu")),
-                pct(g.get("rouge_l")),
-                _prf(g.get("go")),
-                _prf(b.get("homology_best"))
-                + (f" (cov. {pct(b['homology_best']['coverage'], 0)} %)" if "homology_best" in b else ""),
-                pct(b.get("homology_vote", {}).get("f_max")),
-                pct(b.get("naive", {}).get("f_max")),
-            ]
-        )
-    return rows
-
-
 def _section_head(name: str, t: dict[str, Any]) -> list[str]:
     """A task section's title, description and notes."""
     lines = ["", f"## {name}", "", t["description"] + "."]
     return lines + (["", t["notes"]] if t.get("notes") else [])
-
-
-def _rate_cell(r: dict[str, Any] | None, key: str = "rate") -> str:
-    if not r or r.get(key) is None:
-        return "-"
-    lo, hi = r.get("ci95", (None, None))
-    return f"{pct(r[key])} [{pct(lo)}, {pct(hi)}]" if lo is not None else pct(r[key])
-
-
-def design_rows(results: dict[str, Any]) -> list[list[str]]:
-    """One row per (design task, group): model designs, shuffled controls, natural proteins."""
-    rows = []
-    for name, t in results["tasks"].items():
-        for group, r in t.get("design", {}).items():
-            div = r.get("diversity_within_request") or r.get("diversity_across") or {}
-            rows.append(
-                [
-                    f"{name} ({group})",
-                    f"{r['sequences']:,}",
-                    _rate_cell(r.get("validity")),
-                    pct(r.get("novelty", {}).get("novelty")),
-                    pct(div.get("diversity")),
-                    _rate_cell(r.get("consistency"), "consistent_fraction"),
-                    _rate_cell(r.get("describe"), "consistent_fraction"),
-                ]
-            )
-    return rows
-
-
-def rank_rows(results: dict[str, Any]) -> list[list[str]]:
-    """One row per ranking task: the model by both rules beside chance, homology and the paper."""
-    rows = []
-    for name, t in results["tasks"].items():
-        if "ranking" not in t:
-            continue
-        b = t.get("baselines", {})
-        hom = with_ci(b["homology"]) + f" (cov. {pct(b['homology']['coverage'], 0)} %)" if "homology" in b else "-"
-        rows.append(
-            [
-                name,
-                f"{t['n']:,}",
-                with_ci(t["ranking"]["mean"]),
-                with_ci(t["ranking"]["sum"]),
-                pct(b["chance"]["accuracy"]) if "chance" in b else "-",
-                hom,
-                paper_cell(t),
-            ]
-        )
-    return rows
 
 
 def _rank_section(name: str, t: dict[str, Any]) -> list[str]:
