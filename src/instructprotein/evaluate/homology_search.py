@@ -15,7 +15,7 @@ from typing import Any
 from instructprotein.errors import InputError
 from instructprotein.evaluate.data import TaskData
 from instructprotein.evaluate.homology_side import _HomologySide, _reuse_decontamination_hits
-from instructprotein.evaluate.sources import Sources
+from instructprotein.evaluate.run_inputs import RunInputs
 from instructprotein.evaluate.tasks import TaskSpec
 from instructprotein.progress import Progress
 
@@ -37,7 +37,7 @@ class HomologySearch:
 def search_homologs(
     all_specs: Sequence[TaskSpec],
     data: dict[str, TaskData],
-    src: Sources,
+    src: RunInputs,
     *,
     homology: bool,
     retrieval: bool,

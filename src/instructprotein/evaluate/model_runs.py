@@ -13,7 +13,7 @@ from typing import Any
 
 from instructprotein.evaluate.data import TaskData
 from instructprotein.evaluate.homology_search import HomologySearch
-from instructprotein.evaluate.sources import Sources
+from instructprotein.evaluate.run_inputs import RunInputs
 from instructprotein.evaluate.tasks import TaskSpec
 from instructprotein.progress import Progress
 
@@ -87,7 +87,7 @@ def run_generation(
     tokenizer: Any,
     data: dict[str, TaskData],
     prepared: dict[str, dict[str, Any]],
-    src: Sources,
+    src: RunInputs,
     search: HomologySearch,
     progress: Progress,
     *,

@@ -2,9 +2,9 @@
 
 :func:`evaluate` does, in this order (so every user error surfaces before the model runs):
 
-1. load and validate every task file (:mod:`.tasks`, :func:`.sources.load_specs`);
+1. load and validate every task file (:mod:`.tasks`, :func:`.run_inputs.load_specs`);
 2. open the knowledge graph(s), the decontamination list and the held-out split, and read
-   every task's items, mapping labels to classes (:mod:`.sources`, :mod:`.data`, :mod:`.heldout`);
+   every task's items, mapping labels to classes (:mod:`.run_inputs`, :mod:`.data`, :mod:`.heldout`);
 3. open the model and check it has the protein tokens; decide which of the system's
    combination weights are reused and which are fit (:mod:`.combination_plan`);
 4. search every test sequence once against the training graph for the homology baselines
@@ -40,7 +40,7 @@ from instructprotein.evaluate.homology_search import HomologySearch, search_homo
 from instructprotein.evaluate.homology_side import _homology_baseline  # noqa: F401 (re-exported)
 from instructprotein.evaluate.model_runs import _score_all, run_generation
 from instructprotein.evaluate.provenance import _sha256, check_protein_tokens, model_info, versions  # noqa: F401
-from instructprotein.evaluate.sources import DEFAULT_MAX_IDENTITY, Sources, load_specs, open_sources, read_task_data  # noqa: F401
+from instructprotein.evaluate.run_inputs import DEFAULT_MAX_IDENTITY, RunInputs, load_specs, open_inputs, read_task_data  # noqa: F401
 from instructprotein.evaluate.system import ALONE, _describe_system, _fit_combination
 from instructprotein.evaluate.task_prompts import _prepare, build_prompts, prepare_prompts  # noqa: F401 (_prepare, build_prompts: re-exported)
 from instructprotein.evaluate.tasks import TaskSpec
@@ -140,7 +140,7 @@ def _evaluate(
     specs = load_specs(tasks, limit)
 
     # -- graphs, decontamination, held-out split; the data (all of it before the model) ----------------------
-    src = open_sources(
+    src = open_inputs(
         out,
         kg=kg,
         decontamination_dir=decontamination_dir,
@@ -258,7 +258,7 @@ def _finish_tasks(
     specs: Sequence[TaskSpec],
     data: dict[str, TaskData],
     prepared: dict[str, dict[str, Any]],
-    src: Sources,
+    src: RunInputs,
     search: HomologySearch,
     verify_meta: dict[str, Any],
     combination: Any,

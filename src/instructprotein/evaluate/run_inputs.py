@@ -26,8 +26,8 @@ DEFAULT_MAX_IDENTITY = 0.7
 
 
 @dataclass
-class Sources:
-    """The graphs and lists a run's tasks and baselines read, as :func:`open_sources` resolved them."""
+class RunInputs:
+    """The graphs and lists a run's tasks and baselines read, as :func:`open_inputs` resolved them."""
 
     heldout: HeldOut | None
     kg: KnowledgeGraph | None
@@ -56,14 +56,14 @@ def load_specs(tasks: Sequence[str | Path | TaskSpec], limit: int | None) -> lis
     return specs
 
 
-def open_sources(
+def open_inputs(
     out: Path,
     *,
     kg: str | Path | None,
     decontamination_dir: str | Path | None,
     instructions_dir: str | Path | None,
     max_identity: float | None,
-) -> Sources:
+) -> RunInputs:
     """The held-out split, the training graph, the decontamination list (default: the instruction
     set's) and the identity above which homology hits are dropped (default: the decontamination's)."""
     from instructprotein.kg.store import KnowledgeGraph
@@ -98,11 +98,11 @@ def open_sources(
         }
     if max_identity is None:
         max_identity = decon_identity or (heldout.min_identity if heldout else None) or DEFAULT_MAX_IDENTITY
-    return Sources(heldout, kg_obj, decontamination_dir, decon_info, removed, decon_parameters, max_identity)
+    return RunInputs(heldout, kg_obj, decontamination_dir, decon_info, removed, decon_parameters, max_identity)
 
 
 def read_task_data(
-    specs: Sequence[TaskSpec], src: Sources, *, limit: int | None, seed: int, progress: Progress
+    specs: Sequence[TaskSpec], src: RunInputs, *, limit: int | None, seed: int, progress: Progress
 ) -> dict[str, TaskData]:
     """Every task's items, labels mapped to its classes (all of it before the model)."""
     heldout, kg_obj = src.heldout, src.kg
