@@ -33,7 +33,8 @@ from instructprotein.model.tokenizer import (
 )
 from instructprotein.train.data import prepare_pretrain_data
 from instructprotein.train.instruction_data import encode_examples, prepare_instruction_data
-from instructprotein.train.loop import finetune, pretrain, read_log, token_loss_sum
+from instructprotein.train.loop import read_log, token_loss_sum
+from instructprotein.train.stages import finetune, pretrain
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
 WORDS = [
@@ -400,7 +401,7 @@ SCRIPT = """
 import json, sys, torch
 torch.set_num_threads(1)
 from instructprotein.model.presets import load_preset
-from instructprotein.train.loop import pretrain
+from instructprotein.train.stages import pretrain
 overrides, corpus, run, tok, extra = json.loads(sys.argv[1])
 losses = []
 def on_step(m):

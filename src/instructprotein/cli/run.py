@@ -238,7 +238,8 @@ def _train(
     minute cap cut is said loudly, since another machine would stop it elsewhere)."""
     from instructprotein.cli.train import _print_training
     from instructprotein.model.presets import load_preset
-    from instructprotein.train.loop import finetune, latest_checkpoint, pretrain
+    from instructprotein.train.loop import latest_checkpoint
+    from instructprotein.train.stages import finetune, pretrain
 
     spec = load_preset(preset, overrides)
     resume = latest_checkpoint(run_dir) is not None and not (run_dir / "training.json").exists()

@@ -103,7 +103,7 @@ def train_pretrain(
     """
     _passive_threads()
     from instructprotein.model.presets import load_preset
-    from instructprotein.train.loop import pretrain
+    from instructprotein.train.stages import pretrain
 
     spec = load_preset(preset, _overrides(set_))
     result = pretrain(
@@ -162,7 +162,7 @@ def train_finetune(
     """
     _passive_threads()
     from instructprotein.model.presets import load_preset
-    from instructprotein.train.loop import finetune
+    from instructprotein.train.stages import finetune
 
     if loss_on is not None and loss_on not in ("answer", "all"):
         raise typer.BadParameter("--loss-on must be answer or all")

@@ -7,6 +7,8 @@
 - :mod:`.stats`: Wilson intervals, AUPR with bootstrap, calibration, confusion matrices;
 - :mod:`.generation`: BLEU, ROUGE-L, GO F-max, design validity / novelty / diversity / consistency;
 - :mod:`.runner`: :func:`evaluate`, which writes ``results.json``, ``report.md`` and plots (:mod:`.report`);
+  its phases: :mod:`.run_inputs`, :mod:`.combination_plan`, :mod:`.homology_search`, :mod:`.task_prompts`,
+  :mod:`.model_runs`, :mod:`.choice_results`;
 - :mod:`.commands`: what the ``instructprotein evaluate`` command calls.
 """
 

@@ -191,7 +191,7 @@ def _prepare_verification(
     """Per aspect: every (protein, candidate term) pair, and the prompts of those the model verifies
     (added to ``prepared`` as ``{task}#verify_{aspect}``, asked as the held-out GO yes/no tasks ask)."""
     from instructprotein.evaluate import verify as ver
-    from instructprotein.evaluate.runner import _prepare
+    from instructprotein.evaluate.task_prompts import _prepare
     from instructprotein.formats.records import GO_ROOTS
 
     assert spec.homology is not None
