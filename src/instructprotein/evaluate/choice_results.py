@@ -102,7 +102,15 @@ def _finish(
         sys_probs = system_probabilities(weights, spec, per_item["sum"][1], alone_probs, _evidence(spec, items, side))
         pred = [spec.classes[j] for j in sys_probs.argmax(axis=1)]
         r = summarise(spec, true, pred, sys_probs, seed=seed)
-        r.update({"kind": weights.kind, "weights": weights.weights, "alpha": weights.alpha, "fit": weights.fit})
+        r.update(
+            {
+                "kind": weights.kind,
+                "weights": weights.weights,
+                "alpha": weights.alpha,
+                "sharpness": weights.sharpness,
+                "fit": weights.fit,
+            }
+        )
         extra["system"] = r
         per_item["system"] = (pred, sys_probs)
 
