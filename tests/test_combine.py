@@ -92,3 +92,63 @@ def test_save_load_round_trip_and_bad_files(tmp_path):
     (tmp_path / comb.FILE).write_text(json.dumps(body))
     with pytest.raises(InputError, match="not finite"):
         comb.load(tmp_path)
+
+
+def _membrane_like(rng: random.Random, membrane: bool) -> str:
+    """A protein whose composition says where it lives: hydrophobic stretches for membrane."""
+    core = "".join(rng.choice("LIVFAMW" if membrane and i % 3 else "DEKRSTNQGP") for i in range(120))
+    return "M" + core
+
+
+def test_the_reader_answers_where_no_homolog_is_found(tmp_path):
+    """Without homologs and with a model that says one thing for all, the answer was the
+    prior for every protein; a reader trained on train sequences tells them apart."""
+    from instructprotein.evaluate.baselines import CompositionModel
+    from instructprotein.infer.reader import Reader
+
+    rng = random.Random(5)
+    classes = ["membrane", "cytoplasm"]
+
+    def items(n):
+        out = []
+        for _ in range(n):
+            truth = rng.choice(classes)
+            out.append((_membrane_like(rng, truth == "membrane"), truth))
+        return out
+
+    train, valid, test = items(300), items(200), items(200)
+    comp = CompositionModel([s for s, _ in train], [t for _, t in train], classes)
+    reader = Reader([classes[j] for j in comp.present], comp.model.mean, comp.model.scale, comp.model.w).to_dict()
+    probe = comb.KindWeights("membrane", classes, {}, 0.0, {}, reader=reader)
+    one_answer = np.array([0.3, 0.7])  # the model alone: "cytoplasm" whatever it reads
+
+    def questions(rows):
+        reads = probe.read([s for s, _ in rows])
+        return [(one_answer, one_answer, Evidence([], read=r), t) for (_, t), r in zip(rows, reads)]
+
+    without = comb.fit("membrane", classes, [(m, a, Evidence([]), t) for m, a, _, t in questions(valid)])
+    kw = comb.fit("membrane", classes, questions(valid), reader=reader)
+    assert kw.reader is not None and kw.fit["accuracy"]["reader"] > 0.9
+    assert kw.weights["reader"] + kw.weights["reader_nohit"] > 0.5
+
+    def accuracy(weights, qs):
+        return float(np.mean([classes[int(weights.probabilities(m, a, e).argmax())] == t for m, a, e, t in qs]))
+
+    test_qs = questions(test)
+    assert accuracy(kw, test_qs) > 0.9
+    assert accuracy(without, [(m, a, Evidence([]), t) for m, a, _, t in test_qs]) < 0.7  # one class for all
+    # stored and loaded with its reader, the answers are the same; a damaged reader is refused
+    comb.Combination({"membrane": kw}).save(tmp_path)
+    back = comb.load(tmp_path).get("membrane")
+    assert back is not None and back.reader is not None
+    seqs = [s for s, _ in test[:5]]
+    assert np.allclose(
+        [back.probabilities(one_answer, one_answer, Evidence([], read=r)) for r in back.read(seqs)],
+        [kw.probabilities(one_answer, one_answer, Evidence([], read=r)) for r in kw.read(seqs)],
+        atol=1e-4,
+    )
+    body = json.loads((tmp_path / comb.FILE).read_text())
+    body["kinds"]["membrane"]["reader"]["weights"] = [[1.0]]
+    (tmp_path / comb.FILE).write_text(json.dumps(body))
+    with pytest.raises(InputError, match="reader arrays of the wrong shape"):
+        comb.load(tmp_path)

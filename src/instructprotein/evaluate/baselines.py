@@ -31,13 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from instructprotein.infer.reader import composition_features
 from instructprotein.infer.retrieval import Homolog, transfer
-
-AMINO = "ACDEFGHIKLMNPQRSTVWY"
-_INDEX = np.full(256, -1, dtype=np.int64)
-for _i, _a in enumerate(AMINO):
-    _INDEX[ord(_a)] = _i
-
 
 # -- majority ---------------------------------------------------------------------------------------------
 
@@ -49,22 +44,6 @@ def majority_class(labels: Sequence[str], classes: Sequence[str]) -> str:
 
 
 # -- composition ------------------------------------------------------------------------------------------
-
-
-def composition_features(sequences: Sequence[str]) -> np.ndarray:
-    """Per sequence: 20 amino-acid frequencies and 400 dipeptide frequencies (non-standard letters skipped)."""
-    out = np.zeros((len(sequences), 420), dtype=np.float64)
-    for row, seq in enumerate(sequences):
-        idx = _INDEX[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]
-        ok = idx >= 0
-        if ok.any():
-            out[row, :20] = np.bincount(idx[ok], minlength=20) / ok.sum()
-        if len(idx) > 1:
-            a, b = idx[:-1], idx[1:]
-            pair = (a >= 0) & (b >= 0)
-            if pair.any():
-                out[row, 20:] = np.bincount(a[pair] * 20 + b[pair], minlength=400) / pair.sum()
-    return out
 
 
 class LogisticRegression:

@@ -99,7 +99,9 @@ def _finish(
         per_item["model_alone"] = (pred, alone_probs)
     weights = combination.get(spec.combine.kind) if (combination is not None and spec.combine) else None
     if weights is not None and side is not None and spec.homology is not None and weights.classes == spec.classes:
-        sys_probs = system_probabilities(weights, spec, per_item["sum"][1], alone_probs, _evidence(spec, items, side))
+        sys_probs = system_probabilities(
+            weights, spec, per_item["sum"][1], alone_probs, _evidence(spec, items, side), items
+        )
         pred = [spec.classes[j] for j in sys_probs.argmax(axis=1)]
         r = summarise(spec, true, pred, sys_probs, seed=seed)
         r.update(

@@ -26,6 +26,10 @@ from instructprotein.infer.combine import Combination, Evidence, KindWeights, fi
 from instructprotein.progress import Progress
 
 VALID_PREFIX = "valid_"
+READ_KINDS = ("location", "membrane", "metal")
+"""Held-out kinds whose system also reads the sequence (:mod:`instructprotein.infer.reader`),
+trained on the same kind's ``train`` split: one label per protein. GO yes/no questions ask
+about a different term each time, which one composition model cannot answer."""
 
 
 def class_probabilities(spec: TaskSpec, candidates: Sequence[str], scores: Sequence[Any], rule: str) -> np.ndarray:
@@ -49,11 +53,13 @@ def validation_spec(spec: TaskSpec) -> TaskSpec:
         labels.update({"yes": rule.yes, "no": rule.no})
     if spec.format == "go_pairs":
         labels = dict(spec.labels or {})
+    valid = spec.combine.validation
+    reads = valid.heldout in READ_KINDS and spec.format != "go_pairs"
     return dataclasses.replace(
         spec,
         name=VALID_PREFIX + spec.combine.kind,
-        test=spec.combine.validation,
-        train=None,
+        test=valid,
+        train=dataclasses.replace(valid, split="train", proteins=None) if reads else None,
         labels=labels,
         majority=False,
         composition=False,
@@ -92,21 +98,63 @@ def usable(stored: Combination | None, kinds: set[str], want: dict[str, Any]) ->
     return all(got.get(k) == v for k, v in want.items() if v is not None)
 
 
+def train_reader(spec: TaskSpec, train: Sequence[Item] | None, seed: int = 0) -> dict[str, Any] | None:
+    """The kind's sequence reader, trained on its held-out ``train`` items (None without them)."""
+    from instructprotein.evaluate.baselines import CompositionModel
+    from instructprotein.infer.reader import Reader
+
+    items = [i for i in train or () if i.label in spec.classes]
+    if len({i.label for i in items}) < 2:
+        return None
+    comp = CompositionModel([i.sequence for i in items], [i.label for i in items], spec.classes, seed=seed)
+    present = [spec.classes[j] for j in comp.present]
+    lr = comp.model
+    return Reader(present, lr.mean, lr.scale, lr.w).to_dict() | {"train": dict(comp.info)}
+
+
+def with_reads(weights: KindWeights, items: Sequence[Item], evidence: Sequence[Evidence]) -> list[Evidence]:
+    """``evidence`` with the kind's reading of each item's sequence attached (unchanged without a reader)."""
+    if weights.reader is None:
+        return list(evidence)
+    reads = weights.read([i.sequence for i in items])
+    return [dataclasses.replace(ev, read=r) for ev, r in zip(evidence, reads)]
+
+
 def fit_kind(
-    spec: TaskSpec, labels: Sequence[str], model: np.ndarray, alone: np.ndarray | None, evidence: Sequence[Evidence]
+    spec: TaskSpec,
+    labels: Sequence[str],
+    model: np.ndarray,
+    alone: np.ndarray | None,
+    evidence: Sequence[Evidence],
+    items: Sequence[Item] | None = None,
+    train: Sequence[Item] | None = None,
 ) -> KindWeights:
-    """One kind's weights from its validation twin's scored items."""
+    """One kind's weights from its validation twin's scored items (and its reader, trained on
+    ``train``, when the twin has train items)."""
     assert spec.combine is not None and spec.homology is not None
+    reader = train_reader(spec, train) if (train and items is not None) else None
+    if reader is not None:
+        assert items is not None
+        probe = KindWeights(spec.combine.kind, spec.classes, {}, 0.0, {}, reader=reader)
+        evidence = with_reads(probe, items, evidence)
     questions = [(model[i], None if alone is None else alone[i], evidence[i], labels[i]) for i in range(len(labels))]
-    kw = fit(spec.combine.kind, spec.classes, questions, k=spec.homology.k)
+    kw = fit(spec.combine.kind, spec.classes, questions, k=spec.homology.k, reader=reader)
     kw.fit["validation"] = spec.test.describe()
     return kw
 
 
 def system_probabilities(
-    weights: KindWeights, spec: TaskSpec, model: np.ndarray, alone: np.ndarray | None, evidence: Sequence[Evidence]
+    weights: KindWeights,
+    spec: TaskSpec,
+    model: np.ndarray,
+    alone: np.ndarray | None,
+    evidence: Sequence[Evidence],
+    items: Sequence[Item] | None = None,
 ) -> np.ndarray:
-    """Items x classes: the combined distribution of every item."""
+    """Items x classes: the combined distribution of every item (``items``: their sequences,
+    for a kind that reads them)."""
+    if items is not None:
+        evidence = with_reads(weights, items, evidence)
     return (
         np.stack(
             [
@@ -161,7 +209,9 @@ def _fit_combination(
             alone = class_probabilities(vs, prep["candidates"], alone_prep["scores"], "sum") if alone_prep else None
             kind = vs.combine.kind
             try:
-                kw = fit_kind(vs, [i.label for i in items], model, alone, _evidence(vs, items, side))
+                kw = fit_kind(
+                    vs, [i.label for i in items], model, alone, _evidence(vs, items, side), items, data[vs.name].train
+                )
             except _InputError as exc:
                 info.setdefault("skipped", {})[kind] = str(exc)
                 continue

@@ -13,6 +13,8 @@ question gets a score
          + w_prior * log prior(c)               the class's frequency (a GO term's, for yes/no)
          + w_model_nohit * log p_model(c) * [no labelled homolog]
          + w_alone_nohit * log p_alone(c) * [no labelled homolog]
+         + w_reader * log p_reader(c)          the sequence's composition, read by a linear model
+         + w_reader_nohit * log p_reader(c) * [no labelled homolog]
 
 and the answer is softmax(s). The weights (and the vote's smoothing) are fit by maximum
 likelihood on the instruction set's *validation* split, one set per question kind
@@ -38,7 +40,7 @@ from instructprotein.errors import InputError
 
 FILE = "combination.json"
 FORMAT = "instructprotein-combination/1"
-FEATURES = ("model", "alone", "vote", "best", "prior", "model_nohit", "alone_nohit")
+FEATURES = ("model", "alone", "vote", "best", "prior", "model_nohit", "alone_nohit", "reader", "reader_nohit")
 ALPHAS = (0.1, 0.3, 1.0, 3.0)
 """Smoothing strengths tried for the vote (in identity units: 1.0 weighs like one identical
 homolog voting for the prior); the one with the best validation likelihood is kept."""
@@ -59,6 +61,7 @@ class Evidence:
 
     labelled: list[tuple[str, float]] = field(default_factory=list)
     prior: dict[str, float] | None = None  # this question's own prior (a GO term's frequency), else the kind's
+    read: dict[str, float] | None = None  # the kind's reader on this protein's sequence (:mod:`.reader`)
 
     @property
     def covered(self) -> bool:
@@ -77,6 +80,18 @@ class KindWeights:
     k: int = 5
     fit: dict[str, Any] = field(default_factory=dict)  # validation size, likelihoods, accuracies
     sharpness: float = 1.0  # files written before it existed used the plain vote
+    reader: dict[str, Any] | None = None  # :class:`~instructprotein.infer.reader.Reader`, as stored
+
+    def read(self, sequences: Sequence[str]) -> list[dict[str, float] | None]:
+        """The kind's reader on each sequence (None for each when the kind has none), ready for
+        :attr:`Evidence.read`."""
+        if self.reader is None:
+            return [None] * len(sequences)
+        from instructprotein.infer.reader import Reader
+
+        reader = Reader.from_dict(self.reader)
+        probs = reader.probabilities(sequences) if len(sequences) else np.zeros((0, len(reader.classes)))
+        return [dict(zip(reader.classes, map(float, row))) for row in probs]
 
     def features(
         self, model: np.ndarray, alone: np.ndarray | None, evidence: Evidence, classes: Sequence[str] | None = None
@@ -167,6 +182,7 @@ def features(
             best[classes.index(label)] = identity
     pri = _prior(classes, evidence, prior)
     model_log = _log(model)
+    read_log = _log(np.array([evidence.read.get(c, 0.0) for c in classes])) if evidence.read else np.zeros(n)
     return np.stack(
         [
             model_log,
@@ -176,6 +192,8 @@ def features(
             np.log(pri),
             model_log * nohit,
             alone_log * nohit,
+            read_log,
+            read_log * nohit,
         ],
         axis=1,
     )
@@ -215,11 +233,13 @@ def fit(
     *,
     prior_labels: Sequence[str] | None = None,
     k: int = 5,
+    reader: dict[str, Any] | None = None,
 ) -> KindWeights:
     """Fit one kind's weights on validation questions ``(p_model, p_alone or None, evidence, true label)``.
 
     The prior comes from ``prior_labels`` (default: the validation labels). Alone features
-    are left at zero weight when no question has them. Raises InputError when there are too
+    are left at zero weight when no question has them, reader features unless every question
+    has its reading (``evidence.read``, from ``reader``, which is stored with the weights). Raises InputError when there are too
     few questions (under 20) for a fit worth storing.
     """
     from scipy.optimize import minimize
@@ -230,10 +250,16 @@ def fit(
         raise InputError(f"combination for {kind}: {len(qs)} validation questions with a known class; 20 needed")
     prior = class_prior(prior_labels if prior_labels is not None else [q[3] for q in qs], classes)
     has_alone = any(q[1] is not None for q in qs)
+    has_read = all(q[2].read is not None for q in qs)
     ys = np.array([classes.index(q[3]) for q in qs])
     mask = np.ones((len(qs), len(classes)), dtype=bool)
     start = np.array([{"vote": 1.0, "model": 0.5}.get(f, 0.0) for f in FEATURES])
-    fixed = np.array([f in ("alone", "alone_nohit") and not has_alone for f in FEATURES])
+    fixed = np.array(
+        [
+            (f in ("alone", "alone_nohit") and not has_alone) or (f in ("reader", "reader_nohit") and not has_read)
+            for f in FEATURES
+        ]
+    )
     best: tuple[float, float, float, np.ndarray] | None = None
     for sharpness in SHARPNESS:
         for alpha in ALPHAS:
@@ -257,6 +283,7 @@ def fit(
     system = np.einsum("icf,f->ic", xs, w)
     vote = xs[:, :, FEATURES.index("vote")]
     model = xs[:, :, FEATURES.index("model")]
+    read = xs[:, :, FEATURES.index("reader")]
     covered = np.array([q[2].covered for q in qs])
     best_hit = xs[covered][:, :, FEATURES.index("best")]
     weights = {f: round(float(v), 6) for f, v in zip(FEATURES, w)}
@@ -269,6 +296,7 @@ def fit(
             "system": round(accuracy(system), 4),
             "vote": round(accuracy(vote), 4),
             "model": round(accuracy(model), 4),
+            "reader": round(accuracy(read), 4) if has_read else None,
             "best_hit_where_covered": round(float(np.mean(best_hit.argmax(axis=1) == ys[covered])), 4)
             if covered.any()
             else None,
@@ -277,7 +305,7 @@ def fit(
             else None,
         },
     }
-    return KindWeights(kind, classes, weights, alpha, prior, k, info, sharpness)
+    return KindWeights(kind, classes, weights, alpha, prior, k, info, sharpness, reader if has_read else None)
 
 
 @dataclass
@@ -317,7 +345,11 @@ def load(model_dir: str | Path) -> Combination | None:
             kw = KindWeights(**raw)
             if not all(math.isfinite(float(kw.weights.get(f, 0.0))) for f in FEATURES):
                 raise ValueError(f"kind {name}: a weight is not finite")
+            if kw.reader is not None:
+                from instructprotein.infer.reader import Reader
+
+                Reader.from_dict(kw.reader)
             kinds[name] = kw
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise InputError(f"malformed combination weights: {exc}", path) from None
     return Combination(kinds, body.get("source", {}))

@@ -358,7 +358,7 @@ def _system_answers(
     out = {}
     for i, q in enumerate(queries):
         location = ver.location_answer(
-            combination, loc[i].probabilities, alone[i].probabilities, hits[q.id], index, LOCATION_LABELS
+            combination, loc[i].probabilities, alone[i].probabilities, hits[q.id], index, LOCATION_LABELS, q.sequence
         )
         terms = ver.ranked_terms(combination, index, hits[q.id], cands[q.id], yes[q.id]) if want_go else None
         out[q.id] = (location, terms)

@@ -146,16 +146,22 @@ def location_answer(
     hits: Sequence[Homolog],
     index: ProteinIndex,
     classes: Sequence[str],
+    sequence: str | None = None,
 ) -> list[tuple[str, float]] | None:
-    """The system's location distribution (best first), or None without location weights."""
+    """The system's location distribution (best first), or None without location weights
+    (``sequence``: the protein's, for weights that also read it)."""
     kw = combination.get("location")
     if kw is None or list(kw.classes) != list(classes):
         return None
     facts = graph_facts(index)
     labels = facts.mapper.labels([h.accession for h in hits])
     labelled = [(labels[h.accession], float(h.identity)) for h in hits if labels.get(h.accession)][: kw.k]
+    read = kw.read([sequence])[0] if sequence is not None else None
     p = kw.probabilities(
-        np.asarray(model_probs), None if alone_probs is None else np.asarray(alone_probs), Evidence(labelled), classes
+        np.asarray(model_probs),
+        None if alone_probs is None else np.asarray(alone_probs),
+        Evidence(labelled, read=read),
+        classes,
     )
     return sorted(zip(classes, (float(x) for x in p)), key=lambda cp: -cp[1])
 
