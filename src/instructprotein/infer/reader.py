@@ -77,8 +77,9 @@ class Reader:
         weights = np.asarray(raw["weights"], dtype=float)
         if mean.shape != (420,) or scale.shape != (420,) or weights.shape != (421, len(classes)):
             raise ValueError("reader arrays of the wrong shape")
-        if not (np.isfinite(mean).all() and np.isfinite(scale).all() and np.isfinite(weights).all()) or (
-            scale <= 0
-        ).any():
+        if (
+            not (np.isfinite(mean).all() and np.isfinite(scale).all() and np.isfinite(weights).all())
+            or (scale <= 0).any()
+        ):
             raise ValueError("reader arrays not finite (or a scale not positive)")
         return cls(classes, mean, scale, weights)
