@@ -26,17 +26,21 @@ the model: the fit decides how much each is worth, and the report shows each alo
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from instructprotein.atomic import write_text
 from instructprotein.errors import InputError
+
+if TYPE_CHECKING:
+    from instructprotein.infer.reader import Reader
 
 FILE = "combination.json"
 FORMAT = "instructprotein-combination/1"
@@ -82,14 +86,19 @@ class KindWeights:
     sharpness: float = 1.0  # files written before it existed used the plain vote
     reader: dict[str, Any] | None = None  # :class:`~instructprotein.infer.reader.Reader`, as stored
 
+    @functools.cached_property
+    def _reader(self) -> Reader | None:
+        """The stored reader, parsed once (describe reads one sequence per query)."""
+        from instructprotein.infer.reader import Reader
+
+        return Reader.from_dict(self.reader) if self.reader is not None else None
+
     def read(self, sequences: Sequence[str]) -> list[dict[str, float] | None]:
         """The kind's reader on each sequence (None for each when the kind has none), ready for
         :attr:`Evidence.read`."""
-        if self.reader is None:
+        reader = self._reader
+        if reader is None:
             return [None] * len(sequences)
-        from instructprotein.infer.reader import Reader
-
-        reader = Reader.from_dict(self.reader)
         probs = reader.probabilities(sequences) if len(sequences) else np.zeros((0, len(reader.classes)))
         return [dict(zip(reader.classes, map(float, row))) for row in probs]
 
@@ -345,10 +354,7 @@ def load(model_dir: str | Path) -> Combination | None:
             kw = KindWeights(**raw)
             if not all(math.isfinite(float(kw.weights.get(f, 0.0))) for f in FEATURES):
                 raise ValueError(f"kind {name}: a weight is not finite")
-            if kw.reader is not None:
-                from instructprotein.infer.reader import Reader
-
-                Reader.from_dict(kw.reader)
+            _ = kw._reader  # a malformed reader is refused here, not at the first answer
             kinds[name] = kw
     except (TypeError, ValueError, KeyError) as exc:
         raise InputError(f"malformed combination weights: {exc}", path) from None
