@@ -104,7 +104,7 @@ def test_the_reader_answers_where_no_homolog_is_found(tmp_path):
     """Without homologs and with a model that says one thing for all, the answer was the
     prior for every protein; a reader trained on train sequences tells them apart."""
     from instructprotein.evaluate.baselines import CompositionModel
-    from instructprotein.infer.reader import Reader
+    from instructprotein.infer.reader import READER_FEATURES, Reader
 
     rng = random.Random(5)
     classes = ["membrane", "cytoplasm"]
@@ -117,8 +117,10 @@ def test_the_reader_answers_where_no_homolog_is_found(tmp_path):
         return out
 
     train, valid, test = items(300), items(200), items(200)
-    comp = CompositionModel([s for s, _ in train], [t for _, t in train], classes)
-    reader = Reader([classes[j] for j in comp.present], comp.model.mean, comp.model.scale, comp.model.w).to_dict()
+    comp = CompositionModel([s for s, _ in train], [t for _, t in train], classes, features=READER_FEATURES)
+    reader = Reader(
+        [classes[j] for j in comp.present], comp.model.mean, comp.model.scale, comp.model.w, READER_FEATURES
+    ).to_dict()
     probe = comb.KindWeights("membrane", classes, {}, 0.0, {}, reader=reader)
     one_answer = np.array([0.3, 0.7])  # the model alone: "cytoplasm" whatever it reads
 
@@ -152,3 +154,39 @@ def test_the_reader_answers_where_no_homolog_is_found(tmp_path):
     (tmp_path / comb.FILE).write_text(json.dumps(body))
     with pytest.raises(InputError, match="reader arrays of the wrong shape"):
         comb.load(tmp_path)
+
+
+def test_the_reader_sees_where_a_signal_sits_which_composition_cannot():
+    """A secreted-like protein starts with a hydrophobic stretch; move the same residues to the
+    middle and plain composition is unchanged, the reader's termini and hydropathy are not.
+    A reader stored before the richer features (composition only) still loads and reads."""
+    from instructprotein.evaluate.baselines import CompositionModel
+    from instructprotein.infer.reader import COMPOSITION, READER_FEATURES, Reader
+
+    rng = random.Random(11)
+    soluble = "ADEKRNQSTGHPY"
+
+    def protein(signal_first: bool) -> str:
+        core = "".join(rng.choice(soluble) for _ in range(120))
+        signal = "GS" + "".join(rng.choice("LLAIVF") for _ in range(18)) + "GS"
+        return "MGS" + (signal + core if signal_first else core[:60] + signal + core[60:])
+
+    def rows(n):
+        truth = [rng.random() < 0.5 for _ in range(n)]
+        return [protein(t) for t in truth], ["secreted" if t else "cytoplasm" for t in truth]
+
+    classes = ["secreted", "cytoplasm"]
+    (train_x, train_y), (test_x, test_y) = rows(300), rows(200)
+    for features, at_least, below in ((READER_FEATURES, 0.95, 1.01), (COMPOSITION, 0.0, 0.75)):
+        comp = CompositionModel(train_x, train_y, classes, features=features, c=0.1)
+        predicted, _ = comp.predict(test_x)
+        accuracy = float(np.mean([p == t for p, t in zip(predicted, test_y)]))
+        assert at_least <= accuracy < below, (features, accuracy)
+        stored = Reader(classes, comp.model.mean, comp.model.scale, comp.model.w, features).to_dict()
+        back = Reader.from_dict(json.loads(json.dumps(stored)))
+        assert back.features == features
+        assert np.allclose(
+            back.probabilities(test_x[:5]), comp.model.predict_proba(comp._featurise(test_x[:5])), atol=1e-3
+        )
+    with pytest.raises(ValueError, match="reader features 'kmer-9'"):
+        Reader.from_dict(stored | {"features": "kmer-9"})

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from instructprotein.infer.reader import composition_features
+from instructprotein.infer.reader import COMPOSITION, FEATURE_SETS
 from instructprotein.infer.retrieval import Homolog, transfer
 
 # -- majority ---------------------------------------------------------------------------------------------
@@ -123,13 +123,16 @@ class CompositionModel:
         *,
         c: float | None = None,
         seed: int = 0,
+        features: str = COMPOSITION,
     ):
         self.classes = list(classes)
+        self.features = features
+        self._featurise, width = FEATURE_SETS[features]
         self.present = sorted({self.classes.index(lab) for lab in train_labels})
         remap = {c_: i for i, c_ in enumerate(self.present)}
         y = np.array([remap[self.classes.index(lab)] for lab in train_labels])
-        x = composition_features(train_sequences)
-        self.info: dict[str, Any] = {"train_items": len(train_labels), "features": 420}
+        x = self._featurise(train_sequences)
+        self.info: dict[str, Any] = {"train_items": len(train_labels), "features": width}
         if c is None:
             c, cv = _fit_c(x, y, len(self.present), C_GRID, seed)
             self.info["cv_accuracy"] = {f"{k:g}": round(v, 4) for k, v in cv.items()}
@@ -137,7 +140,7 @@ class CompositionModel:
         self.info.update(c=c, converged=self.model.converged)
 
     def predict(self, sequences: Sequence[str]) -> tuple[list[str], np.ndarray]:
-        p_sub = self.model.predict_proba(composition_features(sequences))
+        p_sub = self.model.predict_proba(self._featurise(sequences))
         prob = np.zeros((len(sequences), len(self.classes)))
         prob[:, self.present] = p_sub
         return [self.classes[int(i)] for i in prob.argmax(axis=1)], prob

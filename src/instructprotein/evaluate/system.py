@@ -101,15 +101,17 @@ def usable(stored: Combination | None, kinds: set[str], want: dict[str, Any]) ->
 def train_reader(spec: TaskSpec, train: Sequence[Item] | None, seed: int = 0) -> dict[str, Any] | None:
     """The kind's sequence reader, trained on its held-out ``train`` items (None without them)."""
     from instructprotein.evaluate.baselines import CompositionModel
-    from instructprotein.infer.reader import Reader
+    from instructprotein.infer.reader import READER_FEATURES, Reader
 
     items = [i for i in train or () if i.label in spec.classes]
     if len({i.label for i in items}) < 2:
         return None
-    comp = CompositionModel([i.sequence for i in items], [i.label for i in items], spec.classes, seed=seed)
+    comp = CompositionModel(
+        [i.sequence for i in items], [i.label for i in items], spec.classes, seed=seed, features=READER_FEATURES
+    )
     present = [spec.classes[j] for j in comp.present]
     lr = comp.model
-    return Reader(present, lr.mean, lr.scale, lr.w).to_dict() | {"train": dict(comp.info)}
+    return Reader(present, lr.mean, lr.scale, lr.w, READER_FEATURES).to_dict() | {"train": dict(comp.info)}
 
 
 def with_reads(weights: KindWeights, items: Sequence[Item], evidence: Sequence[Evidence]) -> list[Evidence]:
