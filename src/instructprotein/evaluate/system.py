@@ -107,7 +107,12 @@ def train_reader(spec: TaskSpec, train: Sequence[Item] | None, seed: int = 0) ->
     if len({i.label for i in items}) < 2:
         return None
     comp = CompositionModel(
-        [i.sequence for i in items], [i.label for i in items], spec.classes, seed=seed, features=READER_FEATURES
+        [i.sequence for i in items],
+        [i.label for i in items],
+        spec.classes,
+        seed=seed,
+        features=READER_FEATURES,
+        criterion="log_loss",
     )
     present = [spec.classes[j] for j in comp.present]
     lr = comp.model
