@@ -96,6 +96,19 @@ def test_stored_weights_give_the_system_answer(instructions_dir, tmp_path):
         plots=False,
     )
     assert "system" not in r2["tasks"]["heldout_metal"] and "metal" in r2["combination"]["skipped"]
+    # weights stored before the reader's current features (no such key, or another set) are refit too
+    for older in ({k: v for k, v in want.items() if k != "reader_features"}, {**want, "reader_features": "x-1"}):
+        comb.Combination({"metal": _metal_weights()}, {"fingerprint": older}).save(model)
+        r3 = evaluate(
+            model,
+            ["heldout_metal"],
+            out_dir=tmp_path / "e3",
+            instructions_dir=instructions_dir,
+            retrieval=True,
+            max_identity=0.95,
+            plots=False,
+        )
+        assert "metal" in r3["combination"]["skipped"], older
 
 
 def _weights(kind: str, classes: list[str], threshold: float | None = None) -> comb.KindWeights:

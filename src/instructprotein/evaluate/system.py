@@ -77,8 +77,11 @@ def stored_kinds(spec: TaskSpec) -> set[str]:
 
 
 def fingerprint(model_info: dict[str, Any], instructions_dir: str | Path | None) -> dict[str, Any]:
-    """What a stored combination was fit for: the model's weights and the instruction set's
-    splits (a different model or split means a refit)."""
+    """What a stored combination was fit for: the model's weights, the instruction set's splits
+    and the reader's features (a different model, split or reader means a refit: weights fit
+    beside an older reader would be kept beside it forever)."""
+    from instructprotein.infer.reader import READER_FEATURES
+
     splits = Path(instructions_dir) / "splits" if instructions_dir else None
     digest = None
     if splits is not None and splits.is_dir():
@@ -87,7 +90,11 @@ def fingerprint(model_info: dict[str, Any], instructions_dir: str | Path | None)
             h.update(f.name.encode())
             h.update(str(f.stat().st_size).encode())
         digest = h.hexdigest()
-    return {"model_weights_sha256": (model_info.get("weights") or {}).get("sha256"), "splits": digest}
+    return {
+        "model_weights_sha256": (model_info.get("weights") or {}).get("sha256"),
+        "splits": digest,
+        "reader_features": READER_FEATURES,
+    }
 
 
 def usable(stored: Combination | None, kinds: set[str], want: dict[str, Any]) -> bool:
