@@ -37,19 +37,25 @@ def _metal_weights() -> comb.KindWeights:
     return comb.fit("metal", ["no", "yes"], qs)
 
 
-def test_model_alone_and_too_small_a_validation_split(instructions_dir, tmp_path):
+def _evaluate_metal(model, instructions_dir, out):
+    """heldout_metal with retrieval, as the system answers it."""
     from instructprotein.evaluate.runner import evaluate
 
-    model = shutil.copytree(h.model_path(), tmp_path / "model")
-    r = evaluate(
+    return evaluate(
         model,
         ["heldout_metal"],
-        out_dir=tmp_path / "e",
+        out_dir=out,
         instructions_dir=instructions_dir,
         retrieval=True,
         max_identity=0.95,
         plots=False,
     )
+
+
+def test_model_alone_and_too_small_a_validation_split(instructions_dir, tmp_path):
+
+    model = shutil.copytree(h.model_path(), tmp_path / "model")
+    r = _evaluate_metal(model, instructions_dir, tmp_path / "e")
     task = r["tasks"]["heldout_metal"]
     assert task["model_alone"]["n"] == task["n"] == 3
     assert "system" not in task  # two validation proteins: no fit worth storing
@@ -58,21 +64,12 @@ def test_model_alone_and_too_small_a_validation_split(instructions_dir, tmp_path
 
 
 def test_stored_weights_give_the_system_answer(instructions_dir, tmp_path):
-    from instructprotein.evaluate.runner import evaluate
 
     model = shutil.copytree(h.model_path(), tmp_path / "model")
     sha = hashlib.sha256((model / "model.safetensors").read_bytes()).hexdigest()
     want = sysm.fingerprint({"weights": {"sha256": sha}}, instructions_dir)
     comb.Combination({"metal": _metal_weights()}, {"fingerprint": want}).save(model)
-    r = evaluate(
-        model,
-        ["heldout_metal"],
-        out_dir=tmp_path / "e",
-        instructions_dir=instructions_dir,
-        retrieval=True,
-        max_identity=0.95,
-        plots=False,
-    )
+    r = _evaluate_metal(model, instructions_dir, tmp_path / "e")
     assert r["combination"]["source"].startswith("stored")
     task = r["tasks"]["heldout_metal"]
     system = task["system"]
@@ -86,28 +83,12 @@ def test_stored_weights_give_the_system_answer(instructions_dir, tmp_path):
     comb.Combination({"metal": _metal_weights()}, {"fingerprint": {**want, "model_weights_sha256": "0" * 64}}).save(
         model
     )
-    r2 = evaluate(
-        model,
-        ["heldout_metal"],
-        out_dir=tmp_path / "e2",
-        instructions_dir=instructions_dir,
-        retrieval=True,
-        max_identity=0.95,
-        plots=False,
-    )
+    r2 = _evaluate_metal(model, instructions_dir, tmp_path / "e2")
     assert "system" not in r2["tasks"]["heldout_metal"] and "metal" in r2["combination"]["skipped"]
     # weights stored before the reader's current features (no such key, or another set) are refit too
     for older in ({k: v for k, v in want.items() if k != "reader_features"}, {**want, "reader_features": "x-1"}):
         comb.Combination({"metal": _metal_weights()}, {"fingerprint": older}).save(model)
-        r3 = evaluate(
-            model,
-            ["heldout_metal"],
-            out_dir=tmp_path / "e3",
-            instructions_dir=instructions_dir,
-            retrieval=True,
-            max_identity=0.95,
-            plots=False,
-        )
+        r3 = _evaluate_metal(model, instructions_dir, tmp_path / "e3")
         assert "metal" in r3["combination"]["skipped"], older
 
 

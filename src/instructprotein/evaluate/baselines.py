@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from instructprotein.infer.reader import COMPOSITION, FEATURE_SETS
+from instructprotein.infer.reader import COMPOSITION, FEATURE_SETS, linear_softmax
 from instructprotein.infer.retrieval import Homolog, transfer
 
 # -- majority ---------------------------------------------------------------------------------------------
@@ -83,11 +83,7 @@ class LogisticRegression:
         return self
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        z = np.hstack([(x - self.mean) / self.scale, np.ones((len(x), 1))])
-        logits = z @ self.w
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+        return linear_softmax(x, self.mean, self.scale, self.w)
 
 
 C_GRID = (0.1, 0.01, 0.001)
@@ -106,6 +102,8 @@ def _fit_c(
     """The C of ``grid`` with the best 3-fold cross-validated ``criterion`` on the train data:
     accuracy for a classifier whose argmax is the answer, log loss for one whose probabilities
     are weighed by the combination (an overconfident reader outvotes the homologs)."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion {criterion!r}, expected one of {', '.join(CRITERIA)}")
     rng = np.random.default_rng(seed)
     if len(y) > CV_ROWS:
         pick = np.sort(rng.choice(len(y), CV_ROWS, replace=False))
@@ -142,7 +140,6 @@ class CompositionModel:
         criterion: str = "accuracy",
     ):
         self.classes = list(classes)
-        self.features = features
         self._featurise, width = FEATURE_SETS[features]
         self.present = sorted({self.classes.index(lab) for lab in train_labels})
         remap = {c_: i for i, c_ in enumerate(self.present)}

@@ -103,6 +103,15 @@ def sequence_features(sequences: Sequence[str]) -> np.ndarray:
     return np.hstack([composition_features(sequences), extra])
 
 
+def linear_softmax(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Rows x classes: softmax of the standardised features times ``weights`` (last row: the bias)."""
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    logits = z @ weights
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
 FEATURE_SETS = {COMPOSITION: (composition_features, 420), READER_FEATURES: (sequence_features, 513)}
 
 
@@ -118,12 +127,7 @@ class Reader:
 
     def probabilities(self, sequences: Sequence[str]) -> np.ndarray:
         """Sequences x classes."""
-        x = FEATURE_SETS[self.features][0](sequences)
-        z = np.hstack([(x - self.mean) / self.scale, np.ones((len(x), 1))])
-        logits = z @ self.weights
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+        return linear_softmax(FEATURE_SETS[self.features][0](sequences), self.mean, self.scale, self.weights)
 
     def to_dict(self) -> dict[str, Any]:
         return {
