@@ -94,6 +94,56 @@ def test_save_load_round_trip_and_bad_files(tmp_path):
         comb.load(tmp_path)
 
 
+def _closest_knows(n: int, seed: int, right: float = 0.9):
+    """Questions whose closest homolog is right with ``right`` and whose other homologs and
+    model guess: nothing beyond the best hit to learn, only noise to fit."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        truth = rng.choice(CLASSES)
+        first = truth if rng.random() < right else rng.choice([c for c in CLASSES if c != truth])
+        labelled = [(first, rng.uniform(0.4, 0.9))] + [(rng.choice(CLASSES), rng.uniform(0.3, 0.4)) for _ in range(2)]
+        q = np.array([rng.random() for _ in CLASSES])
+        out.append((q / q.sum(), None, Evidence(labelled), truth))
+    return out
+
+
+def test_selection_keeps_the_best_hit_when_the_combination_only_fits_noise():
+    kw = comb.fit("metal", CLASSES, _closest_knows(400, 6), select=True)
+    sel = kw.fit["selection"]
+    assert kw.recipe == "homology_first" and sel["recipe"] == "homology_first"
+    assert sel["gain"] <= sel["standard_error"] and set(sel["cv_accuracy"]) == set(comb.RECIPES)
+    assert {f for f, w in kw.weights.items() if w} <= set(comb.RECIPES["homology_first"])
+    test = _closest_knows(300, 7)
+    answers = [CLASSES[int(kw.probabilities(m, a, e).argmax())] for m, a, e, _ in test]
+    assert answers == [e.labelled[0][0] for _, _, e, _ in test]  # where a homolog is found: its label
+    conf = [float(kw.probabilities(m, a, e).max()) for m, a, e, _ in test]
+    assert np.corrcoef(conf, [e.labelled[0][1] for _, _, e, _ in test])[0, 1] > 0.9  # closer homolog, surer answer
+
+
+def test_selection_keeps_the_combination_where_it_adds_the_model():
+    """Half the questions have no homolog and the model knows the answer: the simpler recipe
+    can only say the prior there."""
+    kw = comb.fit("location", CLASSES, _questions(600, 2, model_skill=0.8, hit_rate=0.5, vote_skill=0.8), select=True)
+    sel = kw.fit["selection"]
+    assert kw.recipe == "combined" and sel["gain"] > sel["standard_error"]
+    assert sel["cv_accuracy"]["combined"] > sel["cv_accuracy"]["homology_first"] + 0.1
+
+
+def test_a_stored_recipe_is_checked_and_older_files_mean_the_combination(tmp_path):
+    kw = comb.fit("metal", CLASSES, _closest_knows(100, 8), select=True)
+    comb.Combination({"metal": kw}).save(tmp_path)
+    assert comb.load(tmp_path).get("metal").recipe == kw.recipe == "homology_first"
+    body = json.loads((tmp_path / comb.FILE).read_text())
+    del body["kinds"]["metal"]["recipe"]
+    (tmp_path / comb.FILE).write_text(json.dumps(body))
+    assert comb.load(tmp_path).get("metal").recipe == "combined"
+    body["kinds"]["metal"]["recipe"] = "oracle"
+    (tmp_path / comb.FILE).write_text(json.dumps(body))
+    with pytest.raises(InputError, match="unknown recipe 'oracle'"):
+        comb.load(tmp_path)
+
+
 def _membrane_like(rng: random.Random, membrane: bool) -> str:
     """A protein whose composition says where it lives: hydrophobic stretches for membrane."""
     core = "".join(rng.choice("LIVFAMW" if membrane and i % 3 else "DEKRSTNQGP") for i in range(120))

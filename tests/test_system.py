@@ -28,13 +28,13 @@ def instructions_dir(tmp_path):
 
 
 def _metal_weights() -> comb.KindWeights:
-    """A combination of kind metal that trusts the homologs' vote only."""
+    """A combination of kind metal whose one homolog is always right: validation picks the best hit."""
     rng = random.Random(0)
     qs = []
     for _ in range(60):
         truth = rng.choice(["no", "yes"])
         qs.append((np.array([0.5, 0.5]), None, comb.Evidence([(truth, 0.5)]), truth))
-    return comb.fit("metal", ["no", "yes"], qs)
+    return comb.fit("metal", ["no", "yes"], qs, select=True)
 
 
 def _evaluate_metal(model, instructions_dir, out):
@@ -74,9 +74,12 @@ def test_stored_weights_give_the_system_answer(instructions_dir, tmp_path):
     task = r["tasks"]["heldout_metal"]
     system = task["system"]
     assert system["kind"] == "metal" and system["n"] == 3
+    assert system["recipe"] == "homology_first" and system["fit"]["selection"]["recipe"] == "homology_first"
+    report = (tmp_path / "e" / "report.md").read_text()
+    assert "| metal | 60 | homology_first |" in report and "system: best hit, sequence read where none" in report
     rows = [json.loads(x) for x in (tmp_path / "e" / "predictions" / "heldout_metal.jsonl").read_text().splitlines()]
     assert all("system" in row and "model_alone" in row for row in rows)
-    # a vote-only combination answers what the homologs say where they say something
+    # the best hit's recipe answers what the homologs say where they say something
     vote = task["baselines"]["homology_vote"]
     assert system["accuracy"] >= vote["accuracy"] - 1e-9 or vote["coverage"] < 1
     # another model's weights are not used: a refit is tried (and here refused: too few items)
@@ -85,8 +88,12 @@ def test_stored_weights_give_the_system_answer(instructions_dir, tmp_path):
     )
     r2 = _evaluate_metal(model, instructions_dir, tmp_path / "e2")
     assert "system" not in r2["tasks"]["heldout_metal"] and "metal" in r2["combination"]["skipped"]
-    # weights stored before the reader's current features (no such key, or another set) are refit too
-    for older in ({k: v for k, v in want.items() if k != "reader_features"}, {**want, "reader_features": "x-1"}):
+    # weights stored before the reader's current features or the recipes' selection are refit too
+    for older in (
+        {k: v for k, v in want.items() if k != "reader_features"},
+        {**want, "reader_features": "x-1"},
+        {k: v for k, v in want.items() if k != "recipes"},
+    ):
         comb.Combination({"metal": _metal_weights()}, {"fingerprint": older}).save(model)
         r3 = _evaluate_metal(model, instructions_dir, tmp_path / "e3")
         assert "metal" in r3["combination"]["skipped"], older

@@ -369,7 +369,7 @@ def _headline(results: dict[str, Any]) -> Table:
         ci = f" [{lo * 100:.1f}, {hi * 100:.1f}]" if lo is not None else ""
         return f"{r['accuracy'] * 100:.1f}{ci}"
 
-    t = Table(title="headline results (accuracy %, 95 % interval; system = model + homologs, fit on validation)")
+    t = Table(title="headline results (accuracy %, 95 % interval; system = the answer fit on validation)")
     for col in (
         "task",
         "n",

@@ -107,6 +107,7 @@ def _finish(
         r.update(
             {
                 "kind": weights.kind,
+                "recipe": weights.recipe,
                 "weights": weights.weights,
                 "alpha": weights.alpha,
                 "sharpness": weights.sharpness,

@@ -29,6 +29,7 @@ from instructprotein.evaluate.report_rows import (
     pct,
     predictor_entries,
     rank_rows,
+    recipe_rows,
     summary_rows,
     with_ci,
 )
@@ -148,6 +149,30 @@ def render_markdown(results: dict[str, Any], images: dict[str, dict[str, str]] |
         "paper",
     ]
     lines.append(_md_table(header, [[r[k] for k in keys] for r in rows]))
+    recipes = recipe_rows(results)
+    if recipes:
+        lines += [
+            "",
+            (
+                "How the system answers each kind of question: the combination of the model, the vote, the best hit "
+                "and the sequence reader is kept only where its cross-validated accuracy on the validation split "
+                "beats the best hit's label (the reader and the prior where no homolog is found) by more than one "
+                "standard error; otherwise the simpler recipe answers:"
+            ),
+            "",
+            _md_table(
+                [
+                    "kind",
+                    "validation questions",
+                    "recipe",
+                    "CV accuracy, combined",
+                    "CV accuracy, homology first",
+                    "gain ± SE (points)",
+                    "first task",
+                ],
+                recipes,
+            ),
+        ]
     gen_rows = describe_rows(results)
     if gen_rows:
         lines += [

@@ -56,16 +56,46 @@ def paper_cell(task: dict[str, Any]) -> str:
 
 EXTRA_ROWS = {"system": "system: model + homologs (the answer users get)", "model_alone": "model alone, no evidence"}
 """Predictors of a choice task besides the model's two rules, as results.json names them."""
+SYSTEM_ROWS = {
+    "combined": EXTRA_ROWS["system"],
+    "homology_first": "system: best hit, sequence read where none (the answer users get)",
+}
+"""The system's row, by the recipe validation picked (:data:`instructprotein.infer.combine.RECIPES`)."""
 
 
 def predictor_entries(t: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(label, entry) of every predictor of a choice task that is not a baseline: the system's
     answer first, then the model with its evidence under each rule, then the model alone."""
-    out = [(EXTRA_ROWS["system"], t["system"])] if "system" in t else []
+    out = (
+        [(SYSTEM_ROWS.get(t["system"].get("recipe", "combined"), EXTRA_ROWS["system"]), t["system"])]
+        if "system" in t
+        else []
+    )
     out += [(f"model, {RULE_NAMES[rule]}", t["model"][rule]) for rule in RULES]
     if "model_alone" in t:
         out.append((EXTRA_ROWS["model_alone"], t["model_alone"]))
     return out
+
+
+def recipe_rows(results: dict[str, Any]) -> list[list[str]]:
+    """One row per question kind the system answered: the recipe validation picked and why."""
+    seen: dict[str, list[str]] = {}
+    for name, t in results.get("tasks", {}).items():
+        s = t.get("system") or {}
+        sel = (s.get("fit") or {}).get("selection")
+        if not s.get("kind") or s["kind"] in seen:
+            continue
+        cv = (sel or {}).get("cv_accuracy", {})
+        seen[s["kind"]] = [
+            s["kind"],
+            str((s.get("fit") or {}).get("questions", "-")),
+            s.get("recipe", "combined"),
+            pct(cv.get("combined")),
+            pct(cv.get("homology_first")),
+            f"{100 * sel['gain']:+.1f} ± {100 * sel['standard_error']:.1f}" if sel else "not compared",
+            name,
+        ]
+    return list(seen.values())
 
 
 def summary_rows(results: dict[str, Any]) -> list[dict[str, str]]:

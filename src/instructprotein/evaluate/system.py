@@ -77,9 +77,10 @@ def stored_kinds(spec: TaskSpec) -> set[str]:
 
 
 def fingerprint(model_info: dict[str, Any], instructions_dir: str | Path | None) -> dict[str, Any]:
-    """What a stored combination was fit for: the model's weights, the instruction set's splits
-    and the reader's features (a different model, split or reader means a refit: weights fit
-    beside an older reader would be kept beside it forever)."""
+    """What a stored combination was fit for: the model's weights, the instruction set's splits,
+    the reader's features and the recipes compared (a different model, split, reader or set of
+    recipes means a refit: weights fit before would otherwise be kept forever)."""
+    from instructprotein.infer.combine import RECIPES
     from instructprotein.infer.reader import READER_FEATURES
 
     splits = Path(instructions_dir) / "splits" if instructions_dir else None
@@ -94,6 +95,7 @@ def fingerprint(model_info: dict[str, Any], instructions_dir: str | Path | None)
         "model_weights_sha256": (model_info.get("weights") or {}).get("sha256"),
         "splits": digest,
         "reader_features": READER_FEATURES,
+        "recipes": ",".join(RECIPES),
     }
 
 
@@ -152,7 +154,7 @@ def fit_kind(
         probe = KindWeights(spec.combine.kind, spec.classes, {}, 0.0, {}, reader=reader)
         evidence = with_reads(probe, items, evidence)
     questions = [(model[i], None if alone is None else alone[i], evidence[i], labels[i]) for i in range(len(labels))]
-    kw = fit(spec.combine.kind, spec.classes, questions, k=spec.homology.k, reader=reader)
+    kw = fit(spec.combine.kind, spec.classes, questions, k=spec.homology.k, reader=reader, select=True)
     kw.fit["validation"] = spec.test.describe()
     return kw
 

@@ -100,7 +100,7 @@ class Description:
         lines.append(f"Function: {self.function or '(no answer)'}")
         if self.system_location is not None:
             top = ", ".join(f"{k} {v:.2f}" for k, v in self.system_location[:3])
-            lines.append(f"Location: {self.system_location[0][0]} (model + homologs: {top})")
+            lines.append(f"Location: {self.system_location[0][0]} (system: {top})")
             lines.append(f"Location, the model's own words: {self.location or '(no answer)'}")
         else:
             lines.append(f"Location: {self.location or '(no answer)'}")

@@ -116,7 +116,7 @@ def evaluation_table(results: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     head = [
-        "| task | n | system (model + homologs, combination.json) | model, first token (paper's rule) | "
+        "| task | n | system (combination.json, fit on validation) | model, first token (paper's rule) | "
         "model, full option | model alone (no evidence) | "
         + " | ".join(label for _, label in _BASELINES)
         + " | paper (1.3B) |",
