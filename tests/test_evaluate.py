@@ -315,3 +315,23 @@ def test_location_mapper():
     # nuclear lumen -> nucleus; cytosol -> cytoplasm; mitochondrion (part of nothing here); no CC -> None
     assert labels == {"P20007": "nucleus", "P20005": "cytoplasm", "P20002": "mitochondrion", "P20004": None}
     assert m.classes_of_terms(["GO:0005737", "GO:0005739"]) == ["mitochondrion", "cytoplasm"]
+
+
+def test_task_limits_cap_named_tasks_below_the_run_limit():
+    """The main job scores a seeded share of the paper's largest set; the others stay whole."""
+    from instructprotein.evaluate.run_inputs import RunInputs, read_task_data
+    from instructprotein.evaluate.tasks import load_task
+    from instructprotein.progress import Progress
+
+    specs = [load_task("metal_ion_binding"), load_task("deeploc_binary")]
+    src = RunInputs(None, None, None, {}, frozenset(), {}, 0.7)
+    whole = read_task_data(specs, src, limit=None, seed=0, progress=Progress())
+    capped = read_task_data(specs, src, limit=None, seed=0, progress=Progress(), task_limits={"metal_ion_binding": 30})
+    assert len(capped["metal_ion_binding"].items) == 30 < len(whole["metal_ion_binding"].items)
+    assert capped["metal_ion_binding"].info["test"]["sampled"].startswith("30 of ")
+    assert len(capped["deeploc_binary"].items) == len(whole["deeploc_binary"].items)
+    assert "sampled" not in capped["deeploc_binary"].info["test"]
+    both = read_task_data(specs, src, limit=20, seed=0, progress=Progress(), task_limits={"metal_ion_binding": 30})
+    assert len(both["metal_ion_binding"].items) == len(both["deeploc_binary"].items) == 20  # the smaller cap wins
+    again = read_task_data(specs, src, limit=None, seed=0, progress=Progress(), task_limits={"metal_ion_binding": 30})
+    assert [i.id for i in again["metal_ion_binding"].items] == [i.id for i in capped["metal_ion_binding"].items]

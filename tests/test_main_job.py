@@ -126,6 +126,7 @@ def test_every_stage_ran_and_its_artefact_loads(job):
     assert Path(results["model"]["path"]) == (work / "runs" / "finetune" / "model").resolve()
     assert results["retrieval"] is True and results["decontamination"]["applies_to_homology_graph"]
     assert results["homology"]["reused_decontamination_hits"] > 0  # the benchmark sequences were not searched twice
+    assert results["task_limits"] == {"go_mf": 5000} and results["limit"] == 12
     for task in ("deeploc10", "deeploc_binary", "metal_ion_binding", "go_mf", "heldout_location", "heldout_metal"):
         t = results["tasks"][task]
         assert t["n"] > 0 and "majority" in t["baselines"] and 0 <= t["model"]["sum"]["accuracy"] <= 1

@@ -9,7 +9,7 @@ A task is a built-in name (:func:`list_tasks`) or the path of a task file (see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,7 @@ def evaluate_command(
     console: Any = None,
     show_progress: bool = True,
     scope_des: str | Path | None = None,
+    task_limits: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Run :func:`~instructprotein.evaluate.runner.evaluate`, print the summary table and where the
     report went; return the results.
@@ -138,6 +139,7 @@ def evaluate_command(
             names,
             out_dir=out,
             limit=limit,
+            task_limits=task_limits,
             kg=kg,
             decontamination_dir=decontamination_dir,
             instructions_dir=instructions_dir,

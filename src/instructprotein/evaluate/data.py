@@ -321,6 +321,7 @@ def load_task_data(
             raise InputError(f"limit must be positive, got {limit}")
         pick = sorted(random.Random(seed).sample(range(total), limit))
         items = [items[i] for i in pick]
+        test_info["sampled"] = f"{limit:,} of {total:,} (seeded)"
     train = None
     train_info: dict[str, Any] | None = None
     if spec.train is not None:

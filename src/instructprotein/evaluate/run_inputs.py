@@ -8,7 +8,7 @@ surfaces here, before the model is loaded.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,9 +102,16 @@ def open_inputs(
 
 
 def read_task_data(
-    specs: Sequence[TaskSpec], src: RunInputs, *, limit: int | None, seed: int, progress: Progress
+    specs: Sequence[TaskSpec],
+    src: RunInputs,
+    *,
+    limit: int | None,
+    seed: int,
+    progress: Progress,
+    task_limits: Mapping[str, int] | None = None,
 ) -> dict[str, TaskData]:
-    """Every task's items, labels mapped to its classes (all of it before the model)."""
+    """Every task's items, labels mapped to its classes (all of it before the model);
+    ``task_limits`` caps named tasks below ``limit``."""
     heldout, kg_obj = src.heldout, src.kg
     data: dict[str, TaskData] = {}
     with progress.step("read the tasks' data", total=len(specs)) as bar:
@@ -112,6 +119,7 @@ def read_task_data(
             if spec.needs_kg and kg_obj is None:
                 raise InputError(f"task {spec.name} needs a knowledge graph for GO term names (give kg=...)")
             kg_for = heldout.kg if (spec.test.heldout and heldout is not None) else kg_obj
-            data[spec.name] = load_task_data(spec, kg=kg_for, heldout=heldout, limit=limit, seed=seed)
+            caps = [c for c in (limit, (task_limits or {}).get(spec.name)) if c is not None]
+            data[spec.name] = load_task_data(spec, kg=kg_for, heldout=heldout, limit=min(caps, default=None), seed=seed)
             bar.advance()
     return data

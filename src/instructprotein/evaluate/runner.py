@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ def evaluate(
     *,
     out_dir: str | Path,
     limit: int | None = None,
+    task_limits: Mapping[str, int] | None = None,
     kg: str | Path | None = None,
     decontamination_dir: str | Path | None = None,
     instructions_dir: str | Path | None = None,
@@ -80,7 +81,8 @@ def evaluate(
     which proteins were trained on). ``max_identity``: homology hits at or above it are
     dropped (default: the decontamination's threshold, else 0.7). ``retrieval``: put the
     top-3 decontaminated homologs' annotations in the prompt (for models trained that way).
-    ``threads``: torch threads while scoring (on a machine shared with other busy processes,
+    ``task_limits``: a smaller cap for named tasks (the main job's on the paper's 22,256 GO-MF
+    questions). ``threads``: torch threads while scoring (on a machine shared with other busy processes,
     1 avoids OpenMP threads spin-waiting on each other, which made a forward pass 12x slower
     here). Returns the results (as written to ``results.json``).
     """
@@ -95,6 +97,7 @@ def evaluate(
             tasks,
             out_dir=out_dir,
             limit=limit,
+            task_limits=task_limits,
             kg=kg,
             decontamination_dir=decontamination_dir,
             instructions_dir=instructions_dir,
@@ -119,6 +122,7 @@ def _evaluate(
     *,
     out_dir: str | Path,
     limit: int | None,
+    task_limits: Mapping[str, int] | None,
     kg: str | Path | None,
     decontamination_dir: str | Path | None,
     instructions_dir: str | Path | None,
@@ -147,7 +151,7 @@ def _evaluate(
         instructions_dir=instructions_dir,
         max_identity=max_identity,
     )
-    data = read_task_data(specs, src, limit=limit, seed=seed, progress=progress)
+    data = read_task_data(specs, src, limit=limit, seed=seed, progress=progress, task_limits=task_limits)
     twins = validation_twins(specs, retrieval)
 
     # -- the model, and which of the system's weights are reused and which are fit now ------------------------
@@ -218,6 +222,7 @@ def _evaluate(
         "model": minfo,
         "seed": seed,
         "limit": limit,
+        "task_limits": dict(task_limits) if task_limits else None,
         "retrieval": retrieval,
         "versions": versions(),
         "knowledge_graph": {"path": str(kg_obj.path), "content_hash": kg_obj.meta.get("content_hash")}

@@ -69,7 +69,7 @@ FEATURES = (
     "prior_nohit",
 )
 RECIPES = {
-    "combined": FEATURES[:9],
+    "combined": tuple(f for f in FEATURES if f not in ("best_label", "prior_nohit")),
     "homology_first": ("best", "best_label", "reader_nohit", "prior_nohit"),
 }
 """Each recipe's inputs. ``homology_first``'s two best-hit weights are kept non-negative, so
